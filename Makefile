@@ -1,0 +1,48 @@
+# `make run`: set up, make sure a model exists (the demo model if none), open the app.
+# `make test`: set up and run the whole test suite (what .ci/run calls).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# MLX's Linux CPU wheel bundles a reference BLAS that is ~30x slower than
+# OpenBLAS; preload Debian's OpenBLAS (see ENVIRONMENT.md). Macs use Metal.
+ifeq ($(shell uname -s),Linux)
+export LD_PRELOAD = $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3))
+endif
+
+.PHONY: run test setup setup-dev blas clean
+
+run: setup blas
+	@$(BIN)/lora-tui models list --json | $(BIN)/python -c 'import json,sys; sys.exit(0 if json.load(sys.stdin) else 1)' \
+		|| $(BIN)/lora-tui models demo
+	$(BIN)/lora-tui
+
+test: setup-dev blas
+	$(BIN)/python -m pytest
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+blas:
+ifeq ($(shell uname -s),Linux)
+	@ls /usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3 >/dev/null 2>&1 || { \
+		echo "Installing OpenBLAS: MLX's CPU backend is ~30x slower without it"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas0-pthread; }
+endif
+
+clean:
+	rm -rf $(VENV) tests/.cache .pytest_cache

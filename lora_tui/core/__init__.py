@@ -1,0 +1,1 @@
+"""The engine. Nothing here imports Textual (tests/test_layout.py enforces it)."""

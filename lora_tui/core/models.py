@@ -1,0 +1,216 @@
+"""The model store: find local MLX models, describe them, resolve and load them.
+
+Finding and describing models reads only config.json and safetensors headers,
+so listing is instant and imports no MLX; loading goes through mlx-lm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lora_tui.core.errors import UserError
+from lora_tui.core.files import folder_size
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: Path
+    source: str  # "lora-tui", "hf-cache", "lm-studio" or "folder"
+    architecture: str
+    parameters: int
+    quantization: dict | None  # {"bits": 4, "group_size": 32} or None
+    size_bytes: int
+    has_chat_template: bool
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+    @property
+    def quantization_label(self) -> str:
+        if not self.quantization:
+            return "none"
+        return f"{self.quantization['bits']}-bit (group {self.quantization['group_size']})"
+
+
+@dataclass(frozen=True)
+class ModelRoot:
+    folder: Path
+    source: str
+    depth: int  # how many folder levels below `folder` the model folders sit
+
+
+def hf_hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
+    return hf_home / "hub"
+
+
+def model_roots(models_dir: Path, extra_dirs: list[Path]) -> list[ModelRoot]:
+    home = Path.home()
+    roots = [ModelRoot(models_dir, "lora-tui", 1)]
+    roots += [ModelRoot(folder, "lm-studio", 2) for folder in (home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models")]
+    roots += [ModelRoot(folder, "folder", 1) for folder in extra_dirs]
+    return roots
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+
+
+def discover_models(models_dir: Path, extra_dirs: list[Path] = ()) -> list[ModelInfo]:
+    """Every MLX-format model in lora-tui's store, the HF hub cache, LM Studio
+    and the extra folders, in that order; unreadable folders are skipped."""
+    found: list[ModelInfo] = []
+    seen: set[Path] = set()
+    for folder, name, source in _candidate_folders(models_dir, list(extra_dirs)):
+        resolved = folder.resolve()
+        if resolved in seen or not is_model_dir(folder):
+            continue
+        seen.add(resolved)
+        try:
+            found.append(describe_model(folder, name, source))
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
+def _candidate_folders(models_dir: Path, extra_dirs: list[Path]):
+    for root in model_roots(models_dir, extra_dirs):
+        if not root.folder.is_dir():
+            continue
+        pattern = "/".join(["*"] * root.depth)
+        for folder in sorted(root.folder.glob(pattern)):
+            yield folder, folder.relative_to(root.folder).as_posix(), root.source
+    hub = hf_hub_cache()
+    if hub.is_dir():
+        for repo in sorted(hub.glob("models--*")):
+            snapshots = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime, reverse=True)
+            if snapshots:
+                yield snapshots[0], repo.name.removeprefix("models--").replace("--", "/"), "hf-cache"
+
+
+def describe_model(path: Path, name: str | None = None, source: str = "folder") -> ModelInfo:
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    quantization = config.get("quantization") or config.get("quantization_config")
+    if quantization and "bits" in quantization:
+        quantization = {"bits": quantization["bits"], "group_size": quantization.get("group_size", 64)}
+    else:
+        quantization = None
+    return ModelInfo(
+        name=name or path.name,
+        path=path,
+        source=source,
+        architecture=config.get("model_type", "unknown"),
+        parameters=count_parameters(path, quantization),
+        quantization=quantization,
+        size_bytes=folder_size(path),
+        has_chat_template=has_chat_template(path),
+    )
+
+
+def has_chat_template(path: Path) -> bool:
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    config_file = path / "tokenizer_config.json"
+    if not config_file.is_file():
+        return False
+    return bool(json.loads(config_file.read_text(encoding="utf-8")).get("chat_template"))
+
+
+def safetensors_header(path: Path) -> dict:
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        return json.loads(handle.read(length))
+
+
+def count_parameters(path: Path, quantization: dict | None) -> int:
+    """Parameters of the full-precision model, counted from safetensors headers.
+
+    A quantized weight packs 32/bits values into each uint32; its scales and
+    biases are quantization overhead, not parameters.
+    """
+    tensors: dict[str, dict] = {}
+    for shard in path.glob("*.safetensors"):
+        tensors.update({k: v for k, v in safetensors_header(shard).items() if k != "__metadata__"})
+    total = 0
+    for key, info in tensors.items():
+        count = 1
+        for dim in info["shape"]:
+            count *= dim
+        base = key.rsplit(".", 1)[0]
+        if key.endswith((".scales", ".biases")) and f"{base}.weight" in tensors and f"{base}.scales" in tensors:
+            continue
+        if info["dtype"] == "U32" and f"{base}.scales" in tensors:
+            group_size = (quantization or {}).get("group_size", 64)
+            inputs = tensors[f"{base}.scales"]["shape"][-1] * group_size
+            count = count // info["shape"][-1] * inputs
+        total += count
+    return total
+
+
+def find_model(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> ModelInfo | None:
+    for model in discover_models(models_dir, extra_dirs):
+        if model.name == spec:
+            return model
+    return None
+
+
+def resolve_model_path(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
+    """A model name from `models list`, a model folder, or a hub id -> a local folder.
+
+    A hub id is downloaded through huggingface_hub (as mlx-lm does) when it is
+    not already cached; with no connection that is one clear UserError.
+    """
+    model = find_model(spec, models_dir, extra_dirs)
+    if model is not None:
+        return model.path
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir() or not is_model_dir(path):
+            raise UserError(f"{path}: not a model folder (it needs config.json and *.safetensors weights).")
+        return path
+    if HUB_ID.match(spec):
+        return download_from_hub(spec)
+    raise UserError(f"No model named {spec!r}: not in `lora-tui models list`, not a folder, not a hub id.")
+
+
+def download_from_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=DEFAULT_ALLOW_PATTERNS))
+    except HfHubHTTPError as exc:
+        raise UserError(f"Cannot download {repo_id!r} from the Hugging Face hub: {_first_line(exc)}.") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"Cannot download {repo_id!r}: the Hugging Face hub is not reachable and it is not cached "
+            f"({_first_line(exc)})."
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].rstrip(".") if text else type(exc).__name__
+
+
+def load_model(path: Path):
+    """Load (model, tokenizer) through mlx-lm; a broken folder is a UserError."""
+    from mlx_lm import load
+
+    try:
+        return load(str(path))
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot load this model ({_first_line(exc)}).") from None

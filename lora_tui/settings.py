@@ -1,0 +1,86 @@
+"""User settings, kept as TOML in the config dir."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from lora_tui.core.errors import UserError
+from lora_tui.core.files import atomic_write_text
+from lora_tui.locations import Locations
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class Settings:
+    model_dirs: list[str] = field(default_factory=list)
+    """Extra folders searched for MLX models, besides lora-tui's own models dir,
+    the Hugging Face hub cache and LM Studio's models folder."""
+
+    theme: str = "lora-dark"
+    """Name of the theme the app opens with."""
+
+    spacy_pipeline: str = "en_core_web_sm"
+    """spaCy pipeline used to find names, organizations and places in PII redaction."""
+
+    datasets_root: str = "~"
+    """Folder the Datasets screen's file browser starts in."""
+
+    @classmethod
+    def load(cls, locations: Locations) -> Settings:
+        path = locations.settings_file
+        if not path.exists():
+            return cls()
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not valid TOML ({exc}).") from None
+        return cls.from_dict(raw, source=path)
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: Path | str = "settings") -> Settings:
+        defaults = cls()
+        known = {f.name for f in fields(cls)}
+        for key, value in raw.items():
+            if key not in known:
+                raise UserError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(known))}).")
+            expected = type(getattr(defaults, key))
+            if not isinstance(value, expected) or (
+                expected is list and not all(isinstance(item, str) for item in value)
+            ):
+                raise UserError(f"{source}: setting {key!r} must be a {_type_word(expected)}.")
+        return cls(**raw)
+
+    def save(self, locations: Locations) -> None:
+        locations.config_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(locations.settings_file, to_toml(asdict(self)))
+
+    def extra_model_dirs(self) -> list[Path]:
+        return [Path(folder).expanduser() for folder in self.model_dirs]
+
+
+def _type_word(kind: type) -> str:
+    return {str: "string", list: "list of strings", int: "whole number", float: "number", bool: "true or false"}[kind]
+
+
+def to_toml(values: dict) -> str:
+    """TOML for a flat table of strings, numbers, booleans and lists of those."""
+    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items() if value is not None)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,65 @@
+"""The command-line contract: exit codes, --json, one clear message on errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_tui.cli import main
+from tinymodels import write_gguf
+
+
+def test_models_list_json_is_one_document(isolated_home, tiny_model_dir, capsys):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    assert main(["models", "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listing] == ["tiny"]
+    assert set(listing[0]) == {"name", "path", "source", "architecture", "parameters", "quantization", "size_bytes", "has_chat_template"}
+
+
+def test_models_list_table(isolated_home, tiny_model_dir, capsys):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["NAME", "ARCH", "PARAMS", "QUANTIZATION", "SIZE", "CHAT", "SOURCE"]
+    assert "tiny" in out and "llama" in out
+
+
+def test_import_gguf_prints_folder_last(isolated_home, tiny_model_dir, tmp_path, capsys):
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "tiny.gguf", "Q8_0")
+    assert main(["models", "import-gguf", str(gguf_file), "--name", "imported"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(isolated_home.models_dir / "imported")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["models", "import-gguf", "/no/such/file.gguf"],
+        ["models", "import-gguf", "{gguf}", "--name", "../up"],
+    ],
+)
+def test_user_errors_exit_1_with_one_line(argv, tiny_model_dir, tmp_path, isolated_home, capsys):
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "t.gguf", "Q4_0")
+    assert main([arg.format(gguf=gguf_file) for arg in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lora-tui: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "frobnicate"])
+    assert exit_info.value.code == 2
+
+
+def test_console_script_and_module_entry_point(tmp_path):
+    env = {**os.environ, "LORA_TUI_HOME": str(tmp_path)}
+    console_script = Path(sys.executable).parent / "lora-tui"
+    for command in ([str(console_script)], [sys.executable, "-m", "lora_tui"]):
+        result = subprocess.run([*command, "models", "import-gguf", str(tmp_path / "missing.gguf")], capture_output=True, text=True, env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"lora-tui: {tmp_path / 'missing.gguf'}: no such file."
