@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,9 +101,78 @@ def _add_models_commands(commands) -> None:
     gguf.set_defaults(handler=models_import_gguf)
 
 
+# data --------------------------------------------------------------------------
+
+
+def data_check(args, context: Context) -> int:
+    from lora_tui.core.check import check_dataset
+
+    counter = None
+    if args.model:
+        from lora_tui.core.models import resolve_model_path
+        from lora_tui.core.tokens import load_token_counter
+
+        counter = load_token_counter(resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs()))
+    report = check_dataset(args.file, counter, args.max_seq_length)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        _print_report(report)
+    return 0 if report.ok else 1
+
+
+def _print_report(report) -> None:
+    from lora_tui.core.units import human_count
+
+    print(f"{report.path}: {report.format or 'unknown format'}, {report.valid_records} valid of {report.records} records")
+    for error in report.errors:
+        where = f"{error.file}, " if error.file else ""
+        print(f"  error   {where}line {error.line}: {error.message}")
+    if report.error_count > len(report.errors):
+        print(f"  ... and {report.error_count - len(report.errors)} more errors")
+    for warning in report.warnings:
+        print(f"  warning line {warning.line} [{warning.kind}]: {warning.message}")
+    if report.tokens is not None:
+        t = report.tokens.to_json()
+        print(f"tokens ({t['tokenizer']}): total {human_count(t['total'])}, min {t['min']}, median {t['median']:.0f}, "
+              f"p75 {t['p75']:.0f}, p95 {t['p95']:.0f}, max {t['max']}, mean {t['mean']:.1f}")
+        print(f"  {t['over_limit']} records over the max sequence length of {t['max_seq_length']}")
+        rows = report.tokens.histogram()
+        peak = max((count for _, _, count in rows), default=0) or 1
+        for low, high, count in rows:
+            print(f"  {low:>7}-{high:<7} {'#' * round(30 * count / peak):<30} {count}")
+
+
+def data_split(args, context: Context) -> int:
+    from lora_tui.core.split import split_dataset
+
+    counts = split_dataset(args.file, args.out, args.valid_fraction, args.test_fraction, args.seed)
+    for name, count in counts.items():
+        print(f"{args.out}/{name}.jsonl: {count} records")
+    return 0
+
+
+def _add_data_commands(commands) -> None:
+    data = commands.add_parser("data", help="check and prepare datasets")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    check = sub.add_parser("check", help="validate every line, lint, and count tokens")
+    check.add_argument("file", help="a .jsonl or .txt file, or a folder with train.jsonl")
+    check.add_argument("--model", help="count tokens with this model's tokenizer and chat template")
+    check.add_argument("--max-seq-length", type=int, default=2048, metavar="N")
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.set_defaults(handler=data_check)
+    split = sub.add_parser("split", help="write train/valid(/test).jsonl")
+    split.add_argument("file")
+    split.add_argument("--out", required=True, metavar="DIR")
+    split.add_argument("--valid-fraction", type=float, default=0.1, metavar="F")
+    split.add_argument("--test-fraction", type=float, default=0.0, metavar="F")
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(handler=data_split)
+
+
 # entry point -------------------------------------------------------------------
 
-COMMAND_GROUPS: list[Callable] = [_add_models_commands]
+COMMAND_GROUPS: list[Callable] = [_add_models_commands, _add_data_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +195,7 @@ def run_tui(context: Context) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" notices
     args = build_parser().parse_args(argv)
     context = Context(Locations.from_environment())
     try:

@@ -1,0 +1,85 @@
+"""`data check`: validation, lint and token budget of a dataset in one pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lora_tui.core.datasets import Problem, ReadState, dataset_files, iter_records
+from lora_tui.core.lint import Linter, Warning
+from lora_tui.core.tokens import TokenCounter, TokenStats, token_stats
+
+DEFAULT_MAX_SEQ_LENGTH = 2048
+
+
+@dataclass
+class DatasetReport:
+    path: Path
+    format: str | None
+    records: int
+    valid_records: int
+    errors: list[Problem]
+    error_count: int
+    warnings: list[Warning]
+    tokens: TokenStats | None = None
+    splits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def to_json(self) -> dict:
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "records": self.records,
+            "valid_records": self.valid_records,
+            "errors": [e.to_json() for e in self.errors],
+            "warnings": [w.to_json() for w in self.warnings],
+            "tokens": self.tokens.to_json() if self.tokens else None,
+        }
+
+
+def check_dataset(path: Path, counter: TokenCounter | None = None,
+                  max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH) -> DatasetReport:
+    path = Path(path)
+    files = dataset_files(path)
+    errors: list[Problem] = []
+    error_count = 0
+    formats: list[str] = []
+    valid = 0
+    bad_lines = 0
+    counts: list[int] = []
+    splits: dict[str, int] = {}
+    linter = Linter()
+    for split, file in files.items():
+        state = ReadState(file)
+        for record in iter_records(file, state):
+            valid += 1
+            linter.add(record)
+            if counter is not None:
+                counts.append(counter.count(record))
+        label = file.name if path.is_dir() else None
+        errors += [Problem(p.line, p.message, label) for p in state.problems]
+        error_count += state.problem_count
+        bad_lines += state.problem_count
+        splits[split] = state.records
+        if state.format:
+            formats.append(state.format)
+    if len(set(formats)) > 1:
+        errors.append(Problem(0, f"the files mix formats: {', '.join(sorted(set(formats)))}"))
+        error_count += 1
+    if valid == 0 and error_count == 0:
+        errors.append(Problem(0, "no records: every line is blank"))
+        error_count += 1
+    return DatasetReport(
+        path=path,
+        format=formats[0] if formats else None,
+        records=valid + bad_lines,
+        valid_records=valid,
+        errors=errors,
+        error_count=error_count,
+        warnings=linter.finish(),
+        tokens=token_stats(counter, counts, max_seq_length) if counter is not None else None,
+        splits=splits,
+    )

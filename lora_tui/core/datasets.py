@@ -1,0 +1,271 @@
+"""Datasets: read every common format line by line, validate, normalise.
+
+Formats, detected per file from its first readable record:
+- chat:        {"messages": [{"role": ..., "content": ...}, ...]}
+- messages:    [{"role": ..., "content": ...}, ...]   (Apple's adapter toolkit)
+- text:        {"text": ...}
+- completion:  {"prompt": ..., "completion": ...}
+- instruction: {"instruction": ..., "input"?: ..., "output": ...}
+- plain text:  a .txt file, one example per line
+A folder holding train.jsonl (and valid.jsonl, test.jsonl) is mlx-lm's layout.
+
+Every record becomes a `Record`: either a conversation (whose last assistant
+turn is the response, everything before it the prompt) or a plain text.
+Files are streamed: nothing reads a whole file into memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lora_tui.core.errors import UserError
+
+ROLES = ("system", "user", "assistant", "tool")
+SPLITS = ("train", "valid", "test")
+MAX_REPORTED_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int  # 1-based line in its file
+    messages: tuple[dict, ...] = ()
+    text: str | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        return self.text is None
+
+    @property
+    def response(self) -> str:
+        """The last assistant turn (empty for plain text)."""
+        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+
+    @property
+    def prompt_messages(self) -> tuple[dict, ...]:
+        """The conversation up to (not including) the last assistant turn."""
+        last = max(i for i, m in enumerate(self.messages) if m["role"] == "assistant")
+        return self.messages[:last]
+
+    def plain_text(self) -> str:
+        """All the record's words, for lint and PII scanning."""
+        return self.text if self.text is not None else "\n".join(m["content"] for m in self.messages)
+
+    def to_json(self) -> dict:
+        return {"text": self.text} if self.text is not None else {"messages": list(self.messages)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+    file: str | None = None
+
+    def to_json(self) -> dict:
+        data = {"line": self.line, "message": self.message}
+        if self.file:
+            data["file"] = self.file
+        return data
+
+
+class LineError(Exception):
+    """One line of a dataset is wrong; caught and reported with its line number."""
+
+
+# Parsing one record ------------------------------------------------------------
+
+
+def _string_field(obj: dict, key: str, required: bool = True) -> str:
+    if key not in obj:
+        if required:
+            raise LineError(f"missing field {key!r}")
+        return ""
+    value = obj[key]
+    if not isinstance(value, str):
+        raise LineError(f"field {key!r} must be a string, not {_json_type(value)}")
+    if required and not value.strip():
+        raise LineError(f"field {key!r} is empty")
+    return value
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _messages(raw) -> tuple[dict, ...]:
+    if not isinstance(raw, list):
+        raise LineError(f"'messages' must be an array, not {_json_type(raw)}")
+    if not raw:
+        raise LineError("the conversation has no messages")
+    messages = []
+    for index, message in enumerate(raw, start=1):
+        if not isinstance(message, dict):
+            raise LineError(f"message {index} must be an object, not {_json_type(message)}")
+        role = message.get("role")
+        if role not in ROLES:
+            shown = "missing" if role is None else repr(role)
+            raise LineError(f"message {index} has role {shown}; roles are {', '.join(ROLES)}")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise LineError(f"message {index} ({role}) needs 'content' as a string")
+        if not content.strip() and role != "tool":
+            raise LineError(f"message {index} ({role}) has empty content")
+        messages.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in messages):
+        raise LineError("the conversation has no assistant turn")
+    return tuple(messages)
+
+
+def detect_format(value) -> str:
+    if isinstance(value, list):
+        return "messages"
+    if not isinstance(value, dict):
+        raise LineError(f"expected a JSON object or array, not {_json_type(value)}")
+    if "messages" in value:
+        return "chat"
+    if "prompt" in value or "completion" in value:
+        return "completion"
+    if "instruction" in value or "output" in value:
+        return "instruction"
+    if "text" in value:
+        return "text"
+    keys = ", ".join(sorted(value)) or "none"
+    raise LineError(
+        f"unknown format (keys: {keys}); expected messages, text, prompt/completion or instruction/output"
+    )
+
+
+def to_record(line: int, value, kind: str) -> Record:
+    if kind == "messages":
+        return Record(line, messages=_messages(value))
+    if kind == "chat":
+        return Record(line, messages=_messages(value["messages"]))
+    if kind == "text":
+        return Record(line, text=_string_field(value, "text"))
+    if kind == "completion":
+        prompt, completion = _string_field(value, "prompt"), _string_field(value, "completion")
+        return Record(line, messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": completion}))
+    if kind == "instruction":
+        instruction, output = _string_field(value, "instruction"), _string_field(value, "output")
+        extra = _string_field(value, "input", required=False)
+        prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        return Record(line, messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": output}))
+    raise AssertionError(kind)
+
+
+# Reading files -------------------------------------------------------------------
+
+
+@dataclass
+class ReadState:
+    """What a pass over one file has seen so far."""
+
+    path: Path
+    format: str | None = None
+    records: int = 0
+    lines: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+
+    def problem(self, line: int, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_REPORTED_ERRORS:
+            self.problems.append(Problem(line, message))
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            yield number, raw.rstrip(b"\r\n")
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"invalid UTF-8 at byte {exc.start + 1}") from None
+
+
+def iter_records(path: Path, state: ReadState | None = None) -> Iterator[Record]:
+    """Yield each valid record of one file; problems go to `state`."""
+    path = Path(path)
+    state = state or ReadState(path)
+    plain_text = path.suffix.lower() == ".txt"
+    if plain_text:
+        state.format = "plain-text"
+    for number, raw in read_lines(path):
+        state.lines = number
+        if not raw.strip():
+            continue
+        try:
+            text = _decode(raw)
+            if plain_text:
+                record = Record(number, text=text)
+            else:
+                record = _parse_json_line(number, text, state)
+        except LineError as exc:
+            state.problem(number, str(exc))
+            continue
+        state.records += 1
+        yield record
+
+
+def _parse_json_line(number: int, text: str, state: ReadState) -> Record:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    kind = detect_format(value)
+    if state.format is None:
+        state.format = kind
+    elif kind != state.format:
+        raise LineError(f"mixed formats: this line is {kind}, the file is {state.format}")
+    return to_record(number, value, kind)
+
+
+# Whole datasets ------------------------------------------------------------------
+
+
+def dataset_files(path: Path) -> dict[str, Path]:
+    """The files of a dataset: one file (as 'train'), or a folder's train/valid/test.jsonl."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder.")
+    if path.is_dir():
+        files = {split: path / f"{split}.jsonl" for split in SPLITS if (path / f"{split}.jsonl").is_file()}
+        if "train" not in files:
+            raise UserError(f"{path}: the folder has no train.jsonl (expected train.jsonl, valid.jsonl, test.jsonl).")
+        return files
+    check_readable(path)
+    return {"train": path}
+
+
+def check_readable(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty.")
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if b"\x00" in head:
+        raise UserError(f"{path}: this is a binary file, not JSONL or text.")
+    if path.suffix.lower() != ".txt":
+        first = next((line for line in head.lstrip(b"\xef\xbb\xbf").splitlines() if line.strip()), b"")
+        if first and first.lstrip()[:1] not in (b"{", b"["):
+            raise UserError(
+                f"{path}: line 1 is not JSON; lora-tui reads JSONL (one JSON object per line) or .txt files."
+            )
+
+
+def load_records(path: Path) -> list[Record]:
+    """All records of a valid file; the first problem is a UserError naming its line."""
+    state = ReadState(Path(path))
+    records = list(iter_records(path, state))
+    if state.problems:
+        first = state.problems[0]
+        raise UserError(f"{path}, line {first.line}: {first.message}.")
+    return records

@@ -1,0 +1,71 @@
+"""Split one dataset file into train/valid/test.jsonl, reproducibly.
+
+Records that are duplicates (exact, or equal after folding case, punctuation
+and spacing) are kept together, so no duplicate straddles two sets.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from lora_tui.core.datasets import ReadState, read_lines, dataset_files, iter_records
+from lora_tui.core.errors import UserError
+from lora_tui.core.files import atomic_write_text
+from lora_tui.core.lint import normalised
+
+
+def split_dataset(path: Path, out_dir: Path, valid_fraction: float = 0.1, test_fraction: float = 0.0,
+                  seed: int = 0) -> dict[str, int]:
+    """Write out_dir/train.jsonl, valid.jsonl (and test.jsonl); return record counts."""
+    path, out_dir = Path(path), Path(out_dir)
+    if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise UserError("--valid-fraction and --test-fraction must each be in [0, 1) and add up to less than 1.")
+    if path.is_dir():
+        raise UserError(f"{path}: split takes one file, not a folder.")
+    dataset_files(path)
+    names = ["train", "valid"] + (["test"] if test_fraction > 0 else [])
+    targets = {name: out_dir / f"{name}.jsonl" for name in names}
+    taken = [str(t) for t in targets.values() if t.exists()]
+    if taken:
+        raise UserError(f"Will not overwrite {', '.join(taken)}; choose an empty --out folder.")
+
+    lines = _valid_lines(path)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for text, normal_form in lines:
+        groups[normal_form].append(text)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    total = len(lines)
+    wanted = {"test": round(total * test_fraction), "valid": round(total * valid_fraction)}
+    if valid_fraction > 0 and total >= 2:
+        wanted["valid"] = max(wanted["valid"], 1)
+    chosen: dict[str, list[str]] = {name: [] for name in names}
+    for key in order:
+        bucket = next((n for n in ("test", "valid") if n in chosen and len(chosen[n]) < wanted[n]), "train")
+        chosen[bucket] += groups[key]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, target in targets.items():
+        atomic_write_text(target, "".join(line + "\n" for line in chosen[name]))
+    return {name: len(chosen[name]) for name in names}
+
+
+def _valid_lines(path: Path) -> list[tuple[str, str]]:
+    """(JSONL line to write, duplicate key) for every record; any error refuses."""
+    state = ReadState(path)
+    records = {record.line: record for record in iter_records(path, state)}
+    if state.problems:
+        first = state.problems[0]
+        raise UserError(f"{path}, line {first.line}: {first.message}. Fix it (see `lora-tui data check`) before splitting.")
+    if not records:
+        raise UserError(f"{path}: no records to split.")
+    plain = state.format == "plain-text"
+    result = []
+    for number, raw in read_lines(path):
+        if number in records:
+            record = records[number]
+            line = json.dumps({"text": record.text}, ensure_ascii=False) if plain else raw.decode("utf-8")
+            result.append((line, normalised(record.plain_text())))
+    return result

@@ -1,0 +1,175 @@
+"""Token budgets with the model's real tokenizer, counted fast with tiktoken.
+
+A tiktoken Encoding is built from the model's byte-level BPE: ranks are the
+256 byte tokens, then one per merge in merge order; the pre-tokenizer regex is
+the model's own. Before it is trusted, it must give the same token counts as
+the model's tokenizer on a probe of varied text (code, emoji, CJK, runs of
+whitespace, digits, special tokens); otherwise, and for tokenizers that are not
+byte-level BPE, counting falls back to the model's tokenizer itself.
+
+Records are counted as training will see them: conversations through the
+model's chat template, plain text with BOS (if the model adds one) and EOS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lora_tui.core.datasets import Record
+
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# GPT-2's pattern after splitting digits one by one (SmolLM, StarCoder): a digit
+# stands alone, and whitespace before a digit ends its piece.
+SINGLE_DIGIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?=\p{N})|\s+(?!\S)|\s+"""
+
+PROBE_TEXTS = [
+    "Hello, world! The quick brown fox jumps over the lazy dog.",
+    "def train(model, steps=1000):\n    for step in range(steps):\n\t\treturn loss  # done\n",
+    "Prices: $1,234.56 or 3.14159e-10; call 555-0100 at 10:30, year 2024 (x2).",
+    "日本語のテキスト、中文文本，한국어 텍스트.",
+    "Emoji 🙂🚀👩‍💻 and accents: café, naïve, Ångström, Straße.",
+    "   leading spaces,   runs   of    spaces,\n\n\nblank lines\r\nand CRLF   \n  ",
+    "  123 4567  89\t0 a1b2c3 ' s 'll don't I'M",
+    "<|im_start|>user\nhi<|im_end|>\n<|endoftext|><s></s>",
+    "https://example.com/path?q=1&r=2 user@example.org #hashtag @mention",
+    "Ünïcödé ̈combining marks and zero\u200bwidth and tabs\tand\u00a0nbsp.",
+]
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    tokenizer: str
+    exact: bool
+    counts: np.ndarray
+    max_seq_length: int
+
+    def to_json(self) -> dict:
+        counts = self.counts
+        if counts.size == 0:
+            return {"tokenizer": self.tokenizer, "exact": self.exact, "min": 0, "median": 0, "p75": 0, "p95": 0,
+                    "max": 0, "mean": 0.0, "total": 0, "max_seq_length": self.max_seq_length, "over_limit": 0}
+        return {
+            "tokenizer": self.tokenizer,
+            "exact": self.exact,
+            "min": int(counts.min()),
+            "median": float(np.median(counts)),
+            "p75": float(np.percentile(counts, 75)),
+            "p95": float(np.percentile(counts, 95)),
+            "max": int(counts.max()),
+            "mean": round(float(counts.mean()), 2),
+            "total": int(counts.sum()),
+            "max_seq_length": self.max_seq_length,
+            "over_limit": int((counts > self.max_seq_length).sum()),
+        }
+
+    def histogram(self, bins: int = 10) -> list[tuple[int, int, int]]:
+        """(low, high, count) rows."""
+        if self.counts.size == 0:
+            return []
+        counts, edges = np.histogram(self.counts, bins=bins)
+        return [(int(edges[i]), int(edges[i + 1]), int(counts[i])) for i in range(len(counts))]
+
+
+class TokenCounter:
+    """Counts a record's tokens the way training will tokenize it."""
+
+    def __init__(self, hf_tokenizer, encoding=None) -> None:
+        self.hf = hf_tokenizer
+        self.encoding = encoding
+        self.name = "tiktoken" if encoding is not None else "model tokenizer"
+        self.bos_added = len(hf_tokenizer("", add_special_tokens=True)["input_ids"])
+        self.eos_id = hf_tokenizer.eos_token_id
+
+    def count_text(self, text: str) -> int:
+        """Tokens of `text` with special tokens recognised, nothing added."""
+        if self.encoding is not None:
+            return len(self.encoding.encode(text, allowed_special="all"))
+        return len(self.hf.encode(text, add_special_tokens=False))
+
+    def render(self, record: Record) -> str:
+        if record.text is not None:
+            return record.text
+        return self.hf.apply_chat_template(list(record.messages), tokenize=False)
+
+    def count(self, record: Record) -> int:
+        if record.text is not None:
+            return self.bos_added + self.count_text(record.text) + (1 if self.eos_id is not None else 0)
+        return self.count_text(self.render(record))
+
+
+def load_token_counter(model_path: Path) -> TokenCounter:
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(str(model_path))
+    encoding = tiktoken_encoding(Path(model_path) / "tokenizer.json", hf)
+    return TokenCounter(hf, encoding)
+
+
+def _bytes_decoder() -> dict[str, int]:
+    """GPT-2's printable stand-ins for bytes, reversed."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {chr(code): byte for byte, code in zip(printable, codes)}
+
+
+def _pattern(pre_tokenizer: dict | None) -> str | None:
+    """The model's pre-tokenizer as one regex, for the shapes that have one."""
+    if pre_tokenizer is None:
+        return None
+    steps = pre_tokenizer["pretokenizers"] if pre_tokenizer["type"] == "Sequence" else [pre_tokenizer]
+    kinds = [step["type"] for step in steps]
+    if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
+        return GPT2_PATTERN
+    if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
+        return steps[0]["pattern"].get("Regex")
+    digits_first = kinds and kinds[0] == "Digits" and steps[0].get("individual_digits")
+    if digits_first and (kinds[1:] == ["ByteLevel"] and steps[1].get("use_regex", True)
+                         or kinds[1:] == ["Split", "ByteLevel"] and steps[1]["pattern"].get("Regex") == GPT2_PATTERN):
+        return SINGLE_DIGIT_PATTERN
+    return None
+
+
+def tiktoken_encoding(tokenizer_json: Path, hf_tokenizer):
+    """A tiktoken Encoding equal in counts to `hf_tokenizer`, or None."""
+    import tiktoken
+
+    if not tokenizer_json.is_file():
+        return None
+    spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    model = spec.get("model", {})
+    pattern = _pattern(spec.get("pre_tokenizer"))
+    if model.get("type") != "BPE" or pattern is None or (spec.get("decoder") or {}).get("type") != "ByteLevel":
+        return None
+    decoder = _bytes_decoder()
+    ranks: dict[bytes, int] = {bytes([b]): b for b in range(256)}
+    try:
+        for merge in model.get("merges", []):
+            left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+            merged = bytes(decoder[ch] for ch in left + right)
+            ranks.setdefault(merged, len(ranks))
+    except KeyError:
+        return None
+    specials = {token["content"]: len(ranks) + i for i, token in enumerate(spec.get("added_tokens", []))}
+    try:
+        encoding = tiktoken.Encoding(name="lora-tui", pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)
+    except ValueError:
+        return None
+    for text in PROBE_TEXTS:
+        if len(encoding.encode(text, allowed_special="all")) != len(hf_tokenizer.encode(text, add_special_tokens=False)):
+            return None
+    return encoding
+
+
+def token_stats(counter: TokenCounter, counts: list[int], max_seq_length: int) -> TokenStats:
+    # Exact either way: tiktoken only after it matched the model's tokenizer on the probe.
+    return TokenStats(counter.name, True, np.asarray(counts, dtype=np.int64), max_seq_length)
