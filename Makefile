@@ -12,7 +12,7 @@ ifeq ($(shell uname -s),Linux)
 export LD_PRELOAD = $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3))
 endif
 
-.PHONY: run test setup setup-dev blas clean
+.PHONY: run test bench setup setup-dev blas clean
 
 run: setup blas
 	@$(BIN)/lora-tui models list --json | $(BIN)/python -c 'import json,sys; sys.exit(0 if json.load(sys.stdin) else 1)' \
@@ -21,6 +21,10 @@ run: setup blas
 
 test: setup-dev blas
 	$(BIN)/python -m pytest
+
+# Benchmarks against the reference implementations; results go to BENCHMARKS.md.
+bench: setup-dev blas
+	$(BIN)/python bench/tokens.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev

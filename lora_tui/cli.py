@@ -152,6 +152,52 @@ def data_split(args, context: Context) -> int:
     return 0
 
 
+def _redactor(context: Context, categories: list[str] | None):
+    from lora_tui.core.pii import CATEGORIES, NER_CATEGORIES, Redactor, load_ner
+
+    chosen = tuple(categories or CATEGORIES)
+    wants_ner = any(c in NER_CATEGORIES for c in chosen)
+    return Redactor(chosen, load_ner(context.settings.spacy_pipeline) if wants_ner else None)
+
+
+def data_redact(args, context: Context) -> int:
+    from lora_tui.core.pii import redact_file
+
+    result = redact_file(args.file, args.out, _redactor(context, args.categories)).to_json()
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['output']}: {result['records']} records")
+    for category, count in result["redacted"].items():
+        print(f"  {category:<12} {count}")
+    if result["note"]:
+        say(result["note"])
+    return 0
+
+
+def data_from_docs(args, context: Context) -> int:
+    from lora_tui.core.documents import ModelTokens, documents_to_jsonl
+
+    counter = None
+    if args.model:
+        from transformers import AutoTokenizer
+
+        from lora_tui.core.models import resolve_model_path
+
+        path = resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs())
+        counter = ModelTokens(AutoTokenizer.from_pretrained(str(path)))
+    else:
+        say("No --model given: --chunk-tokens counts words.")
+    redactor = _redactor(context, args.redact_categories) if args.redact else None
+    summary = documents_to_jsonl(args.paths, args.out, args.chunking, args.chunk_tokens, counter, redactor)
+    print(f"{summary['output']}: {summary['records']} records from {summary['documents']} documents")
+    if redactor is not None and redactor.skipped_categories:
+        from lora_tui.core.pii import INSTALL_HINT
+
+        say(f"Names, organizations and places were not redacted: no spaCy pipeline; {INSTALL_HINT}.")
+    return 0
+
+
 def _add_data_commands(commands) -> None:
     data = commands.add_parser("data", help="check and prepare datasets")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
@@ -168,6 +214,25 @@ def _add_data_commands(commands) -> None:
     split.add_argument("--test-fraction", type=float, default=0.0, metavar="F")
     split.add_argument("--seed", type=int, default=0)
     split.set_defaults(handler=data_split)
+    from lora_tui.core.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
+    from lora_tui.core.pii import CATEGORIES
+
+    redact = sub.add_parser("redact", help="replace personal information with placeholders")
+    redact.add_argument("file")
+    redact.add_argument("--out", required=True, metavar="FILE", help="new file (the input is never overwritten)")
+    redact.add_argument("--categories", nargs="+", choices=CATEGORIES, metavar="CATEGORY",
+                        help=f"what to redact (default: all of {', '.join(CATEGORIES)})")
+    redact.add_argument("--json", action="store_true", help="print one JSON document")
+    redact.set_defaults(handler=data_redact)
+    docs = sub.add_parser("from-docs", help="turn .txt, .md and .pdf documents into {\"text\"} records")
+    docs.add_argument("paths", nargs="+", metavar="PATH")
+    docs.add_argument("--out", required=True, metavar="FILE")
+    docs.add_argument("--chunking", choices=CHUNKINGS, default="paragraphs")
+    docs.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS, metavar="N")
+    docs.add_argument("--model", help="measure chunks in this model's tokens (default: words)")
+    docs.add_argument("--redact", action="store_true", help="redact personal information on the way")
+    docs.add_argument("--redact-categories", nargs="+", choices=CATEGORIES, metavar="CATEGORY")
+    docs.set_defaults(handler=data_from_docs)
 
 
 # entry point -------------------------------------------------------------------

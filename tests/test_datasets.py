@@ -127,3 +127,12 @@ def test_errors_in_a_folder_name_their_file(tmp_path):
     (tmp_path / "valid.jsonl").write_text('{"text": "ok"}\nbroken\n')
     report = check_dataset(tmp_path)
     assert [e.to_json() for e in report.errors] == [{"line": 2, "message": report.errors[0].message, "file": "valid.jsonl"}]
+
+
+@pytest.mark.parametrize("path", ["bad/empty.jsonl", "bad/csv-named.jsonl", "no/such/file.jsonl", "good"])
+def test_cli_unusable_inputs_exit_1_with_one_line(path, capsys):
+    from lora_tui.cli import main
+
+    assert main(["data", "check", str(DATA / path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lora-tui: ") and len(err.strip().splitlines()) == 1
