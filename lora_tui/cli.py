@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from lora_tui import __version__
+from lora_tui.core import params
 from lora_tui.core.errors import UserError
 from lora_tui.locations import Locations
 from lora_tui.settings import Settings
@@ -235,9 +236,69 @@ def _add_data_commands(commands) -> None:
     docs.set_defaults(handler=data_from_docs)
 
 
+# train -------------------------------------------------------------------------
+
+
+def train(args, context: Context) -> int:
+    from lora_tui.core import training_setup
+    from lora_tui.core.events import Cancelled, Finished
+
+    job, report = training_setup.prepare_job(
+        locations=context.locations, extra_model_dirs=context.extra_model_dirs(), name=args.name, model=args.model,
+        data=args.data, config=args.config, flags=params.from_arguments(args), resume=args.resume, overwrite=args.overwrite,
+        log=say,
+    )
+    if report is not None:
+        _print_report(report)
+        say(f"lora-tui: {args.data} has errors; fix them before training.")
+        return 1
+    outcome = training_setup.run_with_interrupt(job, listener=lambda event: _print_event(event))
+    if isinstance(outcome, Finished):
+        return 0
+    return 130 if isinstance(outcome, Cancelled) else 1
+
+
+def _print_event(event) -> None:
+    from lora_tui.core.units import human_bytes, human_duration
+
+    kind = event.type
+    if kind == "started":
+        for note in event.notes:
+            print(f"note: {note}", flush=True)
+        print(f"started: {event.train_records} train / {event.valid_records} valid records, {event.total_steps} steps, "
+              f"{event.trainable_parameters:,} trainable of {event.total_parameters:,} parameters", flush=True)
+    elif kind == "step":
+        print(f"step {event.step} epoch {event.epoch:.2f} loss {event.train_loss:.4f} lr {event.learning_rate:.2e} "
+              f"{event.tokens_per_second:.0f} tok/s {event.iterations_per_second:.2f} it/s "
+              f"peak {human_bytes(event.peak_memory_bytes)} eta {human_duration(event.eta_seconds)}", flush=True)
+    elif kind == "validation":
+        print(f"validation step {event.step} val_loss {event.val_loss:.4f}", flush=True)
+    elif kind == "checkpoint":
+        print(f"checkpoint step {event.step}: {event.path}", flush=True)
+    elif kind == "finished":
+        print(f"finished ({event.reason}) at step {event.step}: {event.adapter_path}", flush=True)
+    elif kind == "cancelled":
+        print(f"cancelled at step {event.step}; saved {event.adapter_path} (continue with --resume)", flush=True)
+    elif kind == "failed":
+        print(f"lora-tui: training failed: {event.reason} {event.advice}".rstrip(), file=sys.stderr, flush=True)
+
+
+def _add_train_command(commands) -> None:
+    train_parser = commands.add_parser("train", help="train a LoRA adapter (headless)")
+    train_parser.add_argument("--model", help="model name, folder or hub id (not needed with --resume)")
+    train_parser.add_argument("--data", help="a dataset file or a folder with train.jsonl (not needed with --resume)")
+    train_parser.add_argument("--name", required=True, help="adapter name")
+    train_parser.add_argument("--config", metavar="FILE.toml", help="training parameters; flags override it")
+    again = train_parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue a cancelled or killed run from its last checkpoint")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing adapter of this name")
+    params.add_arguments(train_parser.add_argument_group("training parameters"))
+    train_parser.set_defaults(handler=train)
+
+
 # entry point -------------------------------------------------------------------
 
-COMMAND_GROUPS: list[Callable] = [_add_models_commands, _add_data_commands]
+COMMAND_GROUPS: list[Callable] = [_add_models_commands, _add_data_commands, _add_train_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,3 +15,10 @@ def human_count(count: int) -> str:
         if count >= divisor:
             return f"{count / divisor:.1f}{suffix}"
     return str(count)
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"

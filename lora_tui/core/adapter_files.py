@@ -1,0 +1,50 @@
+"""The files of an adapter folder, in mlx-lm's own format plus lora-tui's metadata.
+
+adapters/NAME/
+  adapters.safetensors   LoRA weights (mlx-lm names)
+  adapter_config.json    what `mlx_lm.generate --adapter-path` reads
+  lora_tui.json          metadata: base model, dataset and its sha256, losses, ...
+  events.jsonl           every training event, one JSON object a line
+  run.json               what the run was asked to do (model, data, parameters)
+  checkpoints/step-N/    weights, optimizer and RNG state, progress
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lora_tui.core.files import atomic_write_text
+
+ADAPTER_WEIGHTS = "adapters.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+METADATA = "lora_tui.json"
+EVENTS = "events.jsonl"
+RUN_SPEC = "run.json"
+CHECKPOINTS = "checkpoints"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_adapter_config(folder: Path, config: dict) -> None:
+    _write_json(Path(folder) / ADAPTER_CONFIG, config)
+
+
+def write_metadata(folder: Path, metadata: dict) -> None:
+    _write_json(Path(folder) / METADATA, metadata)
+
+
+def write_run_spec(folder: Path, spec: dict) -> None:
+    _write_json(Path(folder) / RUN_SPEC, spec)
+
+
+def read_run_spec(folder: Path) -> dict | None:
+    path = Path(folder) / RUN_SPEC
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_metadata(folder: Path) -> dict:
+    path = Path(folder) / METADATA
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

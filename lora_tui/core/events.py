@@ -1,0 +1,107 @@
+"""Typed training events: what the loop reports, what events.jsonl holds.
+
+Each event is a small dataclass; `to_json` adds its `type` and the wall-clock
+time, and `event_from_json` reads a line of events.jsonl back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def type(self) -> str:
+        return _TYPE_NAMES[type(self)]
+
+    def to_json(self) -> dict:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    parameters: dict
+    trainable_parameters: int
+    total_parameters: int
+    total_steps: int
+    steps_per_epoch: int
+    train_records: int
+    valid_records: int
+    resumed_from_step: int = 0
+    notes: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    step: int
+    epoch: float
+    train_loss: float
+    learning_rate: float
+    tokens_per_second: float
+    iterations_per_second: float
+    trained_tokens: int
+    peak_memory_bytes: int
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class Validation(Event):
+    step: int
+    val_loss: float
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    path: str
+    step: int
+    val_loss: float | None
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    step: int
+    final_train_loss: float | None
+    best_val_loss: float | None
+    adapter_path: str
+    reason: str = "completed"  # or "early stopping"
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    step: int
+    adapter_path: str
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    reason: str
+    advice: str = ""
+
+
+_TYPE_NAMES = {Started: "started", Step: "step", Validation: "validation", Checkpoint: "checkpoint",
+               Finished: "finished", Cancelled: "cancelled", Failed: "failed"}
+_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
+TERMINAL = (Finished, Cancelled, Failed)
+
+
+def event_from_json(data: dict) -> Event:
+    cls = _BY_NAME[data["type"]]
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def read_events(path) -> list[Event]:
+    """Every complete event in an events.jsonl (a half-written last line is skipped)."""
+    events = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                events.append(event_from_json(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return events

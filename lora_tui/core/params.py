@@ -1,0 +1,206 @@
+"""Training parameters: one table of ranges, defaults and help.
+
+The same table feeds the `lora-tui train` flags (kebab case), the TOML config
+file (`--config`, snake case keys) and the Train screen's form.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lora_tui.core.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TARGET_MODULES = ("q", "k", "v", "o", "gate", "up", "down")
+MODULE_KEYS = {
+    "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+    "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type  # int, float, bool, str or list
+    default: object
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None allowed (means "decide from the data / other params")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def range_text(self) -> str:
+        if self.choices:
+            return ", ".join(self.choices)
+        if self.low is not None:
+            return f"{_number(self.low)}-{_number(self.high)}"
+        return "on/off" if self.kind is bool else ""
+
+    def parse(self, value):
+        """A value from a flag, a form field or a TOML file -> checked value."""
+        if value is None:
+            if self.optional:
+                return None
+            raise UserError(f"{self.name} needs a value ({self.range_text}).")
+        try:
+            value = self._convert(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{self.name}: {value!r} is not a valid {_kind_word(self.kind)}.") from None
+        self._check(value)
+        return value
+
+    def _convert(self, value):
+        if self.kind is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                    raise ValueError(value)
+                return lowered in ("true", "yes", "on", "1")
+            if not isinstance(value, bool):
+                raise TypeError(value)
+            return value
+        if self.kind is list:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise TypeError(value)
+            return [str(item).strip() for item in items if str(item).strip()]
+        if self.kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError(value)
+            return int(value)
+        if self.kind is float:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            return float(value)
+        return str(value).strip()
+
+    def _check(self, value) -> None:
+        if self.kind is list:
+            unknown = [item for item in value if item not in self.choices]
+            if unknown or not value:
+                raise UserError(f"{self.name}: choose one or more of {', '.join(self.choices)} (got {', '.join(value) or 'none'}).")
+        elif self.choices and value not in self.choices:
+            raise UserError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}.")
+        elif self.low is not None and not (self.low <= value <= self.high) and not (self.name == "num_layers" and value == -1):
+            raise UserError(f"{self.name} must be between {_number(self.low)} and {_number(self.high)} (got {_number(value)}).")
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _kind_word(kind: type) -> str:
+    return {int: "whole number", float: "number", bool: "on/off value", list: "list", str: "text"}[kind]
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("rank", int, 8, "LoRA rank: size of the low-rank update; higher learns more, costs more.", 4, 128),
+    Param("alpha", float, None, "LoRA alpha; the update is scaled by alpha/rank (default 2 x rank).", 1, 1024, optional=True),
+    Param("dropout", float, 0.0, "Dropout on the LoRA input; 0.05-0.1 helps small datasets.", 0.0, 0.5),
+    Param("learning_rate", float, 1e-4, "Peak learning rate of the optimizer.", 1e-5, 1e-2),
+    Param("epochs", int, 3, "Passes over the training data.", 1, 50),
+    Param("batch_size", int, 4, "Records (or packed rows) per step.", 1, 32),
+    Param("num_layers", int, 16, "Transformer blocks to adapt, counted from the last; -1 for all.", 1, 512),
+    Param("target_modules", list, ["q", "k", "v", "o"], "Projections that get LoRA: q, k, v, o, gate, up, down.", choices=TARGET_MODULES),
+    Param("max_seq_length", int, 2048, "Longest sequence in tokens; longer records are truncated.", 32, 32768),
+    Param("lr_schedule", str, "cosine", "How the learning rate changes after warm-up.", choices=("constant", "linear", "cosine")),
+    Param("warmup_steps", int, 0, "Steps of linear warm-up from 0 to the learning rate.", 0, 100000),
+    Param("optimizer", str, "adamw", "Optimizer.", choices=("adam", "adamw")),
+    Param("weight_decay", float, 0.01, "Weight decay (AdamW only).", 0.0, 1.0),
+    Param("max_grad_norm", float, 1.0, "Clip gradients to this global norm; 0 turns clipping off.", 0.0, 100.0),
+    Param("grad_accumulation_steps", int, 1, "Micro-batches summed before each optimizer step.", 1, 128),
+    Param("mask_prompt", bool, None, "Train only on responses (default: on when the data has prompts).", optional=True),
+    Param("pack", bool, False, "Pack several records into each row, each attending only to itself.", ),
+    Param("grad_checkpoint", bool, False, "Recompute activations in the backward pass: less memory, slower.", ),
+    Param("fine_tune_type", str, "lora", "LoRA, or DoRA (weight-decomposed LoRA).", choices=("lora", "dora")),
+    Param("steps_per_eval", int, 50, "Validate every N steps.", 1, 100000),
+    Param("val_batches", int, 25, "Validation batches each time (the whole set if smaller).", 1, 10000),
+    Param("save_every", int, 100, "Checkpoint every N steps (and at every epoch end); 0 for epoch ends only.", 0, 100000),
+    Param("keep_best", int, 3, "Keep the best K checkpoints by validation loss (the latest is always kept).", 1, 50),
+    Param("early_stopping_patience", int, 0, "Stop after N validations without improvement; 0 never stops early.", 0, 1000),
+    Param("seed", int, 0, "Random seed: data order, LoRA initialisation, dropout.", 0, 2**31 - 1),
+)
+PARAMS_BY_NAME = {param.name: param for param in PARAMS}
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    values: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def scale(self) -> float:
+        return (self.alpha if self.alpha is not None else 2.0 * self.rank) / self.rank
+
+    def to_json(self) -> dict:
+        return dict(self.values)
+
+    def to_toml(self) -> str:
+        from lora_tui.settings import to_toml
+
+        return to_toml({k: v for k, v in self.values.items() if v is not None})
+
+
+def build_params(*sources: dict, origin: str = "parameters") -> TrainingParams:
+    """Merge sources (later wins), check every value against the table."""
+    merged = {param.name: param.default for param in PARAMS}
+    for source in sources:
+        for key, value in source.items():
+            name = key.replace("-", "_")
+            if name not in PARAMS_BY_NAME:
+                raise UserError(f"{origin}: unknown training parameter {key!r}.")
+            merged[name] = value
+    return TrainingParams({name: PARAMS_BY_NAME[name].parse(value) for name, value in merged.items()})
+
+
+def load_config(path: Path) -> dict:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such config file.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML ({exc}).") from None
+    build_params(raw, origin=str(path))
+    return raw
+
+
+def add_arguments(parser) -> None:
+    """One flag per parameter, defaulting to None so config values show through."""
+    for param in PARAMS:
+        label = f"{param.help} [{param.range_text}; default {_default_text(param)}]"
+        if param.kind is bool:
+            import argparse
+
+            parser.add_argument(param.flag, dest=param.name, action=argparse.BooleanOptionalAction, default=None, help=label)
+        else:
+            metavar = "A,B,..." if param.kind is list else "N" if param.kind in (int, float) else "NAME"
+            parser.add_argument(param.flag, dest=param.name, default=None, metavar=metavar, help=label)
+
+
+def _default_text(param: Param) -> str:
+    if param.default is None:
+        return "auto"
+    if isinstance(param.default, list):
+        return ",".join(param.default)
+    return _number(param.default) if not isinstance(param.default, bool) else ("on" if param.default else "off")
+
+
+def from_arguments(args) -> dict:
+    return {param.name: getattr(args, param.name) for param in PARAMS if getattr(args, param.name, None) is not None}

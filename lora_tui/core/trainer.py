@@ -1,0 +1,474 @@
+"""The MLX LoRA training loop.
+
+Built on mlx-lm's model loading and LoRA layers; what mlx-lm's own trainer
+lacks is here: epochs, sequence packing, prompt masking, schedules, clipping,
+cancel (a stop flag), checkpoints with optimizer state, and exact resume.
+It knows nothing of Textual: it reports typed events through a callback and
+appends each to the adapter's events.jsonl. It runs in any thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from lora_tui.core.adapter_files import (
+    ADAPTER_WEIGHTS,
+    CHECKPOINTS,
+    EVENTS,
+    write_adapter_config,
+    write_metadata,
+    write_run_spec,
+)
+from lora_tui.core.batching import make_batch, plan_epoch, tokenize
+from lora_tui.core.datasets import dataset_files, load_records
+from lora_tui.core.errors import UserError
+from lora_tui.core.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
+from lora_tui.core.files import building_dir
+from lora_tui.core.models import load_model
+from lora_tui.core.params import MODULE_KEYS, TrainingParams
+
+OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    model_path: Path
+    data: Path
+    adapter_dir: Path
+    params: TrainingParams
+    model_name: str = ""  # as the user named it (shown in metadata)
+    resume: bool = False
+
+
+@dataclass
+class Progress:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    step: int = 0
+    epoch: int = 0
+    next_batch: int = 0  # within the epoch
+    trained_tokens: int = 0
+    best_val_loss: float | None = None
+    evals_without_improvement: int = 0
+    last_train_loss: float | None = None
+    checkpoint_losses: dict | None = None  # checkpoint name -> val loss
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class EventLog:
+    """Calls the listener and appends every event to events.jsonl."""
+
+    def __init__(self, path: Path, listener: Callable[[Event], None]) -> None:
+        self.path = path
+        self.listener = listener
+
+    def __call__(self, event: Event) -> Event:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event.to_json()) + "\n")
+        self.listener(event)
+        return event
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_sha256(data: Path) -> str:
+    files = dataset_files(data)
+    if len(files) == 1:
+        return file_sha256(files["train"])
+    return hashlib.sha256("".join(f"{k}:{file_sha256(v)}" for k, v in sorted(files.items())).encode()).hexdigest()
+
+
+def peak_memory_bytes() -> int:
+    import mlx.core as mx
+
+    peak = mx.get_peak_memory()
+    return int(peak) if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def forward(model, inputs, mask):
+    """Logits; with an explicit attention mask when rows are packed."""
+    if mask is None:
+        return model(inputs)
+    inner = model.model
+    hidden = inner.embed_tokens(inputs)
+    for layer in inner.layers:
+        hidden = layer(hidden, mask, cache=None)
+    hidden = inner.norm(hidden)
+    return model.lm_head(hidden) if "lm_head" in model else inner.embed_tokens.as_linear(hidden)
+
+
+def loss_function(model, inputs, targets, loss_mask, mask):
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    logits = forward(model, inputs, mask).astype(mx.float32)
+    losses = nn.losses.cross_entropy(logits, targets) * loss_mask
+    count = loss_mask.sum()
+    return losses.sum() / mx.maximum(count, 1), count
+
+
+def run_training(job: TrainingJob, listener: Callable[[Event], None] = lambda e: None,
+                 stop: threading.Event | None = None) -> Event:
+    """Run the job to its end; return the terminal event (finished, cancelled or failed)."""
+    import mlx.core as mx
+
+    job.adapter_dir.mkdir(parents=True, exist_ok=True)
+    if not job.resume:
+        write_run_spec(job.adapter_dir, {"model": job.model_name or str(job.model_path), "model_path": str(job.model_path),
+                                         "data": str(job.data), "parameters": job.params.to_json()})
+    emit = EventLog(job.adapter_dir / EVENTS, listener)
+    try:
+        with mx.stream(mx.new_stream(mx.default_device())):
+            return _Run(job, emit, stop or threading.Event()).run()
+    except UserError as error:
+        return emit(Failed(reason=str(error)))
+    except MemoryError:
+        return emit(Failed(reason="Out of memory.", advice=OUT_OF_MEMORY_ADVICE))
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            return emit(Failed(reason="The disk is full.", advice="Free some disk space, then resume with --resume."))
+        return emit(Failed(reason=f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")))
+    except RuntimeError as error:
+        if "memory" in str(error).lower():
+            return emit(Failed(reason=f"Out of memory ({error}).", advice=OUT_OF_MEMORY_ADVICE))
+        raise
+
+
+class _Run:
+    def __init__(self, job: TrainingJob, emit: EventLog, stop: threading.Event) -> None:
+        self.job = job
+        self.params = job.params
+        self.emit = emit
+        self.stop = stop
+        self.notes: list[str] = []
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    # Setup ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        import mlx.core as mx
+        import mlx.nn as nn
+        from mlx_lm.tuner.utils import linear_to_lora_layers
+        from mlx_lm.utils import dequantize_model
+
+        self.model, self.tokenizer = load_model(self.job.model_path)
+        quantized = any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in self.model.named_modules())
+        if quantized and mx.default_device() == mx.cpu:
+            dequantize_model(self.model)
+            self.notes.append("The base model is quantized and MLX's CPU backend has no fast quantized kernels: "
+                              "it was dequantized in memory for training (the adapter still loads on the quantized model).")
+        self.model.freeze()
+        layers = len(self.model.layers)
+        self.num_layers = layers if self.params.num_layers == -1 else min(self.params.num_layers, layers)
+        mx.random.seed(self.params.seed)
+        linear_to_lora_layers(self.model, self.num_layers, self.lora_config(), use_dora=self.params.fine_tune_type == "dora")
+
+    def lora_config(self) -> dict:
+        return {
+            "rank": self.params.rank,
+            "scale": self.params.scale,
+            "dropout": self.params.dropout,
+            "keys": [MODULE_KEYS[m] for m in self.params.target_modules],
+        }
+
+    def prepare_data(self) -> None:
+        files = dataset_files(self.job.data)
+        train = load_records(files["train"])
+        valid = load_records(files["valid"]) if "valid" in files else []
+        if not train:
+            raise UserError(f"{files['train']}: no training records.")
+        has_prompts = any(r.is_chat for r in train)
+        self.mask_prompt = has_prompts if self.params.mask_prompt is None else self.params.mask_prompt
+        self.train_examples, truncated = tokenize(train, self.tokenizer, self.params.max_seq_length)
+        self.valid_examples, _ = tokenize(valid, self.tokenizer, self.params.max_seq_length)
+        if truncated:
+            self.notes.append(f"{truncated} records are longer than {self.params.max_seq_length} tokens and were truncated.")
+        if not valid:
+            self.notes.append("No valid.jsonl beside the training data: no validation loss (see `lora-tui data split`).")
+        self.batches_per_epoch = len(self.plan(0).rows)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.params.grad_accumulation_steps)
+        self.total_steps = self.steps_per_epoch * self.params.epochs
+
+    def plan(self, epoch: int):
+        p = self.params
+        return plan_epoch(self.train_examples, p.batch_size, p.seed, epoch, p.pack, p.max_seq_length)
+
+    def make_optimizer(self):
+        import mlx.optimizers as optim
+
+        p = self.params
+        decay_steps = max(1, self.total_steps - p.warmup_steps)
+        if p.lr_schedule == "cosine":
+            schedule = optim.cosine_decay(p.learning_rate, decay_steps)
+        elif p.lr_schedule == "linear":
+            schedule = optim.linear_schedule(p.learning_rate, 0.0, decay_steps)
+        else:
+            schedule = optim.linear_schedule(p.learning_rate, p.learning_rate, 1)  # constant
+        if p.warmup_steps:
+            warmup = optim.linear_schedule(0.0, p.learning_rate, p.warmup_steps)
+            schedule = optim.join_schedules([warmup, schedule], [p.warmup_steps])
+        self.schedule = schedule
+        if p.optimizer == "adam":
+            return optim.Adam(learning_rate=schedule)
+        return optim.AdamW(learning_rate=schedule, weight_decay=p.weight_decay)
+
+    # The loop ------------------------------------------------------------------
+
+    def run(self) -> Event:
+        import mlx.core as mx
+        import mlx.nn as nn
+        import mlx.optimizers as optim
+        from mlx.utils import tree_map
+
+        self.load()
+        self.prepare_data()
+        optimizer = self.make_optimizer()
+        progress = self.restore(optimizer) if self.job.resume else Progress(checkpoint_losses={})
+        restore_call = self.enable_grad_checkpoint()
+        try:
+            self.model.train()
+            value_and_grad = nn.value_and_grad(self.model, loss_function)
+            accumulation = self.params.grad_accumulation_steps
+            max_norm = self.params.max_grad_norm
+            state = [self.model.state, optimizer.state, mx.random.state]
+
+            @partial(mx.compile, inputs=state, outputs=state)
+            def step(inputs, targets, loss_mask, mask, previous, update, group_size):
+                (loss, count), grad = value_and_grad(self.model, inputs, targets, loss_mask, mask)
+                if previous is not None:
+                    grad = tree_map(lambda a, b: a + b, grad, previous)
+                if update:
+                    grad = tree_map(lambda g: g / group_size, grad)
+                    if max_norm > 0:
+                        grad, _ = optim.clip_grad_norm(grad, max_norm)
+                    optimizer.update(self.model, grad)
+                    grad = None
+                return loss, count, grad
+
+            return self.loop(step, optimizer, progress)
+        finally:
+            restore_call()
+
+    def enable_grad_checkpoint(self) -> Callable[[], None]:
+        """mlx-lm's grad_checkpoint patches the block class; undo it after the run."""
+        if not self.params.grad_checkpoint:
+            return lambda: None
+        from mlx_lm.tuner.trainer import grad_checkpoint
+
+        block = type(self.model.layers[0])
+        original = block.__call__
+        grad_checkpoint(self.model.layers[0])
+        return lambda: setattr(block, "__call__", original)
+
+    def loop(self, step, optimizer, progress: Progress) -> Event:
+        import mlx.core as mx
+
+        p = self.params
+        self.emit(Started(
+            parameters={**p.to_json(), "mask_prompt": self.mask_prompt}, trainable_parameters=self.count_parameters(True),
+            total_parameters=self.count_parameters(False), total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
+            train_records=len(self.train_examples), valid_records=len(self.valid_examples),
+            resumed_from_step=progress.step, notes=self.notes,
+        ))
+        step_seconds: list[float] = []
+        for epoch in range(progress.epoch, p.epochs):
+            plan = self.plan(epoch)
+            grad, group_losses, group_tokens, group_count, started = None, [], 0, 0, time.perf_counter()
+            for index in range(progress.next_batch if epoch == progress.epoch else 0, len(plan.rows)):
+                batch = make_batch(self.train_examples, plan.rows[index], self.mask_prompt, p.pack)
+                # Dropout draws depend only on the position in the run: a resumed run repeats them.
+                mx.random.seed((p.seed * 1_000_003 + epoch * 100_003 + index) % 2**32)
+                group_count += 1
+                last_in_group = group_count == p.grad_accumulation_steps or index == len(plan.rows) - 1
+                mask = batch.attention_mask()
+                loss, count, grad = step(mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.loss_mask),
+                                         None if mask is None else mx.array(mask), grad, last_in_group, group_count)
+                mx.eval(loss, count, grad, self.model.state, optimizer.state)
+                group_losses.append(float(loss))
+                group_tokens += batch.tokens
+                if not last_in_group:
+                    continue
+                elapsed = time.perf_counter() - started
+                step_seconds.append(elapsed)
+                progress.step += 1
+                progress.trained_tokens += group_tokens
+                progress.last_train_loss = float(np.mean(group_losses))
+                progress.epoch, progress.next_batch = epoch, index + 1
+                self.emit(Step(
+                    step=progress.step, epoch=round(epoch + (index + 1) / len(plan.rows), 4),
+                    train_loss=progress.last_train_loss, learning_rate=float(self.schedule(progress.step - 1)),
+                    tokens_per_second=group_tokens / elapsed, iterations_per_second=1 / elapsed,
+                    trained_tokens=progress.trained_tokens, peak_memory_bytes=peak_memory_bytes(),
+                    eta_seconds=float(np.mean(step_seconds[-20:])) * (self.total_steps - progress.step),
+                ))
+                grad, group_losses, group_tokens, group_count = None, [], 0, 0
+                outcome = self.after_step(progress, optimizer, end_of_epoch=index == len(plan.rows) - 1)
+                if outcome is not None:
+                    return outcome
+                started = time.perf_counter()
+            progress.epoch, progress.next_batch = epoch + 1, 0
+        return self.finish(progress, "completed")
+
+    def after_step(self, progress: Progress, optimizer, end_of_epoch: bool) -> Event | None:
+        p = self.params
+        val_loss = None
+        last_step = progress.step == self.total_steps
+        if self.valid_examples and (progress.step % p.steps_per_eval == 0 or end_of_epoch or last_step):
+            val_loss = self.evaluate()
+            self.emit(Validation(step=progress.step, val_loss=val_loss))
+            if progress.best_val_loss is None or val_loss < progress.best_val_loss:
+                progress.best_val_loss, progress.evals_without_improvement = val_loss, 0
+            else:
+                progress.evals_without_improvement += 1
+        stopping = self.stop.is_set()
+        early = p.early_stopping_patience and progress.evals_without_improvement >= p.early_stopping_patience
+        if end_of_epoch and progress.next_batch:
+            progress.epoch, progress.next_batch = progress.epoch + 1, 0
+        if (p.save_every and progress.step % p.save_every == 0) or end_of_epoch or stopping or early:
+            self.save_checkpoint(progress, optimizer, val_loss)
+        if stopping:
+            self.save_adapter(progress, "cancelled")
+            return self.emit(Cancelled(step=progress.step, adapter_path=str(self.job.adapter_dir)))
+        if early and not last_step:
+            return self.finish(progress, "early stopping")
+        return None
+
+    def evaluate(self) -> float:
+        import mlx.core as mx
+
+        p = self.params
+        self.model.eval()
+        plan = plan_epoch(self.valid_examples, p.batch_size, p.seed, 0, p.pack, p.max_seq_length)
+        total, count = 0.0, 0.0
+        for rows in plan.rows[: p.val_batches]:
+            batch = make_batch(self.valid_examples, rows, self.mask_prompt, p.pack)
+            mask = batch.attention_mask()
+            loss, n = loss_function(self.model, mx.array(batch.inputs), mx.array(batch.targets),
+                                    mx.array(batch.loss_mask), None if mask is None else mx.array(mask))
+            mx.eval(loss, n)
+            total += float(loss) * float(n)
+            count += float(n)
+        self.model.train()
+        return total / max(count, 1.0)
+
+    def count_parameters(self, trainable: bool) -> int:
+        from mlx.utils import tree_flatten
+
+        tree = self.model.trainable_parameters() if trainable else self.model.parameters()
+        return sum(v.size for _, v in tree_flatten(tree))
+
+    # Saving and resuming ---------------------------------------------------------
+
+    def adapter_weights(self) -> dict:
+        from mlx.utils import tree_flatten
+
+        return dict(tree_flatten(self.model.trainable_parameters()))
+
+    def save_checkpoint(self, progress: Progress, optimizer, val_loss: float | None) -> None:
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        folder = self.job.adapter_dir / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
+        name = f"step-{progress.step:07d}"
+        if (folder / name).exists():
+            shutil.rmtree(folder / name)
+        with building_dir(folder / name) as staging:
+            mx.save_safetensors(str(staging / ADAPTER_WEIGHTS), self.adapter_weights())
+            mx.save_safetensors(str(staging / "optimizer.safetensors"), dict(tree_flatten(optimizer.state)))
+            (staging / "progress.json").write_text(json.dumps({**progress.to_json(), "val_loss": val_loss}, indent=2))
+            write_adapter_config(staging, self.adapter_config())
+        progress.checkpoint_losses[name] = val_loss
+        self.prune_checkpoints(progress, latest=name)
+        self.emit(Checkpoint(path=str(folder / name), step=progress.step, val_loss=val_loss))
+
+    def prune_checkpoints(self, progress: Progress, latest: str) -> None:
+        """Keep the latest checkpoint and the best `keep_best` by validation loss."""
+        scored = sorted((loss, name) for name, loss in progress.checkpoint_losses.items() if loss is not None)
+        keep = {latest} | {name for _, name in scored[: self.params.keep_best]}
+        if not scored:  # no validation: keep the most recent ones
+            keep |= set(sorted(progress.checkpoint_losses)[-self.params.keep_best :])
+        for name in list(progress.checkpoint_losses):
+            if name not in keep:
+                shutil.rmtree(self.job.adapter_dir / CHECKPOINTS / name, ignore_errors=True)
+                del progress.checkpoint_losses[name]
+
+    def restore(self, optimizer) -> Progress:
+        import mlx.core as mx
+        from mlx.utils import tree_unflatten
+
+        checkpoint = latest_checkpoint(self.job.adapter_dir)
+        if checkpoint is None:
+            raise UserError(f"{self.job.adapter_dir}: no checkpoint to resume from.")
+        self.model.load_weights(str(checkpoint / ADAPTER_WEIGHTS), strict=False)
+        optimizer.state = tree_unflatten(list(mx.load(str(checkpoint / "optimizer.safetensors")).items()))
+        saved = json.loads((checkpoint / "progress.json").read_text())
+        saved.pop("val_loss", None)
+        self.notes.append(f"Resumed from {checkpoint.name}.")
+        return Progress(**saved)
+
+    def adapter_config(self) -> dict:
+        return {
+            "fine_tune_type": self.params.fine_tune_type,
+            "num_layers": self.num_layers,
+            "lora_parameters": self.lora_config(),
+            "model": str(self.job.model_path),
+        }
+
+    def save_adapter(self, progress: Progress, status: str) -> None:
+        import mlx.core as mx
+
+        folder = self.job.adapter_dir
+        temporary = folder / f".{ADAPTER_WEIGHTS}.tmp.safetensors"
+        mx.save_safetensors(str(temporary), self.adapter_weights())
+        os.replace(temporary, folder / ADAPTER_WEIGHTS)
+        write_adapter_config(folder, self.adapter_config())
+        write_metadata(folder, {
+            "name": folder.name,
+            "base_model": self.job.model_name or str(self.job.model_path),
+            "base_model_path": str(self.job.model_path),
+            "dataset": str(self.job.data),
+            "dataset_sha256": dataset_sha256(self.job.data),
+            "created": self.started,
+            "parameters": {**self.params.to_json(), "mask_prompt": self.mask_prompt},
+            "final_train_loss": progress.last_train_loss,
+            "best_val_loss": progress.best_val_loss,
+            "steps": progress.step,
+            "epochs": round(progress.epoch + progress.next_batch / max(self.batches_per_epoch, 1), 4),
+            "tokens_seen": progress.trained_tokens,
+            "status": status,
+        })
+
+    def finish(self, progress: Progress, reason: str) -> Event:
+        self.save_adapter(progress, "finished")
+        return self.emit(Finished(step=progress.step, final_train_loss=progress.last_train_loss,
+                                  best_val_loss=progress.best_val_loss, adapter_path=str(self.job.adapter_dir), reason=reason))
+
+
+def latest_checkpoint(adapter_dir: Path) -> Path | None:
+    folder = Path(adapter_dir) / CHECKPOINTS
+    candidates = sorted(p for p in folder.glob("step-*") if (p / "progress.json").is_file()) if folder.is_dir() else []
+    return candidates[-1] if candidates else None

@@ -1,0 +1,89 @@
+"""Everything checked before a training run starts, shared by the CLI and the TUI.
+
+A run never starts on a missing model, data with errors, a taken name or an
+unwritable folder: each is one clear message, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from lora_tui.core.adapter_files import read_run_spec
+from lora_tui.core.check import DatasetReport, check_dataset
+from lora_tui.core.errors import UserError
+from lora_tui.core.events import Event
+from lora_tui.core.models import resolve_model_path
+from lora_tui.core.names import validate_name
+from lora_tui.core.params import build_params, load_config
+from lora_tui.core.trainer import TrainingJob, latest_checkpoint, run_training
+from lora_tui.locations import Locations
+
+
+def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, model: str | None, data: str | None,
+                config: str | None = None, flags: dict | None = None, resume: bool = False, overwrite: bool = False,
+                log: Callable[[str], None] = lambda m: None) -> tuple[TrainingJob | None, DatasetReport | None]:
+    """A checked TrainingJob, or (None, report) when the data has errors."""
+    name = validate_name(name, "adapter name")
+    adapter_dir = locations.adapters_dir / name
+    if resume:
+        return _resume_job(adapter_dir, flags, config, log), None
+    if model is None or data is None:
+        raise UserError("Training needs --model and --data (or --resume to continue a run).")
+    if adapter_dir.exists() and not overwrite:
+        raise UserError(f"An adapter named {name!r} already exists; choose another --name, or --resume or --overwrite.")
+    parameters = build_params(load_config(Path(config)) if config else {}, flags or {}, origin="flags")
+    model_path = resolve_model_path(model, locations.models_dir, extra_model_dirs)
+    report = check_dataset(Path(data).expanduser(), max_seq_length=parameters.max_seq_length)
+    if not report.ok:
+        return None, report
+    _check_writable(locations.adapters_dir)
+    if adapter_dir.exists():
+        log(f"Replacing the adapter {name!r} (--overwrite).")
+        shutil.rmtree(adapter_dir)
+    return TrainingJob(model_path, Path(data).expanduser(), adapter_dir, parameters, model_name=model), None
+
+
+def _resume_job(adapter_dir: Path, flags: dict | None, config: str | None, log: Callable[[str], None]) -> TrainingJob:
+    spec = read_run_spec(adapter_dir)
+    if spec is None:
+        raise UserError(f"No run to resume at {adapter_dir}.")
+    if latest_checkpoint(adapter_dir) is None:
+        raise UserError(f"{adapter_dir}: the run saved no checkpoint yet; start it again with --overwrite.")
+    if flags or config:
+        log("Resuming with the run's own parameters; parameter flags and --config are ignored.")
+    model_path = Path(spec["model_path"])
+    if not model_path.is_dir():
+        raise UserError(f"The run's base model is gone: {model_path}.")
+    return TrainingJob(model_path, Path(spec["data"]), adapter_dir, build_params(spec["parameters"]),
+                       model_name=spec["model"], resume=True)
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create the adapters folder ({exc.strerror}).") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{folder}: the adapters folder is not writable.")
+
+
+def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None]) -> Event:
+    """Run in this thread; the first Ctrl-C asks the loop to stop (it saves), a second one aborts."""
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nStopping after this step and saving... (Ctrl-C again to abort without saving)", flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        return run_training(job, listener, stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)

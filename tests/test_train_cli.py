@@ -1,0 +1,103 @@
+"""`lora-tui train`: headless progress, refusals, Ctrl-C and SIGKILL recovery."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lora_tui.cli import main
+from trainkit import arithmetic_rows, write_dataset
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_dataset(tmp_path / "data", arithmetic_rows(24), arithmetic_rows(8, offset=100))
+
+
+def _train(*extra, model, data, name="arith"):
+    return ["train", "--model", str(model), "--data", str(data), "--name", name, "--epochs", "1", "--batch-size", "4",
+            "--max-seq-length", "128", *extra]
+
+
+def test_headless_run_prints_one_line_per_report(tiny_model_dir, data, isolated_home, capsys):
+    assert main(_train(model=tiny_model_dir, data=data)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("started: 24 train / 8 valid records, 6 steps")
+    assert sum(line.startswith("step ") for line in lines) == 6
+    assert lines[-1].startswith("finished (completed) at step 6")
+    assert (isolated_home.adapters_dir / "arith" / "adapters.safetensors").is_file()
+
+
+def test_refuses_data_with_errors(tiny_model_dir, tmp_path, isolated_home, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\nnot json\n')
+    assert main(_train(model=tiny_model_dir, data=bad)) == 1
+    captured = capsys.readouterr()
+    assert "line 2: invalid JSON" in captured.out and "has errors" in captured.err
+    assert not (isolated_home.adapters_dir / "arith").exists()
+
+
+def test_refuses_taken_name_missing_model_and_bad_values(tiny_model_dir, data, isolated_home, capsys):
+    (isolated_home.adapters_dir / "arith").mkdir(parents=True)
+    assert main(_train(model=tiny_model_dir, data=data)) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(_train(model="no-such-model", data=data, name="other")) == 1
+    assert "No model named 'no-such-model'" in capsys.readouterr().err
+    assert main(_train("--rank", "300", model=tiny_model_dir, data=data, name="other")) == 1
+    assert "rank must be between 4 and 128 (got 300)" in capsys.readouterr().err
+    assert main(_train(model=tiny_model_dir, data=data, name="../escape")) == 1
+    assert not (isolated_home.adapters_dir / "other").exists()
+
+
+def test_overwrite_and_config(tiny_model_dir, data, tmp_path, isolated_home, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text("rank = 16\n")
+    assert main(_train("--config", str(config), model=tiny_model_dir, data=data)) == 0
+    assert main(_train("--config", str(config), "--rank", "4", "--overwrite", model=tiny_model_dir, data=data)) == 0
+    adapter_config = json.loads((isolated_home.adapters_dir / "arith" / "adapter_config.json").read_text())
+    assert adapter_config["lora_parameters"]["rank"] == 4
+
+
+def _spawn(args, home):
+    env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _wait_for_line(process, prefix, timeout=120):
+    deadline = time.time() + timeout
+    lines = []
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"no line starting with {prefix!r}: {lines}")
+
+
+def test_ctrl_c_saves_and_exits_130(tiny_model_dir, data, isolated_home):
+    process = _spawn(_train("--epochs", "30", model=tiny_model_dir, data=data), isolated_home.data_dir.parent)
+    _wait_for_line(process, "step 2 ")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "cancelled at step" in out
+    adapter = isolated_home.adapters_dir / "arith"
+    assert json.loads((adapter / "lora_tui.json").read_text())["status"] == "cancelled"
+
+
+def test_sigkill_then_resume(tiny_model_dir, data, isolated_home, capsys):
+    process = _spawn(_train("--epochs", "4", "--save-every", "2", model=tiny_model_dir, data=data), isolated_home.data_dir.parent)
+    _wait_for_line(process, "checkpoint step 4")
+    process.kill()
+    process.wait()
+    assert main(["train", "--name", "arith", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "note: Resumed from step-" in out and "finished (completed) at step 24" in out
+    assert main(["train", "--name", "never-ran", "--resume"]) == 1

@@ -1,0 +1,147 @@
+"""The training loop on tiny models: files, packing, masking, cancel and resume."""
+
+import json
+import threading
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from lora_tui.core.batching import Example, make_batch, plan_epoch, tokenize
+from lora_tui.core.datasets import Record
+from lora_tui.core.events import Cancelled, Failed, Finished, read_events
+from lora_tui.core.models import load_model
+from lora_tui.core.trainer import forward
+from trainkit import arithmetic_rows, train, write_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data"), arithmetic_rows(24), arithmetic_rows(8, offset=100))
+
+
+def test_training_writes_an_adapter_mlx_lm_loads(tiny_model_dir, data, tmp_path):
+    from mlx_lm import generate, load
+
+    adapter = tmp_path / "arith"
+    outcome = train(tiny_model_dir, data, adapter, epochs=2)
+    assert isinstance(outcome, Finished) and outcome.step == 12
+    assert {p.name for p in adapter.iterdir()} >= {"adapters.safetensors", "adapter_config.json", "lora_tui.json", "events.jsonl", "checkpoints", "run.json"}
+    model, tokenizer = load(str(tiny_model_dir), adapter_path=str(adapter))
+    assert isinstance(generate(model, tokenizer, "What is 2 plus 2?", max_tokens=3), str)
+    metadata = json.loads((adapter / "lora_tui.json").read_text())
+    assert metadata["steps"] == 12 and metadata["epochs"] == 2 and metadata["status"] == "finished"
+    assert metadata["parameters"]["rank"] == 8 and metadata["parameters"]["mask_prompt"] is True
+    assert metadata["best_val_loss"] == min(e.val_loss for e in read_events(adapter / "events.jsonl") if e.type == "validation")
+    assert len(metadata["dataset_sha256"]) == 64 and metadata["tokens_seen"] > 0
+
+
+def test_loss_goes_down(tiny_model_dir, data, tmp_path):
+    train(tiny_model_dir, data, tmp_path / "a", epochs=3)
+    losses = [e.train_loss for e in read_events(tmp_path / "a" / "events.jsonl") if e.type == "step"]
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+
+
+def test_events_are_complete_and_typed(tiny_model_dir, data, tmp_path):
+    seen = []
+    train(tiny_model_dir, data, tmp_path / "a", listener=seen.append, epochs=1, save_every=3)
+    kinds = [e.type for e in seen]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert {"step", "validation", "checkpoint"} <= set(kinds)
+    started = seen[0]
+    assert started.total_steps == 6 and 0 < started.trainable_parameters < started.total_parameters
+    step = next(e for e in seen if e.type == "step")
+    assert step.tokens_per_second > 0 and step.peak_memory_bytes > 0 and step.learning_rate > 0
+    assert [e.to_json() for e in read_events(tmp_path / "a" / "events.jsonl")] == [e.to_json() for e in seen]
+
+
+def test_packed_record_computes_what_it_would_alone(tiny_model_dir):
+    model, tokenizer = load_model(tiny_model_dir)
+    records = [Record(i, text=t) for i, t in enumerate(["The quick brown fox.", "def add(a, b): return a + b", "Paris 🙂"])]
+    examples, _ = tokenize(records, tokenizer, 128)
+    packed = make_batch(examples, ((0, 1, 2),), mask_prompt=False, packed=True)
+    logits = np.array(forward(model, mx.array(packed.inputs), mx.array(packed.attention_mask())))
+    cursor = 0
+    for example in examples:
+        alone = np.array(model(mx.array([example.tokens[:-1]])))
+        length = len(example.tokens) - 1
+        np.testing.assert_allclose(logits[0, cursor : cursor + length], alone[0], atol=2e-4, rtol=2e-4)
+        cursor += len(example.tokens)
+    # Without the mask, later records would see earlier ones: the test can tell.
+    leaky = np.array(model(mx.array(packed.inputs)))
+    second = slice(len(examples[0].tokens), len(examples[0].tokens) + len(examples[1].tokens) - 1)
+    assert np.abs(leaky[0, second] - logits[0, second]).max() > 1e-3
+
+
+def test_loss_mask_trains_responses_within_records():
+    examples = [Example((1, 2, 3, 4, 5), prompt_length=3), Example((6, 7, 8), prompt_length=1)]
+    batch = make_batch(examples, ((0, 1),), mask_prompt=True, packed=True)
+    trained_targets = batch.targets[0][batch.loss_mask[0] > 0].tolist()
+    assert trained_targets == [4, 5, 7, 8]  # responses only; never token 6 predicted from token 5
+    unmasked = make_batch(examples, ((0, 1),), mask_prompt=False, packed=True)
+    assert unmasked.targets[0][unmasked.loss_mask[0] > 0].tolist() == [2, 3, 4, 5, 7, 8]
+
+
+def test_epoch_plans_are_deterministic_and_cover_every_record():
+    examples = [Example(tuple(range(n)), 0) for n in (5, 9, 3, 30, 12, 7, 7, 20)]
+    for pack in (False, True):
+        first = plan_epoch(examples, 2, seed=1, epoch=0, pack=pack, max_seq_length=40)
+        assert first == plan_epoch(examples, 2, seed=1, epoch=0, pack=pack, max_seq_length=40)
+        assert sorted(i for batch in first.rows for row in batch for i in row) == list(range(8))
+    assert plan_epoch(examples, 2, 1, 0, False, 40) != plan_epoch(examples, 2, 1, 1, False, 40)
+    packed = plan_epoch(examples, 2, 1, 0, True, 40)
+    assert all(sum(len(examples[i].tokens) for i in row) <= 40 for batch in packed.rows for row in batch)
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_resume_ends_where_a_straight_run_ends(tiny_model_dir, data, tmp_path, pack):
+    settings = dict(epochs=2, dropout=0.1, grad_accumulation_steps=2, pack=pack, batch_size=2 if pack else 4)
+    straight = train(tiny_model_dir, data, tmp_path / "straight", **settings)
+    stop = threading.Event()
+
+    def stop_midway(event):
+        if event.type == "step" and event.step == 3:
+            stop.set()
+
+    cancelled = train(tiny_model_dir, data, tmp_path / "resumed", listener=stop_midway, stop=stop, **settings)
+    assert isinstance(cancelled, Cancelled) and cancelled.step == 3
+    resumed = train(tiny_model_dir, data, tmp_path / "resumed", resume=True, **settings)
+    assert isinstance(resumed, Finished) and resumed.step == straight.step
+    a = mx.load(str(tmp_path / "straight" / "adapters.safetensors"))
+    b = mx.load(str(tmp_path / "resumed" / "adapters.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(np.array(a[key]), np.array(b[key]), atol=1e-5, rtol=1e-4)
+    losses = lambda folder: [e.train_loss for e in read_events(folder / "events.jsonl") if e.type == "step"]  # noqa: E731
+    np.testing.assert_allclose(losses(tmp_path / "straight"), losses(tmp_path / "resumed"), rtol=1e-4)
+
+
+def test_keep_best_checkpoints(tiny_model_dir, data, tmp_path):
+    train(tiny_model_dir, data, tmp_path / "a", epochs=3, steps_per_eval=1, save_every=1, keep_best=2)
+    kept = sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir())
+    assert 2 <= len(kept) <= 3 and kept[-1] == "step-0000018"
+
+
+def test_early_stopping(tiny_model_dir, data, tmp_path):
+    outcome = train(tiny_model_dir, data, tmp_path / "a", epochs=10, learning_rate=1e-2, steps_per_eval=1,
+                    early_stopping_patience=2, lr_schedule="constant")
+    assert isinstance(outcome, Finished)
+    assert outcome.reason == "early stopping" and outcome.step < 60
+
+
+def test_schedules_and_warmup(tiny_model_dir, data, tmp_path):
+    seen = []
+    train(tiny_model_dir, data, tmp_path / "a", listener=seen.append, epochs=2, warmup_steps=4, lr_schedule="linear")
+    rates = [e.learning_rate for e in seen if e.type == "step"]
+    assert rates[0] == 0.0 and rates[3] == pytest.approx(7.5e-4) and rates[4] == pytest.approx(1e-3)
+    assert rates[-1] < rates[5]
+
+
+def test_failure_is_an_event_not_a_traceback(tiny_model_dir, tmp_path):
+    data = write_dataset(tmp_path / "d", arithmetic_rows(4))
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    outcome = train(broken, data, tmp_path / "a")
+    assert isinstance(outcome, Failed) and "cannot load this model" in outcome.reason
+    assert not (tmp_path / "a" / "adapters.safetensors").exists()
