@@ -25,6 +25,7 @@ test: setup-dev blas
 # Benchmarks against the reference implementations; results go to BENCHMARKS.md.
 bench: setup-dev blas
 	$(BIN)/python bench/tokens.py
+	$(BIN)/python bench/train.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
