@@ -26,6 +26,7 @@ test: setup-dev blas
 bench: setup-dev blas
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/chat.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
@@ -40,6 +41,8 @@ $(VENV)/.installed-dev: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# torch + peft for the PEFT round-trip test, only from a local torch wheel (never a CUDA download)
+	-$(BIN)/python -m pip install --quiet --no-index torch && $(BIN)/python -m pip install --quiet -e ".[peft-check]"
 	touch $(VENV)/.installed $@
 
 blas:

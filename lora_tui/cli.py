@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from lora_tui import __version__
 from lora_tui.core import params
@@ -193,9 +194,9 @@ def data_from_docs(args, context: Context) -> int:
     summary = documents_to_jsonl(args.paths, args.out, args.chunking, args.chunk_tokens, counter, redactor)
     print(f"{summary['output']}: {summary['records']} records from {summary['documents']} documents")
     if redactor is not None and redactor.skipped_categories:
-        from lora_tui.core.pii import INSTALL_HINT
+        from lora_tui.core.pii import NER_SKIPPED_NOTE
 
-        say(f"Names, organizations and places were not redacted: no spaCy pipeline; {INSTALL_HINT}.")
+        say(NER_SKIPPED_NOTE)
     return 0
 
 
@@ -296,9 +297,192 @@ def _add_train_command(commands) -> None:
     train_parser.set_defaults(handler=train)
 
 
+# adapters ----------------------------------------------------------------------
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def adapters_list(args, context: Context) -> int:
+    from lora_tui.core.adapters import list_adapters
+    from lora_tui.core.units import human_bytes
+
+    adapters = list_adapters(context.locations.adapters_dir)
+    if args.json:
+        print_json([a.to_json() for a in adapters])
+        return 0
+    if not adapters:
+        say("No adapters yet: train one with `lora-tui train`.")
+        return 0
+    rows = [(a.name, a.base_model or "-", Path(a.dataset).name if a.dataset else "-", (a.created or "-")[:16],
+             _fmt(a.final_train_loss), _fmt(a.best_val_loss), _fmt(a.rank), _fmt(a.epochs), _fmt(a.steps),
+             _fmt(a.learning_rate, 2), human_bytes(a.size_bytes)) for a in adapters]
+    print_table(("NAME", "BASE", "DATASET", "CREATED", "LOSS", "VAL", "RANK", "EPOCHS", "STEPS", "LR", "SIZE"), rows)
+    return 0
+
+
+def adapters_show(args, context: Context) -> int:
+    from lora_tui.core.adapters import get_adapter
+
+    info = get_adapter(context.locations.adapters_dir, args.name).to_json()
+    if args.json:
+        print_json(info)
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key.replace('_', ' '):<{width}}  {_fmt(value)}")
+    return 0
+
+
+def adapters_rename(args, context: Context) -> int:
+    from lora_tui.core.adapters import rename_adapter
+
+    print(rename_adapter(context.locations.adapters_dir, args.old, args.new))
+    return 0
+
+
+def adapters_delete(args, context: Context) -> int:
+    from lora_tui.core.adapters import adapter_path, delete_adapter
+
+    path = adapter_path(context.locations.adapters_dir, args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"Not deleting {args.name!r}: no terminal to confirm on; add --yes.")
+        answer = input(f"Delete the adapter {args.name!r} ({path})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            say("Not deleted.")
+            return 1
+    delete_adapter(context.locations.adapters_dir, args.name)
+    say(f"Deleted {path}.")
+    return 0
+
+
+def _adapter_base(context: Context, name: str) -> Path:
+    from lora_tui.core.adapters import get_adapter
+    from lora_tui.core.models import resolve_model_path
+
+    info = get_adapter(context.locations.adapters_dir, name)
+    base = info.base_model_path or info.base_model
+    if not base:
+        raise UserError(f"The adapter {name!r} does not record its base model.")
+    return resolve_model_path(base, context.locations.models_dir, context.extra_model_dirs())
+
+
+def adapters_fuse(args, context: Context) -> int:
+    from lora_tui.core.adapters import fuse_adapter
+
+    base = Path(args.model) if args.model else _adapter_base(context, args.name)
+    print(fuse_adapter(context.locations.adapters_dir, args.name, base, Path(args.out), args.dequantize))
+    return 0
+
+
+def adapters_export(args, context: Context) -> int:
+    from lora_tui.core.adapters import export_peft
+
+    print(export_peft(context.locations.adapters_dir, args.name, Path(args.out), args.base_model_name))
+    return 0
+
+
+def _add_adapters_commands(commands) -> None:
+    adapters = commands.add_parser("adapters", help="list, inspect and manage adapters")
+    sub = adapters.add_subparsers(dest="adapters_command", required=True, metavar="COMMAND")
+    listing = sub.add_parser("list", help="every adapter with its metadata")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=adapters_list)
+    show = sub.add_parser("show", help="one adapter's metadata")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=adapters_show)
+    rename = sub.add_parser("rename", help="rename an adapter")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    rename.set_defaults(handler=adapters_rename)
+    delete = sub.add_parser("delete", help="delete an adapter (asks first)")
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="do not ask")
+    delete.set_defaults(handler=adapters_delete)
+    fuse = sub.add_parser("fuse", help="merge an adapter into its base model")
+    fuse.add_argument("name")
+    fuse.add_argument("--out", required=True, metavar="DIR")
+    fuse.add_argument("--model", help="the base model folder (default: the one the adapter records)")
+    fuse.add_argument("--dequantize", action="store_true", help="write a full-precision model")
+    fuse.set_defaults(handler=adapters_fuse)
+    export = sub.add_parser("export", help="export an adapter for other tools")
+    export.add_argument("name")
+    export.add_argument("--format", required=True, choices=["peft"])
+    export.add_argument("--out", required=True, metavar="DIR")
+    export.add_argument("--base-model-name", help="the Hugging Face id of the base model, for PEFT's config")
+    export.set_defaults(handler=adapters_export)
+
+
+# chat --------------------------------------------------------------------------
+
+
+def chat(args, context: Context) -> int:
+    from lora_tui.core.adapters import adapter_path
+    from lora_tui.core.generate import Generator, GenerationStats, Sampling, Turn
+    from lora_tui.core.models import resolve_model_path
+
+    sampling = Sampling(temperature=args.temp, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
+                        repetition_penalty=args.repetition_penalty, max_tokens=args.max_tokens, seed=args.seed).check()
+    adapter = adapter_path(context.locations.adapters_dir, args.adapter) if args.adapter else None
+    generator = Generator(resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs()), args.model)
+    if adapter is not None:
+        generator.use_adapter(adapter)
+    history: list[Turn] = []
+
+    def answer(prompt: str) -> None:
+        history.append(Turn("user", prompt))
+        stats = GenerationStats()
+        pieces = []
+        for piece in generator.stream(history, sampling, args.system, stats=stats):
+            pieces.append(piece)
+            print(piece, end="", flush=True)
+        print(flush=True)
+        history.append(Turn("assistant", "".join(pieces)))
+        say(f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
+            f"first token {stats.time_to_first_token:.2f} s]")
+
+    if args.prompt is not None:
+        answer(args.prompt)
+        return 0
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            return 0
+        if line.strip():
+            answer(line)
+
+
+def _add_chat_command(commands) -> None:
+    from lora_tui.core.generate import Sampling
+
+    defaults = Sampling()
+    chat_parser = commands.add_parser("chat", help="chat with a model or model + adapter (streams to stdout)")
+    chat_parser.add_argument("--model", required=True)
+    chat_parser.add_argument("--adapter", help="adapter name")
+    chat_parser.add_argument("--prompt", help="one prompt, then exit (default: read lines until EOF)")
+    chat_parser.add_argument("--system", help="system prompt")
+    chat_parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens, metavar="N")
+    chat_parser.add_argument("--temp", type=float, default=defaults.temperature, metavar="T")
+    chat_parser.add_argument("--top-p", type=float, default=defaults.top_p, metavar="P")
+    chat_parser.add_argument("--top-k", type=int, default=defaults.top_k, metavar="K")
+    chat_parser.add_argument("--min-p", type=float, default=defaults.min_p, metavar="P")
+    chat_parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty, metavar="R")
+    chat_parser.add_argument("--seed", type=int, default=None, metavar="S")
+    chat_parser.set_defaults(handler=chat)
+
+
 # entry point -------------------------------------------------------------------
 
-COMMAND_GROUPS: list[Callable] = [_add_models_commands, _add_data_commands, _add_train_command]
+COMMAND_GROUPS: list[Callable] = [
+    _add_models_commands, _add_data_commands, _add_train_command, _add_adapters_commands, _add_chat_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,3 +45,15 @@ def demo_model_dir() -> Path:
             os.environ.pop("HF_HUB_OFFLINE")
         else:
             os.environ["HF_HUB_OFFLINE"] = saved
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_model_dir, tmp_path_factory) -> Path:
+    """An adapter trained on the tiny model (lora-tui's own format)."""
+    from trainkit import arithmetic_rows, train, write_dataset
+
+    root = tmp_path_factory.mktemp("adapters")
+    data = write_dataset(root / "data", arithmetic_rows(16), arithmetic_rows(4, offset=50))
+    outcome = train(tiny_model_dir, data, root / "adapters" / "arith", epochs=2, learning_rate=5e-3)
+    assert outcome.type == "finished"
+    return root / "adapters" / "arith"

@@ -28,7 +28,8 @@ PLACEHOLDERS = {
     "phone": "[PHONE]", "credit-card": "[CREDIT_CARD]", "ssn": "[SSN]", "ip": "[IP_ADDRESS]", "url": "[URL]",
 }
 _NER_LABELS = {"PERSON": "person", "ORG": "organization", "GPE": "place", "LOC": "place", "FAC": "place"}
-INSTALL_HINT = "install an English spaCy pipeline: python -m spacy download en_core_web_sm"
+NER_SKIPPED_NOTE = ("Names, organizations and places were not redacted: no spaCy pipeline; "
+                    "install an English spaCy pipeline: python -m spacy download en_core_web_sm.")
 
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'\]\[)]+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
@@ -190,8 +191,7 @@ class RedactionResult:
             "redacted": {c: self.counts.get(c, 0) for c in CATEGORIES if c in self.counts or c not in self.skipped_categories},
             "ner": not self.skipped_categories,
             "not_redacted": list(self.skipped_categories),
-            "note": (f"Names, organizations and places were not redacted: no spaCy pipeline; {INSTALL_HINT}."
-                     if self.skipped_categories else None),
+            "note": NER_SKIPPED_NOTE if self.skipped_categories else None,
         }
 
 

@@ -1,0 +1,209 @@
+"""The adapter registry: list, show, rename, delete, fuse, export.
+
+Adapters trained by lora-tui carry lora_tui.json; adapter folders made by plain
+mlx-lm (adapter_config.json + adapters.safetensors) placed in adapters/ are
+listed too, with the metadata their config holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lora_tui.core.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_metadata, write_metadata
+from lora_tui.core.errors import UserError
+from lora_tui.core.files import building_dir, folder_size
+from lora_tui.core.names import validate_name
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    path: Path
+    source: str  # "lora-tui" or "mlx-lm"
+    base_model: str | None
+    base_model_path: str | None
+    dataset: str | None
+    created: str | None
+    final_train_loss: float | None
+    best_val_loss: float | None
+    rank: int | None
+    alpha: float | None
+    epochs: float | None
+    steps: int | None
+    learning_rate: float | None
+    size_bytes: int
+    fine_tune_type: str
+    status: str | None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+
+def is_adapter_dir(path: Path) -> bool:
+    return (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file()
+
+
+def read_adapter_config(path: Path) -> dict:
+    try:
+        return json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path / ADAPTER_CONFIG}: unreadable ({exc}).") from None
+
+
+def describe_adapter(path: Path) -> AdapterInfo:
+    config = read_adapter_config(path)
+    meta = read_metadata(path)
+    lora = config.get("lora_parameters", {})
+    params = meta.get("parameters", {})
+    rank = params.get("rank", lora.get("rank"))
+    scale = lora.get("scale")
+    alpha = params.get("alpha") or (scale * rank if scale is not None and rank else None)
+    return AdapterInfo(
+        name=path.name,
+        path=path,
+        source="lora-tui" if meta else "mlx-lm",
+        base_model=meta.get("base_model", config.get("model")),
+        base_model_path=meta.get("base_model_path", config.get("model")),
+        dataset=meta.get("dataset", config.get("data")),
+        created=meta.get("created"),
+        final_train_loss=meta.get("final_train_loss"),
+        best_val_loss=meta.get("best_val_loss"),
+        rank=rank,
+        alpha=alpha,
+        epochs=meta.get("epochs"),
+        steps=meta.get("steps", config.get("iters")),
+        learning_rate=params.get("learning_rate", config.get("learning_rate")),
+        size_bytes=folder_size(path),
+        fine_tune_type=config.get("fine_tune_type", "lora"),
+        status=meta.get("status"),
+    )
+
+
+def list_adapters(adapters_dir: Path) -> list[AdapterInfo]:
+    if not Path(adapters_dir).is_dir():
+        return []
+    found = []
+    for folder in sorted(Path(adapters_dir).iterdir()):
+        if folder.is_dir() and not folder.name.startswith(".") and is_adapter_dir(folder):
+            try:
+                found.append(describe_adapter(folder))
+            except UserError:
+                continue
+    return found
+
+
+def adapter_path(adapters_dir: Path, name: str) -> Path:
+    name = validate_name(name, "adapter name")
+    path = Path(adapters_dir) / name
+    if not path.is_dir():
+        raise UserError(f"No adapter named {name!r} (see `lora-tui adapters list`).")
+    if not is_adapter_dir(path):
+        raise UserError(f"{path}: not a usable adapter (it needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}).")
+    return path
+
+
+def get_adapter(adapters_dir: Path, name: str) -> AdapterInfo:
+    return describe_adapter(adapter_path(adapters_dir, name))
+
+
+def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
+    source = adapter_path(adapters_dir, old)
+    new = validate_name(new, "new adapter name")
+    target = Path(adapters_dir) / new
+    if target.exists():
+        raise UserError(f"An adapter named {new!r} already exists.")
+    os.rename(source, target)
+    meta = read_metadata(target)
+    if meta:
+        write_metadata(target, {**meta, "name": new})
+    return target
+
+
+def delete_adapter(adapters_dir: Path, name: str) -> None:
+    shutil.rmtree(adapter_path(adapters_dir, name))
+
+
+# Fuse --------------------------------------------------------------------------------
+
+
+def fuse_adapter(adapters_dir: Path, name: str, base_path: Path, out: Path, dequantize: bool = False) -> Path:
+    """Write base + adapter merged into one MLX model folder that mlx-lm loads."""
+    from mlx.utils import tree_unflatten
+    from mlx_lm.utils import dequantize_model, save
+
+    from lora_tui.core.generate import load_adapter_weights
+    from lora_tui.core.models import load_model
+
+    path = adapter_path(adapters_dir, name)
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"{out} already exists; choose another --out.")
+    model, tokenizer = load_model(base_path)
+    load_adapter_weights(model, path)
+    fused = [(n, m.fuse(dequantize=dequantize)) for n, m in model.named_modules() if hasattr(m, "fuse")]
+    model.update_modules(tree_unflatten(fused))
+    config = json.loads((Path(base_path) / "config.json").read_text())
+    if dequantize:
+        dequantize_model(model)
+        config.pop("quantization", None)
+        config.pop("quantization_config", None)
+    with building_dir(out) as staging:
+        save(staging, str(base_path), model, tokenizer, config, donate_model=False)
+    return out
+
+
+# Export ------------------------------------------------------------------------------
+
+def export_peft(adapters_dir: Path, name: str, out: Path, base_model_name: str | None = None) -> Path:
+    """adapter_model.safetensors + adapter_config.json in PEFT's layout.
+
+    MLX's LoRALinear computes x W^T + scale * (x A) B with A (in, r) and B (r, out);
+    PEFT computes x W^T + (alpha / r) * B(A(x)) with A.weight (r, in), B.weight
+    (out, r): so A and B are transposed and lora_alpha = scale * r.
+    """
+    import mlx.core as mx
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path = adapter_path(adapters_dir, name)
+    config = read_adapter_config(path)
+    if config.get("fine_tune_type", "lora") != "lora":
+        raise UserError(f"{name}: only LoRA adapters can be exported to PEFT (this one is {config['fine_tune_type']}).")
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"{out} already exists; choose another --out.")
+    lora = config["lora_parameters"]
+    weights = mx.load(str(path / ADAPTER_WEIGHTS))
+    tensors, modules, layers = {}, set(), set()
+    for key, value in weights.items():
+        module, leaf = key.rsplit(".", 1)  # model.layers.N.self_attn.q_proj, lora_a
+        if leaf not in ("lora_a", "lora_b"):
+            raise UserError(f"{name}: tensor {key} cannot be expressed in PEFT's LoRA layout.")
+        array = np.array(value.astype(mx.float32)).T.copy()
+        peft_leaf = "lora_A" if leaf == "lora_a" else "lora_B"
+        tensors[f"base_model.model.{module}.{peft_leaf}.weight"] = array
+        modules.add(module.rsplit(".", 1)[-1])
+        layers.add(int(module.split(".")[2]))
+    meta = read_metadata(path)
+    peft_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model_name or meta.get("base_model") or config.get("model"),
+        "r": lora["rank"],
+        "lora_alpha": lora["scale"] * lora["rank"],
+        "lora_dropout": lora.get("dropout", 0.0),
+        "target_modules": sorted(modules),
+        "layers_to_transform": sorted(layers),
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "use_dora": False,
+    }
+    with building_dir(out) as staging:
+        save_file(tensors, str(staging / "adapter_model.safetensors"), metadata={"format": "pt"})
+        (staging / "adapter_config.json").write_text(json.dumps(peft_config, indent=2))
+    return out

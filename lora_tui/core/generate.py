@@ -1,0 +1,214 @@
+"""Streaming generation from a base model or base + adapter.
+
+A `Generator` keeps one base model in memory; adapters of that base are
+swapped in by replacing only the LoRA weights (or the LoRA layers, when their
+shape differs), never by reloading the base from disk.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lora_tui.core.adapter_files import ADAPTER_WEIGHTS
+from lora_tui.core.adapters import is_adapter_dir, read_adapter_config, read_metadata
+from lora_tui.core.errors import UserError
+from lora_tui.core.models import load_model
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Defaults from the data-prep guide this product follows."""
+
+    temperature: float = 0.3
+    top_p: float = 0.9
+    top_k: int = 40
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = None
+
+    def check(self) -> Sampling:
+        problems = [
+            (not 0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
+            (not 0 < self.top_p <= 1, "top-p must be above 0 and at most 1"),
+            (self.top_k < 0, "top-k must be 0 (off) or more"),
+            (not 0 <= self.min_p < 1, "min-p must be between 0 and 1"),
+            (not 0.5 <= self.repetition_penalty <= 2, "repetition penalty must be between 0.5 and 2"),
+            (self.max_tokens < 1, "max tokens must be at least 1"),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise UserError(message + ".")
+        return self
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    time_to_first_token: float = 0.0
+    tokens_per_second: float = 0.0
+    finish_reason: str = ""  # "stop", "length" or "cancelled"
+
+
+@dataclass
+class Turn:
+    role: str
+    content: str
+
+
+def is_lora_module(module) -> bool:
+    from mlx_lm.tuner.dora import DoRALinear
+    from mlx_lm.tuner.lora import LoRALinear
+
+    return isinstance(module, (LoRALinear, DoRALinear))
+
+
+def remove_adapter_layers(model) -> None:
+    from mlx.utils import tree_unflatten
+
+    plain = [(name, module.linear) for name, module in model.named_modules() if is_lora_module(module)]
+    if plain:
+        model.update_modules(tree_unflatten(plain))
+
+
+def load_adapter_weights(model, adapter_dir: Path) -> None:
+    """Apply an adapter to a model loaded without one (as mlx-lm does, with clear errors)."""
+    from mlx_lm.tuner.utils import load_adapters
+
+    try:
+        load_adapters(model, str(adapter_dir))
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{adapter_dir}: cannot load this adapter ({detail}).") from None
+
+
+class Generator:
+    def __init__(self, model_path: Path, model_name: str = "") -> None:
+        self.model_path = Path(model_path)
+        self.model_name = model_name or self.model_path.name
+        self.model, self.tokenizer = load_model(self.model_path)
+        self.adapter: Path | None = None
+        self._lora_config: dict | None = None
+        config = getattr(self.model, "args", None)
+        self.context_length = getattr(config, "max_position_embeddings", None) or 4096
+
+    # Adapters ----------------------------------------------------------------------
+
+    def check_base(self, adapter_dir: Path) -> None:
+        """Refuse an adapter trained on another base, naming both."""
+        meta = read_metadata(adapter_dir)
+        recorded = meta.get("base_model_path") or read_adapter_config(adapter_dir).get("model")
+        if not recorded:
+            return
+        same = Path(recorded).expanduser().exists() and Path(recorded).expanduser().resolve() == self.model_path.resolve()
+        if not same and recorded not in (self.model_name, str(self.model_path)):
+            trained_on = meta.get("base_model") or recorded
+            raise UserError(f"The adapter {adapter_dir.name!r} was trained on {trained_on!r}, not on {self.model_name!r}.")
+
+    def use_adapter(self, adapter_dir: Path | None) -> float:
+        """Switch to `adapter_dir` (None for the base model); return seconds taken."""
+        import mlx.core as mx
+
+        started = time.perf_counter()
+        if adapter_dir is None:
+            remove_adapter_layers(self.model)
+            self.adapter, self._lora_config = None, None
+            return time.perf_counter() - started
+        adapter_dir = Path(adapter_dir)
+        if not is_adapter_dir(adapter_dir):
+            raise UserError(f"{adapter_dir}: not an adapter folder.")
+        self.check_base(adapter_dir)
+        config = read_adapter_config(adapter_dir)
+        layout = {k: config.get(k) for k in ("fine_tune_type", "num_layers", "lora_parameters")}
+        if layout == self._lora_config:
+            try:
+                self.model.load_weights(str(adapter_dir / ADAPTER_WEIGHTS), strict=False)
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise UserError(f"{adapter_dir / ADAPTER_WEIGHTS}: cannot load it ({exc}).") from None
+        else:
+            remove_adapter_layers(self.model)
+            load_adapter_weights(self.model, adapter_dir)
+            self._lora_config = layout
+        self.model.eval()
+        mx.eval(self.model.parameters())
+        self.adapter = adapter_dir
+        return time.perf_counter() - started
+
+    # Generation -------------------------------------------------------------------
+
+    def prompt_tokens(self, history: list[Turn], system: str | None = None) -> list[int]:
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": t.role, "content": t.content} for t in history
+        ]
+        if getattr(self.tokenizer, "chat_template", None):
+            tokens = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                        return_dict=False)
+        else:
+            tokens = self.tokenizer.encode("\n\n".join(m["content"] for m in messages))
+        tokens = list(tokens)
+        if len(tokens) >= self.context_length:
+            raise UserError(f"The prompt is {len(tokens)} tokens; the model's context is {self.context_length}.")
+        return tokens
+
+    def stream(self, history: list[Turn], sampling: Sampling = Sampling(), system: str | None = None,
+               stop: threading.Event | None = None, stats: GenerationStats | None = None) -> Iterator[str]:
+        """Yield text pieces as tokens are generated; fill `stats` as it goes."""
+        import mlx.core as mx
+        from mlx_lm import stream_generate
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+        sampling.check()
+        stats = stats if stats is not None else GenerationStats()
+        tokens = self.prompt_tokens(history, system)
+        stats.prompt_tokens = len(tokens)
+        if sampling.seed is not None:
+            mx.random.seed(sampling.seed)
+        sampler = make_sampler(sampling.temperature, sampling.top_p, sampling.min_p, top_k=sampling.top_k)
+        processors = make_logits_processors(repetition_penalty=sampling.repetition_penalty
+                                            if sampling.repetition_penalty != 1.0 else None)
+        max_tokens = min(sampling.max_tokens, self.context_length - len(tokens))
+        started = time.perf_counter()
+        first = None
+        stream = mx.new_stream(mx.default_device())
+        for response in stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens, sampler=sampler,
+                                         logits_processors=processors, stream=stream):
+            now = time.perf_counter()
+            if first is None:
+                first = now
+                stats.time_to_first_token = now - started
+            stats.generated_tokens = response.generation_tokens
+            if response.generation_tokens > 1:
+                stats.tokens_per_second = (response.generation_tokens - 1) / (now - first)
+            stats.finish_reason = response.finish_reason or ""
+            if response.text:
+                yield response.text
+            if stop is not None and stop.is_set():
+                stats.finish_reason = "cancelled"
+                return
+
+    def complete(self, history: list[Turn], sampling: Sampling = Sampling(), system: str | None = None) -> tuple[str, GenerationStats]:
+        stats = GenerationStats()
+        return "".join(self.stream(history, sampling, system, stats=stats)), stats
+
+
+@dataclass
+class Comparison:
+    label: str
+    text: str = ""
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+def compare(generator: Generator, prompt: str, adapters: list[Path | None], sampling: Sampling = Sampling(),
+            system: str | None = None) -> list[Comparison]:
+    """One prompt through each of `adapters` (None = the base model), same sampling and seed."""
+    results = []
+    for adapter in adapters:
+        generator.use_adapter(adapter)
+        text, stats = generator.complete([Turn("user", prompt)], sampling, system)
+        results.append(Comparison(adapter.name if adapter else "base", text, stats))
+    return results

@@ -1,0 +1,82 @@
+"""Generation, compare, fuse and export on the real demo model with a real adapter."""
+
+import json
+import os
+import subprocess
+import sys
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from lora_tui.core.adapters import export_peft, fuse_adapter
+from lora_tui.core.generate import Generator, Sampling, Turn, compare
+from trainkit import train, write_dataset
+
+pytestmark = pytest.mark.e2e
+GREEDY = Sampling(temperature=0.0, max_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def demo_adapter(demo_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo-adapter")
+    rows = [{"messages": [{"role": "user", "content": "Say the code word."}, {"role": "assistant", "content": "Marzipan-42."}]}] * 8
+    data = write_dataset(root / "data", rows)
+    outcome = train(demo_model_dir, data, root / "adapters" / "codeword", epochs=1, batch_size=4, max_seq_length=128)
+    assert outcome.type == "finished"
+    return root / "adapters" / "codeword"
+
+
+def test_demo_generation_streams_and_switches(demo_model_dir, demo_adapter):
+    generator = Generator(demo_model_dir)
+    text, stats = generator.complete([Turn("user", "What is the capital of France?")], GREEDY)
+    assert "Paris" in text and stats.tokens_per_second > 0 and stats.time_to_first_token > 0
+    switch_seconds = generator.use_adapter(demo_adapter)
+    assert switch_seconds < 2.0
+    results = compare(generator, "Say the code word.", [None, demo_adapter], GREEDY)
+    assert [r.label for r in results] == ["base", "codeword"]
+    assert results[0].text != results[1].text
+
+
+def test_demo_chat_command_streams_tokens(demo_model_dir, tmp_path):
+    env = {**os.environ, "LORA_TUI_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "lora_tui", "chat", "--model", str(demo_model_dir), "--temp", "0",
+                             "--max-tokens", "12", "--prompt", "What is the capital of France?"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout and "tok/s" in result.stderr
+
+
+def test_demo_fuse_equals_base_plus_adapter(demo_model_dir, demo_adapter, tmp_path):
+    from mlx_lm import load
+
+    out = fuse_adapter(demo_adapter.parent, demo_adapter.name, demo_model_dir, tmp_path / "fused")
+    fused, tokenizer = load(str(out))
+    adapted, _ = load(str(demo_model_dir), adapter_path=str(demo_adapter))
+    tokens = mx.array([tokenizer.encode("Say the code word.")])
+    got, expected = np.array(fused(tokens).astype(mx.float32)), np.array(adapted(tokens).astype(mx.float32))
+    # Fusing into a 4-bit model re-quantizes W + scale*BA onto a new 4-bit grid (mlx-lm's
+    # fuse does the same), so logits move by quantization noise; measured here: mean error
+    # ~8% of the logits' spread, top-1 agreement 0.9. The dequantized fuse below is exact.
+    assert np.abs(got - expected).mean() < 0.15 * expected.std()
+    assert (got.argmax(-1) == expected.argmax(-1)).mean() >= 0.8
+    assert json.loads((out / "config.json").read_text())["quantization"]["bits"] == 4
+
+
+def test_demo_fuse_dequantized(demo_model_dir, demo_adapter, tmp_path):
+    from mlx_lm import load
+
+    out = fuse_adapter(demo_adapter.parent, demo_adapter.name, demo_model_dir, tmp_path / "fused-f", dequantize=True)
+    assert "quantization" not in json.loads((out / "config.json").read_text())
+    fused, tokenizer = load(str(out))
+    adapted, _ = load(str(demo_model_dir), adapter_path=str(demo_adapter))
+    tokens = mx.array([tokenizer.encode("Say the code word.")])
+    np.testing.assert_allclose(np.array(fused(tokens).astype(mx.float32)), np.array(adapted(tokens).astype(mx.float32)),
+                               atol=0.05, rtol=0.02)
+
+
+def test_demo_peft_export(demo_adapter, tmp_path):
+    out = export_peft(demo_adapter.parent, demo_adapter.name, tmp_path / "peft", base_model_name="HuggingFaceTB/SmolLM2-135M-Instruct")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == list(range(14, 30))  # the last 16 of 30 blocks
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
