@@ -1,73 +1,138 @@
-"""The Textual app.
+"""The Textual app: one mode per area, themes from files, the training worker.
 
-For now one screen: the models lora-tui can see. The areas of the full shell
-(Datasets, Train, Dashboard, Adapters, Chat) arrive with the TUI issues.
+The app (not a screen) owns the training worker, so switching areas never
+stops a run. The worker never touches widgets: it posts each training event
+as a message, and the dashboard's handler owns all UI state.
 """
 
 from __future__ import annotations
 
+import threading
+from functools import partial
+
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.command import Hit, Hits, Provider
 
-from lora_tui.core.models import ModelInfo, discover_models
-from lora_tui.core.units import human_bytes, human_count
 from lora_tui.locations import Locations
+from lora_tui.messages import TrainingEventPosted, TrainingRequested
 from lora_tui.settings import Settings
+from lora_tui.themes import BUILT_IN_THEMES, load_themes
+
+AREAS = ("datasets", "train", "dashboard", "adapters", "chat")
 
 
-class ModelsFound(Message):
-    def __init__(self, models: list[ModelInfo]) -> None:
-        super().__init__()
-        self.models = models
+class AreaCommands(Provider):
+    """Every area and action in the command palette."""
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        commands = [(f"Go to {area}", partial(app.switch_mode, area), f"open the {area} area") for area in AREAS]
+        commands += [("Cancel training", app.action_cancel_training, "stop the run after this step, saving it")]
+        for text, callback, help_text in commands:
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+def _screen(area: str):
+    def build():
+        if area == "train":
+            from lora_tui.screens.train import TrainScreen
+
+            return TrainScreen()
+        if area == "dashboard":
+            from lora_tui.screens.dashboard import DashboardScreen
+
+            return DashboardScreen()
+        from lora_tui.screens.placeholder import NotYetScreen
+
+        return NotYetScreen(area)
+
+    return build
 
 
 class LoraTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "lora-tui"
+    MODES = {area: _screen(area) for area in AREAS}
+    COMMANDS = App.COMMANDS | {AreaCommands}
     BINDINGS = [
-        Binding("r", "refresh_models", "Refresh", id="refresh"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("1", "switch_mode('datasets')", "Datasets", id="area-datasets"),
+        Binding("2", "switch_mode('train')", "Train", id="area-train"),
+        Binding("3", "switch_mode('dashboard')", "Dashboard", id="area-dashboard"),
+        Binding("4", "switch_mode('adapters')", "Adapters", id="area-adapters"),
+        Binding("5", "switch_mode('chat')", "Chat", id="area-chat"),
+        Binding("ctrl+q", "quit", "Quit", id="quit"),
     ]
 
     def __init__(self, locations: Locations, settings: Settings) -> None:
         super().__init__()
         self.locations = locations
         self.settings = settings
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Models", id="models-title")
-        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="models-hint")
-        yield Footer()
+        self.stop_flag = threading.Event()
+        self.training_running = False
+        self.dashboard = None  # the dashboard screen registers itself when mounted
+        self.run_events: list = []  # the shown run's events; the dashboard replays them on mount
+        themes, problems = load_themes(BUILT_IN_THEMES, locations.user_themes_dir)
+        for theme in themes:
+            self.register_theme(theme)
+        self.theme_problems = problems
+        self.theme = settings.theme if settings.theme in self.available_themes else "lora-dark"
 
     def on_mount(self) -> None:
-        table = self.query_one("#models", DataTable)
-        table.add_columns("Name", "Arch", "Params", "Quantization", "Size", "Chat", "Source")
-        self.action_refresh_models()
+        for problem in self.theme_problems:
+            self.notify(f"{problem.path}: {problem.message}; theme skipped.", severity="warning", timeout=10)
+        self.switch_mode("train")
 
-    def action_refresh_models(self) -> None:
-        self.find_models()
+    def watch_theme(self, theme: str) -> None:
+        if getattr(self, "settings", None) is not None and self.settings.theme != theme:
+            self.settings.theme = theme
+            try:
+                self.settings.save(self.locations)
+            except OSError as exc:
+                self.notify(f"Could not save the theme choice: {exc}", severity="warning")
 
-    @work(thread=True, exclusive=True, group="models")
-    def find_models(self) -> None:
-        models = discover_models(self.locations.models_dir, self.settings.extra_model_dirs())
-        self.post_message(ModelsFound(models))
+    # Training ------------------------------------------------------------------
 
-    @on(ModelsFound)
-    def show_models(self, message: ModelsFound) -> None:
-        table = self.query_one("#models", DataTable)
-        table.clear()
-        for model in message.models:
-            table.add_row(
-                model.name, model.architecture, human_count(model.parameters), model.quantization_label,
-                human_bytes(model.size_bytes), "yes" if model.has_chat_template else "no", model.source,
-            )
-        hint = "" if message.models else "No models yet: run `lora-tui models demo` or `lora-tui models import-gguf FILE`."
-        self.query_one("#models-hint", Static).update(hint)
+    @on(TrainingRequested)
+    def start_training(self, message: TrainingRequested) -> None:
+        if self.training_running:
+            self.notify("A run is already training; cancel it first.", severity="warning")
+            return
+        self.training_running = True
+        self.stop_flag.clear()
+        self.switch_mode("dashboard")
+        self.train(message.job)
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def train(self, job) -> None:
+        from lora_tui.core.trainer import run_training
+
+        run_training(job, lambda event: self.post_message(TrainingEventPosted(event)), self.stop_flag)
+
+    @on(TrainingEventPosted)
+    def route_event(self, message: TrainingEventPosted) -> None:
+        if message.event.type in ("finished", "cancelled", "failed"):
+            self.training_running = False
+            if message.event.type == "failed":
+                self.notify(f"Training failed: {message.event.reason} {message.event.advice}".rstrip(), severity="error", timeout=15)
+            else:
+                self.notify(f"Training {message.event.type}: {message.event.adapter_path}")
+        if message.event.type == "started":
+            self.run_events = []
+        self.run_events.append(message.event)
+        if self.dashboard is not None:
+            self.dashboard.show_event(message.event)
+
+    def stop_training(self) -> None:
+        self.stop_flag.set()
+
+    def action_cancel_training(self) -> None:
+        self.switch_mode("dashboard")
+        self.screen.action_cancel_training()
 
 
 def make_app(locations: Locations | None = None, settings: Settings | None = None) -> LoraTuiApp:

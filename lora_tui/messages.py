@@ -1,0 +1,30 @@
+"""App-wide messages: the training worker posts these; handlers own all state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from lora_tui.core.events import Event
+from lora_tui.core.trainer import TrainingJob
+
+
+@dataclass
+class TrainingRequested(Message):
+    job: TrainingJob
+
+
+@dataclass
+class TrainingEventPosted(Message):
+    """One event of the run the dashboard shows (from the worker or a followed file)."""
+
+    event: Event
+    live: bool = True
+
+
+@dataclass
+class FollowRequested(Message):
+    """Show a run from its events.jsonl (a finished run, or one a CLI is running)."""
+
+    adapter_dir: str

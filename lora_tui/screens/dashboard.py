@@ -1,0 +1,131 @@
+"""The training dashboard: live loss chart, progress, speed, memory, checkpoints, log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Label, ProgressBar, RichLog, Static
+
+from lora_tui.core.events import Cancelled, Checkpoint, Failed, Finished, Started, Step, Validation
+from lora_tui.core.units import human_bytes, human_duration
+from lora_tui.widgets.loss_chart import LossChart
+
+
+class ConfirmCancel(ModalScreen[bool]):
+    BINDINGS = [Binding("escape", "dismiss(False)", "Keep training", id="keep-training")]
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="confirm"):
+            yield Label("Stop training? The adapter is saved after the current step.", id="confirm-question")
+            yield Button("Stop and save", variant="error", id="stop")
+            yield Button("Keep training", variant="primary", id="keep")
+
+    @on(Button.Pressed)
+    def answer(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "stop")
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("x", "cancel_training", "Cancel run", id="cancel-run"),
+        Binding("l", "toggle_learning_rate", "Loss / LR", id="toggle-lr"),
+        Binding("o", "open_adapter", "Open in chat", id="open-adapter"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="dashboard-top"):
+            yield LossChart(id="loss-chart")
+            with Vertical(id="run-stats"):
+                yield Static("No run yet: start one from Train (2).", id="run-title")
+                yield ProgressBar(id="run-progress", show_eta=False)
+                yield Static("", id="run-numbers")
+        yield RichLog(id="run-log", wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reset()
+        self.app.dashboard = self
+        for event in self.app.run_events:
+            self.show_event(event)
+
+    def reset(self) -> None:
+        self.total_steps = 0
+        self.last_step: Step | None = None
+        self.best_val: float | None = None
+        self.last_checkpoint = "-"
+        self.adapter_path: str | None = None
+        self.finished = False
+        self.query_one(LossChart).clear()
+        self.query_one(RichLog).clear()
+
+    def show_event(self, event) -> None:
+        """Called by the app's handler, on the UI thread, for each event of the shown run."""
+        log = self.query_one(RichLog)
+        if isinstance(event, Started):
+            self.reset()
+            self.total_steps = event.total_steps
+            self.query_one(ProgressBar).update(total=event.total_steps, progress=event.resumed_from_step)
+            title = f"{event.train_records} train / {event.valid_records} valid records, {event.total_steps} steps"
+            self.query_one("#run-title", Static).update(title)
+            for note in event.notes:
+                log.write(f"note: {note}")
+            log.write(f"started: {event.trainable_parameters:,} trainable parameters")
+        elif isinstance(event, Step):
+            self.last_step = event
+            self.query_one(LossChart).add_train(event.step, event.train_loss, event.learning_rate)
+            self.query_one(ProgressBar).update(progress=event.step)
+        elif isinstance(event, Validation):
+            self.best_val = event.val_loss if self.best_val is None else min(self.best_val, event.val_loss)
+            self.query_one(LossChart).add_valid(event.step, event.val_loss)
+            log.write(f"step {event.step}: validation loss {event.val_loss:.4f}")
+        elif isinstance(event, Checkpoint):
+            self.last_checkpoint = Path(event.path).name
+            log.write(f"checkpoint {self.last_checkpoint}")
+        elif isinstance(event, (Finished, Cancelled)):
+            self.finished, self.adapter_path = True, event.adapter_path
+            log.write(f"{event.type} at step {event.step}: {event.adapter_path}")
+        elif isinstance(event, Failed):
+            self.finished = True
+            log.write(f"failed: {event.reason} {event.advice}".rstrip())
+        self.show_numbers()
+
+    def show_numbers(self) -> None:
+        step = self.last_step
+        best = f"{self.best_val:.4f}" if self.best_val is not None else "-"
+        if step is None:
+            text = f"best val loss {best}"
+        else:
+            text = (f"step {step.step}/{self.total_steps}  epoch {step.epoch:.2f}\n"
+                    f"loss {step.train_loss:.4f}  best val {best}\n"
+                    f"lr {step.learning_rate:.2e}\n"
+                    f"{step.tokens_per_second:.0f} tok/s  {step.iterations_per_second:.2f} it/s\n"
+                    f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
+                    f"checkpoint {self.last_checkpoint}")
+        self.query_one("#run-numbers", Static).update(text)
+
+    def action_toggle_learning_rate(self) -> None:
+        self.query_one(LossChart).toggle_learning_rate()
+
+    def action_cancel_training(self) -> None:
+        if not self.app.training_running:
+            self.notify("No training is running.", severity="warning")
+            return
+
+        def confirmed(stop: bool | None) -> None:
+            if stop:
+                self.app.stop_training()
+                self.query_one(RichLog).write("stopping after this step...")
+
+        self.app.push_screen(ConfirmCancel(), confirmed)
+
+    def action_open_adapter(self) -> None:
+        if not self.adapter_path:
+            self.notify("No finished run to open yet.", severity="warning")
+            return
+        self.notify(f"Adapter ready: {self.adapter_path}. Chat with it: lora-tui chat --adapter {Path(self.adapter_path).name}")

@@ -1,0 +1,150 @@
+"""Pilot tests: the shell, the Train form, and a real run watched on the dashboard."""
+
+import json
+import shutil
+from contextlib import suppress
+
+import pytest
+from textual.widgets import Button, Input, ProgressBar, RichLog, Select
+from textual.worker import WorkerCancelled
+
+from lora_tui.app import make_app
+from lora_tui.settings import Settings
+from lora_tui.themes import load_themes, theme_from_file
+from lora_tui.widgets.loss_chart import LossChart
+from trainkit import arithmetic_rows, write_dataset
+
+
+@pytest.fixture
+def home(isolated_home, tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    write_dataset(tmp_path / "data", arithmetic_rows(16), arithmetic_rows(4, offset=50))
+    return isolated_home
+
+
+async def _settle(app, pilot):
+    with suppress(WorkerCancelled):
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _fill_form(app, pilot, data, name="from-form", **params):
+    await _settle(app, pilot)
+    screen = app.screen
+    select = screen.query_one("#pick-model", Select)
+    select.value = str(app.locations.models_dir / "tiny")
+    screen.query_one("#pick-data", Input).value = str(data)
+    screen.query_one("#pick-name", Input).value = name
+    for key, value in {"epochs": "2", "batch_size": "4", "max_seq_length": "128", "learning_rate": "0.001", **params}.items():
+        screen.query_one(f"#param-{key}", Input).value = value
+    await pilot.pause()
+
+
+def _log_text(screen) -> str:
+    """The dashboard log as one string (long lines are wrapped on screen)."""
+    return "".join(line.text for line in screen.query_one(RichLog).lines)
+
+
+async def _wait_for_run(app, pilot, timeout=120):
+    import asyncio
+
+    for _ in range(timeout * 10):
+        if not app.training_running:
+            break
+        await asyncio.sleep(0.1)
+    await _settle(app, pilot)
+
+
+async def test_areas_switch_with_number_keys(home):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.current_mode == "train"
+        for key, area in zip("13452", ("datasets", "dashboard", "adapters", "chat", "train")):
+            await pilot.press(key)
+            assert app.current_mode == area
+
+
+async def test_invalid_field_is_marked_and_start_stays_disabled(home, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data")
+        start = app.screen.query_one("#start", Button)
+        assert not start.disabled
+        app.screen.query_one("#param-rank", Input).value = "300"
+        await pilot.pause()
+        field = app.screen.query_one("#field-rank")
+        assert field.has_class("-invalid") and "between 4 and 128" in field.error
+        assert start.disabled
+        app.screen.query_one("#param-rank", Input).value = "16"
+        await pilot.pause()
+        assert not start.disabled and not field.has_class("-invalid")
+
+
+async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data")
+        await pilot.press("ctrl+s")
+        await _wait_for_run(app, pilot)
+        assert app.current_mode == "dashboard"
+        dashboard = app.screen
+        assert len(dashboard.query_one(LossChart).train) == 8  # 16 records / 4 x 2 epochs
+        assert len(dashboard.query_one(LossChart).valid) >= 1
+        assert dashboard.query_one(ProgressBar).progress == 8
+        assert "finished at step 8" in _log_text(dashboard)
+        assert "step 8/8" in str(dashboard.query_one("#run-numbers").render())
+    metadata = json.loads((home.adapters_dir / "from-form" / "lora_tui.json").read_text())
+    assert metadata["steps"] == 8 and metadata["parameters"]["learning_rate"] == 0.001
+
+
+async def test_cancel_asks_then_saves(home, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data", name="long", epochs="50", batch_size="1")
+        await pilot.press("ctrl+s")
+        import asyncio
+
+        while not app.screen.query_one(LossChart).train:
+            await asyncio.sleep(0.05)
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.click("#stop")
+        await _wait_for_run(app, pilot)
+        assert "cancelled at step" in _log_text(app.screen), _log_text(app.screen)[-400:]
+    assert json.loads((home.adapters_dir / "long" / "lora_tui.json").read_text())["status"] == "cancelled"
+
+
+async def test_data_errors_are_a_notice_and_nothing_starts(home, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\nbroken\n')
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, bad, name="bad-data")
+        await pilot.press("ctrl+s")
+        await _settle(app, pilot)
+        assert app.current_mode == "train" and not app.training_running
+        assert any("line 2: invalid JSON" in str(n.message) for n in app._notifications)
+    assert not (home.adapters_dir / "bad-data").exists()
+
+
+def test_theme_files_load_and_bad_ones_are_reported(tmp_path):
+    from lora_tui.themes import BUILT_IN_THEMES
+
+    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#123456"\n')
+    (tmp_path / "broken.toml").write_text('name = "broken"\nprimary = "not-a-colour"\n')
+    themes, problems = load_themes(BUILT_IN_THEMES, tmp_path)
+    names = {t.name for t in themes}
+    assert {"lora-dark", "lora-light", "lora-high-contrast", "mine"} <= names
+    assert [(p.path.name, "is not a colour" in p.message) for p in problems] == [("broken.toml", True)]
+    assert theme_from_file(BUILT_IN_THEMES / "lora-light.toml").dark is False
+
+
+async def test_chosen_theme_is_kept_in_settings(home):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.theme = "lora-high-contrast"
+        await pilot.pause()
+    assert Settings.load(home).theme == "lora-high-contrast"
+    app = make_app()
+    async with app.run_test(size=(80, 24)):
+        assert app.theme == "lora-high-contrast"
