@@ -12,21 +12,22 @@ ifeq ($(shell uname -s),Linux)
 export LD_PRELOAD = $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3))
 endif
 
-.PHONY: run test bench setup setup-dev blas clean
+.PHONY: run test bench setup setup-dev blas tmux clean
 
 run: setup blas
 	@$(BIN)/lora-tui models list --json | $(BIN)/python -c 'import json,sys; sys.exit(0 if json.load(sys.stdin) else 1)' \
 		|| $(BIN)/lora-tui models demo
 	$(BIN)/lora-tui
 
-test: setup-dev blas
+test: setup-dev blas tmux
 	$(BIN)/python -m pytest
 
 # Benchmarks against the reference implementations; results go to BENCHMARKS.md.
-bench: setup-dev blas
+bench: setup-dev blas tmux
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/chat.py
+	$(BIN)/python bench/startup.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
@@ -51,6 +52,12 @@ ifeq ($(shell uname -s),Linux)
 		echo "Installing OpenBLAS: MLX's CPU backend is ~30x slower without it"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas0-pthread; }
 endif
+
+# The terminal smoke test runs lora-tui inside tmux.
+tmux:
+	@command -v tmux >/dev/null || { \
+		if command -v apt-get >/dev/null; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux; \
+		elif command -v brew >/dev/null; then brew install tmux; fi; }
 
 clean:
 	rm -rf $(VENV) tests/.cache .pytest_cache

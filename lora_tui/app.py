@@ -15,12 +15,43 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
+from lora_tui.core.adapter_files import EVENTS
 from lora_tui.locations import Locations
 from lora_tui.messages import TrainingEventPosted, TrainingRequested
 from lora_tui.settings import Settings
 from lora_tui.themes import BUILT_IN_THEMES, load_themes
 
 AREAS = ("datasets", "train", "dashboard", "adapters", "chat")
+FOLLOW_SECONDS = 0.5
+
+
+class EventsFollower:
+    """Reads the complete lines appended to an events.jsonl since the last read."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new_events(self) -> list:
+        import json
+
+        from lora_tui.core.events import event_from_json
+
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next read
+        self.offset += len(complete)
+        events = []
+        for line in complete.splitlines():
+            try:
+                events.append(event_from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return events
 
 
 class AreaCommands(Provider):
@@ -31,6 +62,10 @@ class AreaCommands(Provider):
         app = self.app
         commands = [(f"Go to {area}", partial(app.switch_mode, area), f"open the {area} area") for area in AREAS]
         commands += [("Cancel training", app.action_cancel_training, "stop the run after this step, saving it")]
+        for events_file in sorted(app.locations.adapters_dir.glob(f"*/{EVENTS}")):
+            name = events_file.parent.name
+            commands.append((f"Follow run: {name}", partial(app.follow_run, events_file.parent),
+                             "show its curves; keeps up while another terminal trains it"))
         for text, callback, help_text in commands:
             score = matcher.match(text)
             if score > 0:
@@ -65,7 +100,7 @@ class LoraTuiApp(App):
         Binding("3", "switch_mode('dashboard')", "Dashboard", id="area-dashboard"),
         Binding("4", "switch_mode('adapters')", "Adapters", id="area-adapters"),
         Binding("5", "switch_mode('chat')", "Chat", id="area-chat"),
-        Binding("ctrl+q", "quit", "Quit", id="quit"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
     ]
 
     def __init__(self, locations: Locations, settings: Settings) -> None:
@@ -76,6 +111,8 @@ class LoraTuiApp(App):
         self.training_running = False
         self.dashboard = None  # the dashboard screen registers itself when mounted
         self.run_events: list = []  # the shown run's events; the dashboard replays them on mount
+        self.following: EventsFollower | None = None
+        self.follow_timer = None
         themes, problems = load_themes(BUILT_IN_THEMES, locations.user_themes_dir)
         for theme in themes:
             self.register_theme(theme)
@@ -102,6 +139,7 @@ class LoraTuiApp(App):
         if self.training_running:
             self.notify("A run is already training; cancel it first.", severity="warning")
             return
+        self.following = None
         self.training_running = True
         self.stop_flag.clear()
         self.switch_mode("dashboard")
@@ -115,7 +153,7 @@ class LoraTuiApp(App):
 
     @on(TrainingEventPosted)
     def route_event(self, message: TrainingEventPosted) -> None:
-        if message.event.type in ("finished", "cancelled", "failed"):
+        if message.event.type in ("finished", "cancelled", "failed") and message.live:
             self.training_running = False
             if message.event.type == "failed":
                 self.notify(f"Training failed: {message.event.reason} {message.event.advice}".rstrip(), severity="error", timeout=15)
@@ -126,6 +164,26 @@ class LoraTuiApp(App):
         self.run_events.append(message.event)
         if self.dashboard is not None:
             self.dashboard.show_event(message.event)
+
+    def follow_run(self, adapter_dir) -> None:
+        """Replay a run's events.jsonl, then keep reading what is appended to it."""
+        if self.training_running:
+            self.notify("A run is training here; the dashboard shows it.", severity="warning")
+            return
+        self.following = EventsFollower(adapter_dir / EVENTS)
+        self.run_events = []
+        if self.dashboard is not None:
+            self.dashboard.reset()
+        self.read_followed_run()
+        if self.follow_timer is None:
+            self.follow_timer = self.set_interval(FOLLOW_SECONDS, self.read_followed_run)
+        self.switch_mode("dashboard")
+
+    def read_followed_run(self) -> None:
+        if self.following is None or self.training_running:
+            return
+        for event in self.following.new_events():
+            self.route_event(TrainingEventPosted(event, live=False))
 
     def stop_training(self) -> None:
         self.stop_flag.set()

@@ -32,9 +32,9 @@ class ConfirmCancel(ModalScreen[bool]):
 
 class DashboardScreen(Screen):
     BINDINGS = [
-        Binding("x", "cancel_training", "Cancel run", id="cancel-run"),
-        Binding("l", "toggle_learning_rate", "Loss / LR", id="toggle-lr"),
-        Binding("o", "open_adapter", "Open in chat", id="open-adapter"),
+        Binding("x", "cancel_training", "Cancel", id="cancel-run"),
+        Binding("l", "toggle_learning_rate", "LR", id="toggle-lr"),
+        Binding("o", "open_adapter", "Adapter", id="open-adapter", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -46,7 +46,7 @@ class DashboardScreen(Screen):
                 yield ProgressBar(id="run-progress", show_eta=False)
                 yield Static("", id="run-numbers")
         yield RichLog(id="run-log", wrap=True, markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.reset()
@@ -63,6 +63,7 @@ class DashboardScreen(Screen):
         self.finished = False
         self.query_one(LossChart).clear()
         self.query_one(RichLog).clear()
+        self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
 
     def show_event(self, event) -> None:
         """Called by the app's handler, on the UI thread, for each event of the shown run."""

@@ -20,4 +20,4 @@ class NotYetScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(NOT_YET[self.area], classes="not-yet", markup=False)
-        yield Footer()
+        yield Footer(compact=True)

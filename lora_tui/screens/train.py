@@ -100,7 +100,7 @@ class TrainScreen(Screen):
         with Horizontal(id="train-actions"):
             yield Static("", id="form-status")
             yield Button("Start training", variant="primary", id="start", disabled=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.load_models()

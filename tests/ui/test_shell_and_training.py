@@ -97,10 +97,21 @@ async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
     assert metadata["steps"] == 8 and metadata["parameters"]["learning_rate"] == 0.001
 
 
-async def test_cancel_asks_then_saves(home, tmp_path):
+async def test_cancel_asks_then_saves(home, tmp_path, monkeypatch):
+    import time
+
+    from lora_tui.core import trainer
+
+    after_step = trainer._Run.after_step
+
+    def slow_after_step(self, *args, **kwargs):  # a tiny model trains faster than anyone can confirm
+        time.sleep(0.05)
+        return after_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer._Run, "after_step", slow_after_step)
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await _fill_form(app, pilot, tmp_path / "data", name="long", epochs="50", batch_size="1")
+        await _fill_form(app, pilot, tmp_path / "data", name="long", epochs="50")
         await pilot.press("ctrl+s")
         import asyncio
 
@@ -148,3 +159,28 @@ async def test_chosen_theme_is_kept_in_settings(home):
     app = make_app()
     async with app.run_test(size=(80, 24)):
         assert app.theme == "lora-high-contrast"
+
+
+async def test_dashboard_follows_a_run_from_another_terminal(home, tiny_model_dir, tmp_path):
+    """A run written by `lora-tui train` elsewhere: replayed, then followed as it grows."""
+    import asyncio
+
+    from trainkit import train
+
+    train(tiny_model_dir, tmp_path / "data", home.adapters_dir / "cli-run", epochs=2)
+    events_file = home.adapters_dir / "cli-run" / "events.jsonl"
+    lines = events_file.read_text().splitlines(keepends=True)
+    cut = len(lines) // 2
+    events_file.write_text("".join(lines[:cut]) + lines[cut][:10])  # half written, as while training
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.follow_run(home.adapters_dir / "cli-run")
+        await pilot.pause()
+        shown = len(app.screen.query_one(LossChart).train)
+        assert 0 < shown < 8
+        events_file.write_text("".join(lines))  # the other terminal carries on
+        await asyncio.sleep(1.2)
+        await pilot.pause()
+        assert len(app.screen.query_one(LossChart).train) == 8
+        assert "finished at step 8" in _log_text(app.screen)
+        assert not app.training_running
