@@ -2,7 +2,8 @@
 
 The app (not a screen) owns the training worker, so switching areas never
 stops a run. The worker never touches widgets: it posts each training event
-as a message, and the dashboard's handler owns all UI state.
+as a message; the app's handler keeps the shown run's events and hands each
+to the dashboard, which replays them all when it is (re)mounted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
 from lora_tui.core.adapter_files import EVENTS
+from lora_tui.core.events import EventsFollower
 from lora_tui.locations import Locations
 from lora_tui.messages import TrainingEventPosted, TrainingRequested
 from lora_tui.settings import Settings
@@ -23,35 +25,6 @@ from lora_tui.themes import BUILT_IN_THEMES, load_themes
 
 AREAS = ("datasets", "train", "dashboard", "adapters", "chat")
 FOLLOW_SECONDS = 0.5
-
-
-class EventsFollower:
-    """Reads the complete lines appended to an events.jsonl since the last read."""
-
-    def __init__(self, path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def new_events(self) -> list:
-        import json
-
-        from lora_tui.core.events import event_from_json
-
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except OSError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next read
-        self.offset += len(complete)
-        events = []
-        for line in complete.splitlines():
-            try:
-                events.append(event_from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                continue
-        return events
 
 
 class AreaCommands(Provider):

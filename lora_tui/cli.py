@@ -253,7 +253,10 @@ def train(args, context: Context) -> int:
         _print_report(report)
         say(f"lora-tui: {args.data} has errors; fix them before training.")
         return 1
-    outcome = training_setup.run_with_interrupt(job, listener=lambda event: _print_event(event))
+    outcome = training_setup.run_with_interrupt(
+        job, listener=_print_event,
+        on_stop_requested=lambda: print("\nStopping after this step and saving... (Ctrl-C again to abort without saving)", flush=True),
+    )
     if isinstance(outcome, Finished):
         return 0
     return 130 if isinstance(outcome, Cancelled) else 1

@@ -54,13 +54,14 @@ def test_model_entry_fields(tiny_model_dir):
 
 
 def test_quantized_parameter_count_matches_full_precision(tiny_model_dir, tmp_path):
-    from mlx_lm.utils import quantize_model, save_model
-    import mlx.core as mx
-
-    model, tokenizer = load_model(tiny_model_dir)
-    from mlx.utils import tree_flatten
-    full = sum(v.size for _, v in tree_flatten(model.parameters()))
     import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import quantize_model
+
+    model, _ = load_model(tiny_model_dir)
+    full = sum(v.size for _, v in tree_flatten(model.parameters()))
     config = json.loads((tiny_model_dir / "config.json").read_text())
     model, config = quantize_model(model, config, group_size=32, bits=4)
     target = tmp_path / "q4"

@@ -95,13 +95,34 @@ def event_from_json(data: dict) -> Event:
     return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def read_events(path) -> list[Event]:
-    """Every complete event in an events.jsonl (a half-written last line is skipped)."""
-    events = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
+class EventsFollower:
+    """Reads the complete lines appended to an events.jsonl since the last read.
+
+    A line still being written (no newline yet) waits for the next read.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new_events(self) -> list[Event]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        events = []
+        for line in complete.splitlines():
             try:
                 events.append(event_from_json(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 continue
-    return events
+        return events
+
+
+def read_events(path) -> list[Event]:
+    """Every complete event in an events.jsonl."""
+    return EventsFollower(path).new_events()

@@ -251,7 +251,6 @@ class _Run:
         try:
             self.model.train()
             value_and_grad = nn.value_and_grad(self.model, loss_function)
-            accumulation = self.params.grad_accumulation_steps
             max_norm = self.params.max_grad_norm
             state = [self.model.state, optimizer.state, mx.random.state]
 

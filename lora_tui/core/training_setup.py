@@ -72,7 +72,8 @@ def _check_writable(folder: Path) -> None:
         raise UserError(f"{folder}: the adapters folder is not writable.")
 
 
-def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None]) -> Event:
+def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None],
+                       on_stop_requested: Callable[[], None] = lambda: None) -> Event:
     """Run in this thread; the first Ctrl-C asks the loop to stop (it saves), a second one aborts."""
     stop = threading.Event()
 
@@ -80,7 +81,7 @@ def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None]) -> E
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nStopping after this step and saving... (Ctrl-C again to abort without saving)", flush=True)
+        on_stop_requested()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
