@@ -28,6 +28,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/chat.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/responsiveness.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
