@@ -43,8 +43,8 @@ $(VENV)/.installed-dev: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@# torch + peft for the PEFT round-trip test, only from a local torch wheel (never a CUDA download)
-	-$(BIN)/python -m pip install --quiet --no-index torch && $(BIN)/python -m pip install --quiet -e ".[peft-check]"
+	@# torch + peft for the PEFT round-trip test: torch only from a local wheel (never a CUDA download), its deps from the index
+	-$(BIN)/python -m pip install --quiet --no-index --no-deps torch && $(BIN)/python -m pip install --quiet -e ".[peft-check]"
 	touch $(VENV)/.installed $@
 
 blas:
