@@ -29,3 +29,13 @@ def test_cli_startup_imports_no_mlx_or_spacy():
     loaded = _modules_after_import("import lora_tui.cli, lora_tui.core.models")
     heavy = {m for m in loaded if m.split(".")[0] in ("mlx", "mlx_lm", "spacy", "transformers")}
     assert not heavy
+
+
+def test_tui_startup_imports_no_mlx_spacy_or_transformers():
+    loaded = _modules_after_import(
+        "from lora_tui.app import make_app\n"
+        "import lora_tui.screens.train, lora_tui.screens.dashboard, lora_tui.screens.placeholder\n"
+        "make_app()"
+    )
+    heavy = {m for m in loaded if m.split(".")[0] in ("mlx", "mlx_lm", "spacy", "transformers")}
+    assert not heavy
