@@ -44,7 +44,7 @@ async def measure(presses: int) -> tuple[list[float], int]:
         job = TrainingJob(model, data, Path(scratch) / "adapter", build_params({"epochs": 1, "max_seq_length": 256}))
         app = make_app()
         delays = []
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with app.run_test(size=(120, 40)):
             app.post_message(TrainingRequested(job))
             while not app.run_events or app.run_events[-1].type == "started":
                 await asyncio.sleep(0.1)  # wait until steps are running

@@ -127,6 +127,10 @@ def run_mlx_lm(model_path: Path, data: Path, out: Path, steps: int) -> dict:
     return {"steps": steps, "tokens_per_second": tokens / seconds, "seconds_per_step": seconds / len(timed)}
 
 
+def _verdict(met: bool) -> str:
+    return "met" if met else "not met"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=48, help="records in the comparison dataset (steps = records / 4)")
@@ -164,6 +168,10 @@ are left out of both. Whole benchmark: {total:.0f} s.
 |---|---|---|---|---|
 | unpacked (length-sorted batches) | {unpacked['steps'] // 2} | {unpacked['tokens_per_second']:.0f} | {unpacked['epoch_seconds']:.1f} s | 1.00x |
 | packed | {packed['steps'] // 2} | {packed['tokens_per_second']:.0f} | {packed['epoch_seconds']:.1f} s | {packed['tokens_per_second'] / unpacked['tokens_per_second']:.2f}x |
+
+Targets: lora-tui at least as fast as mlx-lm: **{_verdict(ours['tokens_per_second'] >= theirs['tokens_per_second'])}**;
+packed at least 2x unpacked on mixed lengths: **{_verdict(packed['tokens_per_second'] >= 2 * unpacked['tokens_per_second'])}**
+(unpacked batches are already length-sorted, so there is little padding for packing to remove).
 """
     write_section("Training (bench/train.py)", body)
 
