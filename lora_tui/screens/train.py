@@ -114,7 +114,10 @@ class TrainScreen(Screen):
     @on(ModelsFound)
     def show_models(self, message: ModelsFound) -> None:
         options = [(f"{m.name} ({m.quantization_label})", str(m.path)) for m in message.models]
-        self.query_one("#pick-model", Select).set_options(options)
+        picker = self.query_one("#pick-model", Select)
+        picker.set_options(options)
+        if options and picker.value is Select.NULL:
+            picker.value = options[0][1]  # a sane default: the first model found
         self.refresh_start()
 
     def fields(self) -> list[ParamField]:
@@ -135,7 +138,7 @@ class TrainScreen(Screen):
         invalid = [f for f in self.fields() if not f.validate_now()]
         if invalid:
             return f"{len(invalid)} invalid field(s): {invalid[0].error}"
-        if self.query_one("#pick-model", Select).value in (Select.BLANK, None):
+        if self.query_one("#pick-model", Select).value is Select.NULL:
             return "choose a model"
         if not self.query_one("#pick-data", Input).value.strip():
             return "give a dataset"

@@ -184,3 +184,22 @@ async def test_dashboard_follows_a_run_from_another_terminal(home, tiny_model_di
         assert len(app.screen.query_one(LossChart).train) == 8
         assert "finished at step 8" in _log_text(app.screen)
         assert not app.training_running
+
+
+async def test_first_model_is_preselected(home):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        assert app.screen.query_one("#pick-model", Select).value == str(home.models_dir / "tiny")
+
+
+async def test_start_needs_a_model(isolated_home, tmp_path):
+    write_dataset(tmp_path / "data", arithmetic_rows(4))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.screen.query_one("#pick-data", Input).value = str(tmp_path / "data")
+        app.screen.query_one("#pick-name", Input).value = "x"
+        await pilot.pause()
+        assert app.screen.query_one("#start", Button).disabled
+        assert "choose a model" in str(app.screen.query_one("#form-status").render())
