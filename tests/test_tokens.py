@@ -96,3 +96,15 @@ def test_demo_model_token_budget(demo_model_dir, tmp_path):
     report = check_dataset(path, counter)
     rendered = counter.hf.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}], tokenize=True, return_dict=False)
     assert report.tokens.to_json()["total"] == len(rendered)
+
+
+def test_budget_counts_what_training_tokenizes(tiny_model_dir):
+    """The budget shown is what trains: the counter agrees with batching.tokenize record by record."""
+    from lora_tui.core.batching import tokenize
+    from lora_tui.core.models import load_model
+
+    counter = load_token_counter(tiny_model_dir)
+    _, tokenizer = load_model(tiny_model_dir)
+    records = [_record(text, text[::-1]) for text in VARIED] + [Record(2, text=text) for text in VARIED]
+    examples, _ = tokenize(records, tokenizer, max_seq_length=100_000)
+    assert [counter.count(r) for r in records] == [len(e.tokens) for e in examples]
