@@ -21,10 +21,3 @@ class TrainingEventPosted(Message):
 
     event: Event
     live: bool = True
-
-
-@dataclass
-class FollowRequested(Message):
-    """Show a run from its events.jsonl (a finished run, or one a CLI is running)."""
-
-    adapter_dir: str

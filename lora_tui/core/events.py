@@ -86,7 +86,6 @@ class Failed(Event):
 _TYPE_NAMES = {Started: "started", Step: "step", Validation: "validation", Checkpoint: "checkpoint",
                Finished: "finished", Cancelled: "cancelled", Failed: "failed"}
 _BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
-TERMINAL = (Finished, Cancelled, Failed)
 
 
 def event_from_json(data: dict) -> Event:

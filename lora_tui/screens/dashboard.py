@@ -60,7 +60,6 @@ class DashboardScreen(Screen):
         self.best_val: float | None = None
         self.last_checkpoint = "-"
         self.adapter_path: str | None = None
-        self.finished = False
         self.query_one(LossChart).clear()
         self.query_one(RichLog).clear()
         self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
@@ -89,10 +88,9 @@ class DashboardScreen(Screen):
             self.last_checkpoint = Path(event.path).name
             log.write(f"checkpoint {self.last_checkpoint}")
         elif isinstance(event, (Finished, Cancelled)):
-            self.finished, self.adapter_path = True, event.adapter_path
+            self.adapter_path = event.adapter_path
             log.write(f"{event.type} at step {event.step}: {event.adapter_path}")
         elif isinstance(event, Failed):
-            self.finished = True
             log.write(f"failed: {event.reason} {event.advice}".rstrip())
         self.show_numbers()
 

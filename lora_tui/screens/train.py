@@ -75,7 +75,6 @@ class StartChecked(Message):
 class TrainScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="start-training"),
-        Binding("ctrl+p", "command_palette", "Commands", show=False),
     ]
 
     def compose(self) -> ComposeResult:
