@@ -22,8 +22,10 @@ from lora_tui.locations import Locations
 from lora_tui.messages import TrainingEventPosted, TrainingRequested
 from lora_tui.settings import Settings
 from lora_tui.themes import BUILT_IN_THEMES, load_themes
+from lora_tui.widgets.area_bar import AREAS
 
-AREAS = ("datasets", "train", "dashboard", "adapters", "chat")
+AREA_KEYS = Binding.Group("Areas", compact=True)
+
 FOLLOW_SECONDS = 0.5
 
 
@@ -35,6 +37,11 @@ class AreaCommands(Provider):
         app = self.app
         commands = [(f"Go to {area}", partial(app.switch_mode, area), f"open the {area} area") for area in AREAS]
         commands += [("Cancel training", app.action_cancel_training, "stop the run after this step, saving it")]
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            if binding.description and active.node is not app and active.enabled:
+                commands.append((binding.description, partial(app.run_action, binding.action, active.node),
+                                 binding.tooltip or f"key: {app.get_key_display(binding)}"))
         for events_file in sorted(app.locations.adapters_dir.glob(f"*/{EVENTS}")):
             name = events_file.parent.name
             commands.append((f"Follow run: {name}", partial(app.follow_run, events_file.parent),
@@ -51,6 +58,10 @@ def _screen(area: str):
             from lora_tui.screens.train import TrainScreen
 
             return TrainScreen()
+        if area == "datasets":
+            from lora_tui.screens.datasets import DatasetsScreen
+
+            return DatasetsScreen()
         if area == "dashboard":
             from lora_tui.screens.dashboard import DashboardScreen
 
@@ -68,11 +79,11 @@ class LoraTuiApp(App):
     MODES = {area: _screen(area) for area in AREAS}
     COMMANDS = App.COMMANDS | {AreaCommands}
     BINDINGS = [
-        Binding("1", "switch_mode('datasets')", "Datasets", id="area-datasets"),
-        Binding("2", "switch_mode('train')", "Train", id="area-train"),
-        Binding("3", "switch_mode('dashboard')", "Dashboard", id="area-dashboard"),
-        Binding("4", "switch_mode('adapters')", "Adapters", id="area-adapters"),
-        Binding("5", "switch_mode('chat')", "Chat", id="area-chat"),
+        Binding("1", "switch_mode('datasets')", "Datasets", id="area-datasets", group=AREA_KEYS),
+        Binding("2", "switch_mode('train')", "Train", id="area-train", group=AREA_KEYS),
+        Binding("3", "switch_mode('dashboard')", "Dashboard", id="area-dashboard", group=AREA_KEYS),
+        Binding("4", "switch_mode('adapters')", "Adapters", id="area-adapters", group=AREA_KEYS),
+        Binding("5", "switch_mode('chat')", "Chat", id="area-chat", group=AREA_KEYS),
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
     ]
 

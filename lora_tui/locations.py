@@ -47,6 +47,10 @@ class Locations:
         return self.data_dir / "runs"
 
     @property
+    def recent_datasets_file(self) -> Path:
+        return self.data_dir / "recent-datasets.json"
+
+    @property
     def settings_file(self) -> Path:
         return self.config_dir / "settings.toml"
 

@@ -269,3 +269,65 @@ def load_records(path: Path) -> list[Record]:
         first = state.problems[0]
         raise UserError(f"{path}, line {first.line}: {first.message}.")
     return records
+
+
+# Browsing ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One non-blank line of a dataset, as the record viewer shows it."""
+
+    file: str  # the file's name
+    line: int
+    record: Record | None
+    problem: str | None = None
+    raw: str = ""  # the line itself, kept only when it has a problem
+
+
+def browse_entries(path: Path) -> list[Entry]:
+    """Every record and every reported bad line of a dataset, file by file, in line order."""
+    entries: list[Entry] = []
+    for file in dataset_files(Path(path)).values():
+        state = ReadState(file)
+        records = {record.line: record for record in iter_records(file, state)}
+        problems = {p.line: p.message for p in state.problems}
+        raw_lines = {n: raw.decode("utf-8", "replace") for n, raw in read_lines(file) if n in problems} if problems else {}
+        for line in sorted(records.keys() | problems.keys()):
+            entries.append(Entry(file.name, line, records.get(line), problems.get(line), raw_lines.get(line, "")))
+    return entries
+
+
+# Adding examples -----------------------------------------------------------------
+
+
+def append_chat_example(path: Path, messages: list[dict]) -> int:
+    """Append one conversation to a chat-format JSONL file; return its line number.
+
+    The conversation is validated like any dataset line, and the file must be
+    empty, missing or already in chat format. The file is rewritten through a
+    temp file, so a failure leaves it as it was.
+    """
+    from lora_tui.core.files import atomic_writer
+
+    path = Path(path).expanduser()
+    record = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+    try:
+        to_record(0, record, "chat")
+    except LineError as exc:
+        raise UserError(f"This exchange is not a valid training example: {exc}.") from None
+    existing = path.read_bytes() if path.is_file() else b""
+    if existing.strip():
+        state = ReadState(path)
+        for _ in iter_records(path, state):  # reads every line, so a bad file is refused
+            pass
+        if state.format != "chat" or state.problems:
+            why = state.problems[0].message if state.problems else f"it is in {state.format} format"
+            raise UserError(f"{path}: will not append a chat example ({why}).")
+    if existing and not existing.endswith(b"\n"):
+        existing += b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(path, "wb") as handle:
+        handle.write(existing)
+        handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    return existing.count(b"\n") + 1

@@ -103,6 +103,13 @@ def load_ner(pipeline: str):
         return None
 
 
+def make_redactor(spacy_pipeline: str, categories=None) -> Redactor:
+    """A redactor for `categories` (all by default), with NER when a category needs it and the pipeline loads."""
+    chosen = tuple(categories or CATEGORIES)
+    wants_ner = any(c in NER_CATEGORIES for c in chosen)
+    return Redactor(chosen, load_ner(spacy_pipeline) if wants_ner else None)
+
+
 @dataclass
 class Redactor:
     categories: tuple[str, ...] = CATEGORIES

@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Label, ProgressBar, RichLog, Static
+from textual.widgets import Button, Footer, Label, ProgressBar, RichLog, Static
 
 from lora_tui.core.events import Cancelled, Checkpoint, Failed, Finished, Started, Step, Validation
 from lora_tui.core.units import human_bytes, human_duration
+from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
 
 
@@ -38,7 +39,7 @@ class DashboardScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AreaBar("dashboard")
         with Horizontal(id="dashboard-top"):
             yield LossChart(id="loss-chart")
             with Vertical(id="run-stats"):
@@ -46,7 +47,7 @@ class DashboardScreen(Screen):
                 yield ProgressBar(id="run-progress", show_eta=False)
                 yield Static("", id="run-numbers")
         yield RichLog(id="run-log", wrap=True, markup=False)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.reset()

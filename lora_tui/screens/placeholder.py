@@ -2,7 +2,9 @@
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
+
+from lora_tui.widgets.area_bar import AreaBar
 
 NOT_YET = {
     "datasets": "The Datasets screen is not built yet. Today: lora-tui data check FILE --model M, "
@@ -18,6 +20,6 @@ class NotYetScreen(Screen):
         self.area = area
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AreaBar(self.area)
         yield Static(NOT_YET[self.area], classes="not-yet", markup=False)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)

@@ -11,10 +11,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.params import PARAMS, Param, build_params
+from lora_tui.widgets.area_bar import AreaBar
+from lora_tui.widgets.model_picker import ModelPicker
 
 PRESETS = {
     "style": {"rank": "8", "epochs": "3", "learning_rate": "0.0001"},
@@ -62,11 +64,6 @@ class ParamField(Horizontal):
 
 
 @dataclass
-class ModelsFound(Message):
-    models: list
-
-
-@dataclass
 class StartChecked(Message):
     job: object | None
     problem: str | None
@@ -78,11 +75,11 @@ class TrainScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AreaBar("train")
         with VerticalScroll(id="train-form"):
             with Horizontal(classes="picker"):
                 yield Label("model", classes="param-name")
-                yield Select([], prompt="choose a model", id="pick-model", allow_blank=True)
+                yield ModelPicker(id="pick-model")
             with Horizontal(classes="picker"):
                 yield Label("dataset", classes="param-name")
                 yield Input(placeholder="a .jsonl file, or a folder with train.jsonl (and valid.jsonl)", id="pick-data")
@@ -99,25 +96,7 @@ class TrainScreen(Screen):
         with Horizontal(id="train-actions"):
             yield Static("", id="form-status")
             yield Button("Start training", variant="primary", id="start", disabled=True)
-        yield Footer(compact=True)
-
-    def on_mount(self) -> None:
-        self.load_models()
-
-    @work(thread=True, exclusive=True, group="train-models")
-    def load_models(self) -> None:
-        from lora_tui.core.models import discover_models
-
-        self.post_message(ModelsFound(discover_models(self.app.locations.models_dir, self.app.settings.extra_model_dirs())))
-
-    @on(ModelsFound)
-    def show_models(self, message: ModelsFound) -> None:
-        options = [(f"{m.name} ({m.quantization_label})", str(m.path)) for m in message.models]
-        picker = self.query_one("#pick-model", Select)
-        picker.set_options(options)
-        if options and picker.value is Select.NULL:
-            picker.value = options[0][1]  # a sane default: the first model found
-        self.refresh_start()
+        yield Footer(compact=True, show_command_palette=False)
 
     def fields(self) -> list[ParamField]:
         return list(self.query(ParamField))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-
 REDRAW_SECONDS = 0.2
 
 

@@ -2,17 +2,16 @@
 
 import json
 import shutil
-from contextlib import suppress
 
 import pytest
 from textual.widgets import Button, Input, ProgressBar, RichLog, Select
-from textual.worker import WorkerCancelled
 
 from lora_tui.app import make_app
 from lora_tui.settings import Settings
 from lora_tui.themes import load_themes, theme_from_file
 from lora_tui.widgets.loss_chart import LossChart
 from trainkit import arithmetic_rows, write_dataset
+from uikit import settle
 
 
 @pytest.fixture
@@ -23,9 +22,7 @@ def home(isolated_home, tiny_model_dir, tmp_path):
 
 
 async def _settle(app, pilot):
-    with suppress(WorkerCancelled):
-        await app.workers.wait_for_complete()
-    await pilot.pause()
+    await settle(pilot)
 
 
 async def _fill_form(app, pilot, data, name="from-form", **params):

@@ -1,0 +1,155 @@
+"""Dialogs of the Datasets screen: split, redact (with a preview), documents to JSONL.
+
+Each dialog only gathers and checks its inputs (redact also previews); the
+screen runs the job itself, so closing a dialog never stops a write half way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Select, Static
+
+from lora_tui.core.errors import UserError
+from lora_tui.screens.dialogs import Dialog, new_path, number
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    source: Path
+    out_dir: Path
+    valid_fraction: float
+    test_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class RedactRequest:
+    source: Path
+    out: Path
+
+
+@dataclass(frozen=True)
+class DocsRequest:
+    sources: list[Path]
+    out: Path
+    chunking: str
+    chunk_tokens: int
+
+
+class SplitDialog(Dialog):
+    heading = "Split into train / valid / test"
+    ok_label = "Split"
+
+    def __init__(self, source: Path) -> None:
+        super().__init__()
+        self.source = source
+
+    def fields(self) -> ComposeResult:
+        yield self.row("valid fraction", Input("0.1", id="valid-fraction"))
+        yield self.row("test fraction", Input("0", id="test-fraction"))
+        yield self.row("seed", Input("0", id="seed"))
+        yield self.row("into folder", Input(str(self.source.with_name(f"{self.source.stem}-split")), id="out-dir"))
+
+    def request(self) -> SplitRequest:
+        return SplitRequest(self.source, new_path(self.value("out-dir"), "output folder"),
+                            number(self.value("valid-fraction"), float, "The valid fraction"),
+                            number(self.value("test-fraction"), float, "The test fraction"),
+                            number(self.value("seed"), int, "The seed"))
+
+
+class RedactDialog(Dialog):
+    heading = "Redact personal data"
+    ok_label = "Write redacted copy"
+    PREVIEW_RECORDS = 200
+    PREVIEW_SHOWN = 12
+
+    @dataclass
+    class PreviewReady(Message):
+        changes: list[tuple[int, str, str]]
+        scanned: int
+        note: str | None
+
+    def __init__(self, source: Path, spacy_pipeline: str) -> None:
+        super().__init__()
+        self.source = source
+        self.spacy_pipeline = spacy_pipeline
+
+    def fields(self) -> ComposeResult:
+        yield self.row("write to", Input(str(self.source.with_name(f"{self.source.stem}.redacted.jsonl")), id="redact-out"))
+        with VerticalScroll(classes="dialog-preview"):
+            yield Static(f"Finding what would change in the first {self.PREVIEW_RECORDS} records...", id="redact-preview")
+
+    def on_mount(self) -> None:
+        self.preview()
+
+    @work(thread=True, exclusive=True, group="redact-preview", exit_on_error=False)
+    def preview(self) -> None:
+        from itertools import islice
+
+        from lora_tui.core.pii import NER_SKIPPED_NOTE, make_redactor, redacted_lines
+
+        try:
+            redactor = make_redactor(self.spacy_pipeline)
+            rows = list(islice(redacted_lines(self.source, redactor), self.PREVIEW_RECORDS))
+        except UserError as exc:
+            self.post_message(self.PreviewReady([], 0, str(exc)))
+            return
+        changes = [row for row in rows if row[1] != row[2]]
+        self.post_message(self.PreviewReady(changes, len(rows), NER_SKIPPED_NOTE if redactor.skipped_categories else None))
+
+    @on(PreviewReady)
+    def show_preview(self, message: PreviewReady) -> None:
+        text = Text()
+        text.append(f"{len(message.changes)} of the first {message.scanned} records would change.\n", style="bold")
+        if message.note:
+            text.append(message.note + "\n")
+        for line, before, after in message.changes[: self.PREVIEW_SHOWN]:
+            text.append(f"\nline {line}\n", style="bold")
+            text.append(f"- {before}\n+ {after}\n")
+        self.query_one("#redact-preview", Static).update(text)
+
+    def request(self) -> RedactRequest:
+        out = new_path(self.value("redact-out"), "output file")
+        if out.exists():
+            raise UserError(f"{out} already exists; choose another name.")
+        return RedactRequest(self.source, out)
+
+
+class DocsDialog(Dialog):
+    heading = "Documents to JSONL (.txt, .md, .pdf, or a folder of them)"
+    ok_label = "Convert"
+
+    def __init__(self, source: Path | None, counted_in: str) -> None:
+        super().__init__()
+        self.source = source
+        self.counted_in = counted_in
+
+    def fields(self) -> ComposeResult:
+        from lora_tui.core.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
+
+        source = str(self.source) if self.source else ""
+        out = str(self.source.with_name(f"{self.source.stem}.jsonl")) if self.source and self.source.is_file() else ""
+        yield self.row("documents", Input(source, placeholder="file or folder", id="docs-source"))
+        yield self.row("chunking", Select([(c, c) for c in CHUNKINGS], value=CHUNKINGS[0], allow_blank=False,
+                                          id="docs-chunking"))
+        yield self.row(f"chunk size ({self.counted_in})", Input(str(DEFAULT_CHUNK_TOKENS), id="docs-size"))
+        yield self.row("write to", Input(out, placeholder="new .jsonl file", id="docs-out"))
+
+    def request(self) -> DocsRequest:
+        source = new_path(self.value("docs-source"), "documents")
+        if not source.exists():
+            raise UserError(f"{source}: no such file or folder.")
+        out = new_path(self.value("docs-out"), "output file")
+        if out.exists():
+            raise UserError(f"{out} already exists; choose another name.")
+        size = number(self.value("docs-size"), int, "The chunk size")
+        if size < 16:
+            raise UserError("The chunk size must be at least 16.")
+        return DocsRequest([source], out, str(self.query_one("#docs-chunking", Select).value), size)

@@ -1,0 +1,356 @@
+"""The Datasets screen: browse, check, count tokens, read records, split, redact, convert documents.
+
+Everything slow (reading every line, loading a tokenizer, spaCy) runs in
+thread workers that post results; the handlers here only show them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, DirectoryTree, Footer, Input, Label, OptionList, Static, TabbedContent, TabPane
+from textual.widgets.option_list import Option
+
+from lora_tui.core.errors import UserError
+from lora_tui.screens.dataset_dialogs import (
+    DocsDialog,
+    DocsRequest,
+    RedactDialog,
+    RedactRequest,
+    SplitDialog,
+    SplitRequest,
+)
+from lora_tui.widgets.area_bar import AreaBar
+from lora_tui.widgets.model_picker import ModelPicker
+from lora_tui.widgets.token_histogram import TokenHistogram
+
+SHOWN_SUFFIXES = {".jsonl", ".json", ".txt", ".md", ".pdf"}
+DOCUMENT_SUFFIXES = {".md", ".pdf"}
+
+
+RECORD_KEYS = Binding.Group("Record", compact=True)
+
+
+class DatasetTree(DirectoryTree):
+    """Folders and the files this screen can open; hidden entries left out."""
+
+    def filter_paths(self, paths):
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in SHOWN_SUFFIXES)]
+
+
+@dataclass
+class DatasetChecked(Message):
+    path: Path
+    report: object  # core.check.DatasetReport
+    entries: list  # core.datasets.Entry
+    render: object | None  # record -> the chat-template text, when a model's tokenizer loaded
+    note: str | None
+    recent: list[Path]
+
+
+@dataclass
+class JobFinished(Message):
+    """A split, redaction or conversion ended: `text` says how; `made` is what to open next."""
+
+    text: str
+    made: Path | None = None
+    failed: bool = False
+
+
+class DatasetsScreen(Screen):
+    AUTO_FOCUS = "#dataset-tree"
+    BINDINGS = [
+        Binding("s", "split", "Split", id="dataset-split"),
+        Binding("r", "redact", "Redact", id="dataset-redact"),
+        Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
+        Binding("[", "record(-1)", "Previous", id="record-prev", group=RECORD_KEYS),
+        Binding("]", "record(1)", "Next", id="record-next", group=RECORD_KEYS),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: Path | None = None
+        self.entries: list = []
+        self.entry_index = 0
+        self.render_record = None
+        self.counters: dict[str, object] = {}  # model path -> TokenCounter, loaded once each
+        self.problem_targets: dict[str, tuple[str | None, int]] = {}
+
+    def compose(self) -> ComposeResult:
+        root = next(p for p in (Path(self.app.settings.datasets_root).expanduser(), Path.home(), Path.cwd()) if p.is_dir())
+        yield AreaBar("datasets")
+        with Horizontal(id="datasets-body"):
+            with Vertical(id="dataset-browser"):
+                yield Input(placeholder="path to open, then enter", id="dataset-path", compact=True)
+                yield Label("recent", classes="section-label", id="recent-label")
+                yield OptionList(id="recent-list")
+                yield DatasetTree(root, id="dataset-tree")
+            with Vertical(id="dataset-main"):
+                with Horizontal(id="dataset-model-row"):
+                    yield Label("tokens of ", classes="row-label")
+                    yield ModelPicker(id="dataset-model", prompt="a model, for token counts", compact=True)
+                yield Static("Choose a dataset on the left (a .jsonl or .txt file, or a folder with train.jsonl).",
+                             id="dataset-summary")
+                with TabbedContent(id="dataset-tabs"):
+                    with TabPane("Problems", id="tab-problems"):
+                        yield OptionList(id="problem-list")
+                    with TabPane("Tokens", id="tab-tokens"):
+                        with Horizontal():
+                            yield DataTable(id="token-table", cursor_type="none", zebra_stripes=True)
+                            yield TokenHistogram(id="token-histogram")
+                    with TabPane("Record", id="tab-record"):
+                        yield Static("", id="record-position")
+                        with VerticalScroll(id="record-scroll"):
+                            yield Static("", id="record-view")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        from lora_tui.core.recent import RecentFiles
+
+        self.show_recent(RecentFiles(self.app.locations.recent_datasets_file).load())
+        self.query_one("#token-table", DataTable).add_columns("measure", "tokens")
+
+    # Opening ------------------------------------------------------------------------
+
+    @on(DirectoryTree.FileSelected)
+    def file_chosen(self, event: DirectoryTree.FileSelected) -> None:
+        self.open(event.path)
+
+    @on(DirectoryTree.DirectorySelected)
+    def folder_chosen(self, event: DirectoryTree.DirectorySelected) -> None:
+        if (event.path / "train.jsonl").is_file():
+            self.open(event.path)
+
+    @on(OptionList.OptionSelected, "#recent-list")
+    def recent_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.open(Path(event.option.id))
+
+    @on(Input.Submitted, "#dataset-path")
+    def path_typed(self, event: Input.Submitted) -> None:
+        path = Path(event.value.strip()).expanduser()
+        if path.is_dir() and not (path / "train.jsonl").is_file():
+            self.query_one(DatasetTree).path = path
+            return
+        self.open(path)
+
+    @on(ModelPicker.Changed, "#dataset-model")
+    def model_changed(self) -> None:
+        if self.path is not None:
+            self.open(self.path)
+
+    def open(self, path: Path) -> None:
+        path = Path(path).expanduser()
+        self.path = path
+        if path.suffix.lower() in DOCUMENT_SUFFIXES:
+            self.show_summary(f"{path.name} is a document: press d to turn it into training data.")
+            return
+        self.show_summary(f"Checking {path} ...")
+        self.check(path, self.query_one(ModelPicker).chosen_path())
+
+    @work(thread=True, exclusive=True, group="dataset-check", exit_on_error=False)
+    def check(self, path: Path, model_path: str | None) -> None:
+        from lora_tui.core.check import check_dataset
+        from lora_tui.core.datasets import browse_entries
+        from lora_tui.core.recent import RecentFiles
+
+        counter, note = self.token_counter(model_path)
+        try:
+            report = check_dataset(path, counter)
+            entries = browse_entries(path)
+            recent = RecentFiles(self.app.locations.recent_datasets_file).add(path)
+        except UserError as exc:
+            self.post_message(JobFinished(str(exc), failed=True))
+            return
+        except OSError as exc:
+            self.post_message(JobFinished(f"{path}: cannot read it ({exc.strerror or exc}).", failed=True))
+            return
+        self.post_message(DatasetChecked(path, report, entries, counter.render if counter else None, note, recent))
+
+    def token_counter(self, model_path: str | None):
+        """The chosen model's token counter (cached), or None and why not."""
+        if model_path is None:
+            return None, "Choose a model above for token counts."
+        if model_path not in self.counters:
+            from lora_tui.core.tokens import load_token_counter
+
+            try:
+                self.counters[model_path] = load_token_counter(Path(model_path))
+            except Exception as exc:  # any tokenizer failure: report it, check the data anyway
+                return None, f"The tokenizer of {Path(model_path).name} failed to load ({exc}); no token counts."
+        return self.counters[model_path], None
+
+    # Showing ------------------------------------------------------------------------
+
+    def show_summary(self, text: str) -> None:
+        self.query_one("#dataset-summary", Static).update(Text(text))
+
+    def show_recent(self, paths: list[Path]) -> None:
+        recent = self.query_one("#recent-list", OptionList)
+        recent.clear_options()
+        recent.add_options([Option(Text(p.name), id=str(p)) for p in paths])
+        recent.display = bool(paths)
+        self.query_one("#recent-label").display = bool(paths)
+
+    @on(DatasetChecked)
+    def show_report(self, message: DatasetChecked) -> None:
+        report = message.report
+        if message.path != self.path:
+            return  # another file was chosen while this one was being read
+        self.show_recent(message.recent)
+        verdict = "ready to train" if report.ok else f"{report.error_count} error(s): fix them before training"
+        splits = ", ".join(f"{name} {count}" for name, count in report.splits.items()) if len(report.splits) > 1 else ""
+        lines = [f"{report.path.name}: {report.format or 'unknown format'}, {report.valid_records} valid of "
+                 f"{report.records} records{'; ' + splits if splits else ''}",
+                 f"{verdict}; {len(report.warnings)} warning(s)"]
+        if message.note:
+            lines.append(message.note)
+        self.show_summary("\n".join(lines))
+        self.show_problems(report)
+        self.show_tokens(report.tokens)
+        self.entries, self.render_record, self.entry_index = message.entries, message.render, 0
+        self.show_entry()
+
+    def show_problems(self, report) -> None:
+        """Errors, then warnings; each option's id is its (file, line) in `problem_targets`."""
+        rows = [(f"error   {e.file + ', ' if e.file else ''}line {e.line}: {e.message}", e.file, e.line) for e in report.errors]
+        rows += [(f"warning line {w.line} [{w.kind}]: {w.message}", None, w.line) for w in report.warnings]
+        self.problem_targets = {f"problem-{i}": (file, line) for i, (_, file, line) in enumerate(rows)}
+        options = [Option(Text(label), id=f"problem-{i}") for i, (label, _, _) in enumerate(rows)]
+        if report.error_count > len(report.errors):
+            options.insert(len(report.errors), Option(f"... and {report.error_count - len(report.errors)} more errors",
+                                                      disabled=True))
+        problems = self.query_one("#problem-list", OptionList)
+        problems.clear_options()
+        problems.add_options(options or [Option("No errors, no warnings.", disabled=True)])
+
+    def show_tokens(self, stats) -> None:
+        table = self.query_one("#token-table", DataTable)
+        table.clear()
+        if stats is not None:
+            values = stats.to_json()
+            for key in ("total", "min", "median", "p75", "p95", "max", "mean", "over_limit"):
+                value = values[key]
+                table.add_row(key.replace("_", " "), f"{value:,.0f}" if key != "mean" else f"{value:,.1f}")
+            table.add_row("counted by", values["tokenizer"])
+            table.add_row("max seq length", str(values["max_seq_length"]))
+        self.query_one(TokenHistogram).show_stats(stats)
+
+    def show_entry(self) -> None:
+        position = self.query_one("#record-position", Static)
+        view = self.query_one("#record-view", Static)
+        if not self.entries:
+            position.update("No records.")
+            view.update("")
+            return
+        entry = self.entries[self.entry_index]
+        position.update(Text(f"{entry.file} line {entry.line}  ({self.entry_index + 1} of {len(self.entries)}; [ and ] to move)"))
+        view.update(self.entry_text(entry))
+
+    def entry_text(self, entry) -> Text:
+        text = Text()
+        if entry.record is None:
+            text.append(f"error: {entry.problem}\n\n", style="bold reverse")
+            text.append(entry.raw)
+            return text
+        record = entry.record
+        if record.is_chat:
+            for message in record.messages:
+                text.append(f"{message['role']}\n", style="bold underline")
+                text.append(message["content"] + "\n\n")
+        else:
+            text.append(record.text + "\n\n")
+        if self.render_record is not None and record.is_chat:
+            text.append("as the model sees it (its chat template)\n", style="bold underline")
+            text.append(self.render_record(record))
+        return text
+
+    @on(OptionList.OptionSelected, "#problem-list")
+    def jump_to_problem(self, event: OptionList.OptionSelected) -> None:
+        file, line = self.problem_targets.get(event.option.id, (None, None))
+        matches = [i for i, e in enumerate(self.entries) if e.line == line and file in (None, e.file)]
+        if matches:
+            self.entry_index = matches[0]
+            self.show_entry()
+            self.query_one(TabbedContent).active = "tab-record"
+
+    def action_record(self, step: int) -> None:
+        if self.entries:
+            self.entry_index = (self.entry_index + step) % len(self.entries)
+            self.show_entry()
+            self.query_one(TabbedContent).active = "tab-record"
+
+    # Jobs ---------------------------------------------------------------------------
+
+    def dataset_file(self) -> Path | None:
+        if self.path is None or not self.path.is_file() or self.path.suffix.lower() in DOCUMENT_SUFFIXES:
+            self.notify("Open a dataset file first.", severity="warning")
+            return None
+        return self.path
+
+    def action_split(self) -> None:
+        if (source := self.dataset_file()) is not None:
+            self.app.push_screen(SplitDialog(source), self.run_job)
+
+    def action_redact(self) -> None:
+        if (source := self.dataset_file()) is not None:
+            self.app.push_screen(RedactDialog(source, self.app.settings.spacy_pipeline), self.run_job)
+
+    def action_documents(self) -> None:
+        chosen = self.path or self.query_one(DatasetTree).cursor_node.data.path
+        counted_in = "tokens" if self.query_one(ModelPicker).chosen_path() else "words"
+        self.app.push_screen(DocsDialog(chosen, counted_in), self.run_job)
+
+    def run_job(self, request) -> None:
+        if request is not None:
+            self.job(request, self.query_one(ModelPicker).chosen_path())
+
+    @work(thread=True, group="dataset-jobs", exit_on_error=False)
+    def job(self, request, model_path: str | None) -> None:
+        try:
+            self.post_message(self.carry_out(request, model_path))
+        except UserError as exc:
+            self.post_message(JobFinished(str(exc), failed=True))
+        except OSError as exc:
+            self.post_message(JobFinished(f"Could not write: {exc}", failed=True))
+
+    def carry_out(self, request, model_path: str | None) -> JobFinished:
+        if isinstance(request, SplitRequest):
+            from lora_tui.core.split import split_dataset
+
+            counts = split_dataset(request.source, request.out_dir, request.valid_fraction, request.test_fraction, request.seed)
+            made = ", ".join(f"{name} {count}" for name, count in counts.items())
+            return JobFinished(f"Split into {request.out_dir}: {made} records.", request.out_dir)
+        if isinstance(request, RedactRequest):
+            from lora_tui.core.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
+
+            result = redact_file(request.source, request.out, make_redactor(self.app.settings.spacy_pipeline))
+            counts = ", ".join(f"{c} {n}" for c, n in result.counts.items()) or "nothing found"
+            note = f" {NER_SKIPPED_NOTE}" if result.skipped_categories else ""
+            return JobFinished(f"Wrote {request.out} ({result.records} records; {counts}).{note}", request.out)
+        assert isinstance(request, DocsRequest)
+        from lora_tui.core.documents import ModelTokens, documents_to_jsonl
+
+        counter, _ = self.token_counter(model_path)
+        summary = documents_to_jsonl(request.sources, request.out, request.chunking, request.chunk_tokens,
+                                     ModelTokens(counter.hf) if counter else None)
+        return JobFinished(f"Wrote {request.out}: {summary['records']} records from {summary['documents']} documents "
+                           f"(chunks counted in {summary['unit']}).", request.out)
+
+    @on(JobFinished)
+    def job_finished(self, message: JobFinished) -> None:
+        if message.failed:
+            self.show_summary(message.text)
+            self.notify(message.text, severity="error", timeout=10)
+            return
+        self.notify(message.text, timeout=8)
+        self.query_one(DatasetTree).reload()
+        if message.made is not None:
+            self.open(message.made)

@@ -1,0 +1,101 @@
+"""Modal forms: a base with OK / Cancel and a problem line, and the small dialogs every screen uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from lora_tui.core.errors import UserError
+
+
+def number(text: str, kind, what: str):
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise UserError(f"{what} must be a {'whole ' if kind is int else ''}number, not {text.strip()!r}.") from None
+
+
+def new_path(text: str, what: str) -> Path:
+    if not text.strip():
+        raise UserError(f"Give the {what}.")
+    return Path(text.strip()).expanduser()
+
+
+class Dialog(ModalScreen):
+    """A form in a box: labelled inputs, a problem line, and OK / Cancel."""
+
+    DEFAULT_CLASSES = "dialog-screen"
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close", id="close-dialog")]
+    heading = ""
+    ok_label = "OK"
+
+    def fields(self) -> ComposeResult:
+        yield from ()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.heading, classes="dialog-title")
+            yield from self.fields()
+            yield Static("", classes="dialog-problem")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.ok_label, variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def row(self, label: str, widget) -> Horizontal:
+        return Horizontal(Label(label, classes="dialog-label"), widget, classes="dialog-row")
+
+    def value(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value
+
+    def request(self):
+        raise NotImplementedError
+
+    def show_problem(self, text: str) -> None:
+        self.query_one(".dialog-problem", Static).update(Text(text))
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#ok")
+    @on(Input.Submitted)
+    def submit(self) -> None:
+        try:
+            self.dismiss(self.request())
+        except UserError as exc:
+            self.show_problem(str(exc))
+
+
+class TextDialog(Dialog):
+    """One line of text, checked by `check` (which raises UserError) before the dialog closes."""
+
+    def __init__(self, heading: str, label: str, value: str = "", check=lambda text: text, ok_label: str = "OK") -> None:
+        super().__init__()
+        self.heading, self.label, self.initial, self.check, self.ok_label = heading, label, value, check, ok_label
+
+    def fields(self) -> ComposeResult:
+        yield self.row(self.label, Input(self.initial, id="dialog-text"))
+
+    def request(self):
+        return self.check(self.value("dialog-text").strip())
+
+
+class ConfirmDialog(Dialog):
+    """A yes/no question; dismisses with True, or None when cancelled."""
+
+    def __init__(self, question: str, ok_label: str = "Yes") -> None:
+        super().__init__()
+        self.heading, self.ok_label = question, ok_label
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()  # the safe answer is the default
+
+    def request(self) -> bool:
+        return True

@@ -1,0 +1,170 @@
+"""Pilot tests of the Datasets screen: check report, record viewer, token budget, split, redact, documents."""
+
+import json
+import shutil
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
+
+from lora_tui.app import make_app
+from lora_tui.core.check import check_dataset
+from lora_tui.core.tokens import load_token_counter
+from uikit import settle
+
+CHAT = [
+    {"messages": [{"role": "user", "content": "Where does Ada live?"}, {"role": "assistant", "content": "In Lisbon."}]},
+    {"messages": [{"role": "user", "content": "Mail me at ada@example.com"}, {"role": "assistant", "content": "Noted."}]},
+    {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."}]},
+    {"messages": [{"role": "user", "content": "Call 555-867-5309 today"}, {"role": "assistant", "content": "Will do."}]},
+]
+
+
+@pytest.fixture
+def chat_file(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in CHAT))
+    return path
+
+
+def _text(widget) -> str:
+    return str(widget.render())
+
+
+async def _open(pilot, path):
+    await pilot.press("1")
+    await settle(pilot)
+    box = pilot.app.screen.query_one("#dataset-path", Input)
+    box.value = str(path)
+    box.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    await settle(pilot)
+    return pilot.app.screen
+
+
+async def _dialog(pilot, path, key):
+    """Open `path`, press an action key from the file tree, return the dialog it opens."""
+    screen = await _open(pilot, path)
+    screen.query_one("#dataset-tree").focus()
+    await pilot.press(key)
+    await pilot.pause()
+    return pilot.app.screen
+
+
+async def _no_model(pilot):
+    """Without a model the check is the same, minus token counts."""
+    screen = pilot.app.screen
+    assert screen.query_one("#dataset-model", Select).value is Select.NULL
+
+
+async def test_errors_are_listed_and_jump_to_their_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": "broken\n{"text": 3}\n')
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, bad)
+        await _no_model(pilot)
+        summary = _text(screen.query_one("#dataset-summary", Static))
+        assert "1 valid of 3 records" in summary and "2 error(s)" in summary
+        problems = screen.query_one("#problem-list", OptionList)
+        labels = [str(problems.get_option_at_index(i).prompt) for i in range(problems.option_count)]
+        assert labels[0].startswith("error   line 2: invalid JSON") and labels[1].startswith("error   line 3:")
+        problems.focus()
+        problems.highlighted = 1
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.query_one(TabbedContent).active == "tab-record"
+        assert "line 3" in _text(screen.query_one("#record-position", Static))
+        shown = _text(screen.query_one("#record-view", Static))
+        assert shown.startswith("error: ") and '{"text": 3}' in shown
+        await pilot.press("]")
+        assert "line 1" in _text(screen.query_one("#record-position", Static))
+    assert bad.read_text().count("\n") == 3  # the file is never touched
+
+
+async def test_token_budget_and_chat_template_for_the_chosen_model(isolated_home, tiny_model_dir, chat_file):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, chat_file)
+        assert screen.query_one("#dataset-model", Select).value == str(isolated_home.models_dir / "tiny")
+        expected = check_dataset(chat_file, load_token_counter(tiny_model_dir)).tokens.to_json()
+        table = screen.query_one("#token-table", DataTable)
+        rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1] for i in range(table.row_count)}
+        assert rows["total"] == f"{expected['total']:,}" and rows["max"] == f"{expected['max']:,}"
+        assert rows["counted by"] == expected["tokenizer"]
+        shown = _text(screen.query_one("#record-view", Static))
+        assert "user\nWhere does Ada live?" in shown and "assistant\nIn Lisbon." in shown
+        assert "<|im_start|>user\nWhere does Ada live?<|im_end|>" in shown  # the template, as the model sees it
+    assert app.locations.recent_datasets_file.exists()
+
+
+async def test_split_writes_train_and_valid_and_opens_them(chat_file, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        dialog = await _dialog(pilot, chat_file, "s")
+        dialog.query_one("#valid-fraction", Input).value = "0.25"
+        dialog.query_one("#out-dir", Input).value = str(tmp_path / "parts")
+        await pilot.click("#ok")
+        await settle(pilot)
+        assert (tmp_path / "parts" / "train.jsonl").read_text().count("\n") == 3
+        assert (tmp_path / "parts" / "valid.jsonl").read_text().count("\n") == 1
+        assert "train 3, valid 1" in _text(app.screen.query_one("#dataset-summary", Static))
+
+
+async def test_split_dialog_names_a_bad_value_and_stays_open(chat_file):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        dialog = await _dialog(pilot, chat_file, "s")
+        dialog.query_one("#valid-fraction", Input).value = "lots"
+        await pilot.click("#ok")
+        await pilot.pause()
+        assert "must be a number, not 'lots'" in _text(app.screen.query_one(".dialog-problem", Static))
+
+
+async def test_redact_previews_before_writing(chat_file, tmp_path):
+    original = chat_file.read_text()
+    out = tmp_path / "clean.jsonl"
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        dialog = await _dialog(pilot, chat_file, "r")
+        dialog.query_one("#redact-out", Input).value = str(out)
+        await settle(pilot)
+        preview = _text(dialog.query_one("#redact-preview", Static))
+        assert "2 of the first 4 records would change" in preview
+        assert "ada@example.com" in preview and "[EMAIL]" in preview
+        assert not out.exists()  # nothing is written before the user says so
+        await pilot.click("#ok")
+        await settle(pilot)
+    assert "[EMAIL]" in out.read_text() and "[PHONE]" in out.read_text()
+    assert chat_file.read_text() == original
+
+
+async def test_documents_become_jsonl(tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe first paragraph is here.\n\nThe second paragraph follows it.\n")
+    out = tmp_path / "notes.jsonl"
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        dialog = await _dialog(pilot, notes, "d")
+        assert "is a document" in _text(app.screen_stack[-2].query_one("#dataset-summary", Static))
+        assert dialog.query_one("#docs-source", Input).value == str(notes)
+        assert dialog.query_one("#docs-out", Input).value == str(out)
+        dialog.query_one("#docs-size", Input).value = "20"
+        await pilot.click("#ok")
+        await settle(pilot)
+        assert "valid of" in _text(app.screen.query_one("#dataset-summary", Static))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(set(row) == {"text"} for row in rows)
+    assert "second paragraph" in " ".join(row["text"] for row in rows)
+
+
+async def test_a_missing_file_is_a_notice(tmp_path):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, tmp_path / "nowhere.jsonl")
+        assert "nowhere.jsonl" in _text(screen.query_one("#dataset-summary", Static))
+        assert any("nowhere.jsonl" in str(n.message) for n in app._notifications)
+        screen.query_one("#dataset-tree").focus()
+        await pilot.press("2")  # the app keeps running
+        assert app.current_mode == "train"
