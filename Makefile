@@ -29,6 +29,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/chat.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/responsiveness.py
+	$(BIN)/python bench/distributed.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from functools import partial
+from importlib import import_module
 
 from textual import on, work
 from textual.app import App
@@ -52,25 +53,20 @@ class AreaCommands(Provider):
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
 
 
+# Each area's screen module is imported when the area is first opened, so the
+# app starts without loading what it does not show yet.
+SCREENS = {
+    "datasets": ("lora_tui.screens.datasets", "DatasetsScreen"),
+    "train": ("lora_tui.screens.train", "TrainScreen"),
+    "dashboard": ("lora_tui.screens.dashboard", "DashboardScreen"),
+    "adapters": ("lora_tui.screens.adapters", "AdaptersScreen"),
+    "chat": ("lora_tui.screens.chat", "ChatScreen"),
+}
+
+
 def _screen(area: str):
-    def build():
-        if area == "train":
-            from lora_tui.screens.train import TrainScreen
-
-            return TrainScreen()
-        if area == "datasets":
-            from lora_tui.screens.datasets import DatasetsScreen
-
-            return DatasetsScreen()
-        if area == "dashboard":
-            from lora_tui.screens.dashboard import DashboardScreen
-
-            return DashboardScreen()
-        from lora_tui.screens.placeholder import NotYetScreen
-
-        return NotYetScreen(area)
-
-    return build
+    module, name = SCREENS[area]
+    return lambda: getattr(import_module(module), name)()
 
 
 class LoraTuiApp(App):
@@ -86,6 +82,8 @@ class LoraTuiApp(App):
         Binding("5", "switch_mode('chat')", "Chat", id="area-chat", group=AREA_KEYS),
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
     ]
+    # Workers that run MLX: the process must not exit under them (MLX aborts).
+    MLX_WORKER_GROUPS = {"training", "chat-generate", "train-estimate", "adapter-actions", "dataset-jobs"}
 
     def __init__(self, locations: Locations, settings: Settings) -> None:
         super().__init__()
@@ -94,6 +92,7 @@ class LoraTuiApp(App):
         self.stop_flag = threading.Event()
         self.training_running = False
         self.dashboard = None  # the dashboard screen registers itself when mounted
+        self.chat = None  # and so does the chat screen
         self.run_events: list = []  # the shown run's events; the dashboard replays them on mount
         self.following: EventsFollower | None = None
         self.follow_timer = None
@@ -127,13 +126,33 @@ class LoraTuiApp(App):
         self.training_running = True
         self.stop_flag.clear()
         self.switch_mode("dashboard")
-        self.train(message.job)
+        self.train(message.job, message.hostfile)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def train(self, job) -> None:
-        from lora_tui.core.trainer import run_training
+    def train(self, job, hostfile=None) -> None:
+        from lora_tui.core.threads import mlx_worker_thread
 
-        run_training(job, lambda event: self.post_message(TrainingEventPosted(event)), self.stop_flag)
+        with mlx_worker_thread():
+            self.run_job(job, hostfile)
+
+    def run_job(self, job, hostfile) -> None:
+        """In the worker: the loop here, or ranks launched on the hosts and watched through rank 0's events."""
+
+        def listener(event) -> None:
+            self.post_message(TrainingEventPosted(event))
+
+        if hostfile is None:
+            from lora_tui.core.trainer import run_training
+
+            run_training(job, listener, self.stop_flag)
+            return
+        from lora_tui.core import distributed
+
+        command = distributed.launch_command(distributed.rank_spec(job), hostfile)
+        log = self.locations.runs_dir / job.adapter_dir.name / "launch.log"  # the ranks' own output
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as output:
+            distributed.run_distributed(job, listener, self.stop_flag, command, output)
 
     @on(TrainingEventPosted)
     def route_event(self, message: TrainingEventPosted) -> None:
@@ -168,6 +187,41 @@ class LoraTuiApp(App):
             return
         for event in self.following.new_events():
             self.route_event(TrainingEventPosted(event, live=False))
+
+    # Between areas ---------------------------------------------------------------
+
+    async def open_chat(self, adapter_name: str | None = None) -> None:
+        await self.switch_mode("chat")
+        if adapter_name is not None:
+            self.screen.choose_adapter(adapter_name)
+
+    async def train_again(self, adapter) -> None:
+        """The Train form, filled with an adapter's model, data and parameters, under a new name."""
+        await self.switch_mode("train")
+        self.screen.fill_from_adapter(adapter)
+
+    # Quitting -------------------------------------------------------------------
+
+    def action_quit(self) -> None:
+        if not self.training_running:
+            self.quit_when_idle()
+            return
+        from lora_tui.screens.dialogs import ConfirmDialog
+
+        question = "A run is training. Stop it after this step (it is saved; --resume continues it) and quit?"
+        self.push_screen(ConfirmDialog(question, "Stop and quit"), lambda yes: yes and self.quit_when_idle())
+
+    @work(group="quitting", exclusive=True)
+    async def quit_when_idle(self) -> None:
+        """Stop training and generation, let their threads end, then exit."""
+        self.stop_flag.set()
+        if self.chat is not None:
+            self.chat.stop_flag.set()
+        busy = [w for w in self.workers if w.group in self.MLX_WORKER_GROUPS and not w.is_finished]
+        if busy:
+            self.notify("Finishing the current step before quitting...", timeout=30)
+            await self.workers.wait_for_complete(busy)
+        self.exit()
 
     def stop_training(self) -> None:
         self.stop_flag.set()

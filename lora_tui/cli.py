@@ -155,11 +155,9 @@ def data_split(args, context: Context) -> int:
 
 
 def _redactor(context: Context, categories: list[str] | None):
-    from lora_tui.core.pii import CATEGORIES, NER_CATEGORIES, Redactor, load_ner
+    from lora_tui.core.pii import make_redactor
 
-    chosen = tuple(categories or CATEGORIES)
-    wants_ner = any(c in NER_CATEGORIES for c in chosen)
-    return Redactor(chosen, load_ner(context.settings.spacy_pipeline) if wants_ner else None)
+    return make_redactor(context.settings.spacy_pipeline, categories)
 
 
 def data_redact(args, context: Context) -> int:
@@ -244,22 +242,62 @@ def train(args, context: Context) -> int:
     from lora_tui.core import training_setup
     from lora_tui.core.events import Cancelled, Finished
 
+    hosts = _checked_hosts(args)  # before anything else, so nothing is written for a bad hostfile
     job, report = training_setup.prepare_job(
         locations=context.locations, extra_model_dirs=context.extra_model_dirs(), name=args.name, model=args.model,
         data=args.data, config=args.config, flags=params.from_arguments(args), resume=args.resume, overwrite=args.overwrite,
-        log=say,
+        valid_fraction=args.valid_fraction, log=say,
     )
     if report is not None:
         _print_report(report)
         say(f"lora-tui: {args.data} has errors; fix them before training.")
         return 1
+    if args.estimate:
+        return _print_estimate(job)
     outcome = training_setup.run_with_interrupt(
         job, listener=_print_event,
         on_stop_requested=lambda: print("\nStopping after this step and saving... (Ctrl-C again to abort without saving)", flush=True),
+        run=_distributed_runner(job, hosts, args) if hosts else training_setup.run_training,
     )
     if isinstance(outcome, Finished):
         return 0
     return 130 if isinstance(outcome, Cancelled) else 1
+
+
+def _checked_hosts(args) -> int:
+    """How many ranks `--hosts`/`--ranks` ask for (0: one process), after checking the hostfile and the hosts."""
+    from lora_tui.core import distributed
+
+    if args.ranks is not None:
+        if args.ranks < 1:
+            raise UserError("--ranks must be 1 or more.")
+        return args.ranks if args.ranks > 1 else 0
+    return len(distributed.check_hosts(Path(args.hosts))) if args.hosts else 0
+
+
+def _distributed_runner(job, ranks: int, args):
+    from functools import partial
+
+    from lora_tui.core import distributed
+
+    distributed.check_batch_split(job.params.batch_size, ranks)
+    command = distributed.launch_command(distributed.rank_spec(job), Path(args.hosts) if args.hosts else None,
+                                         local_ranks=0 if args.hosts else ranks)
+    say(f"Starting {ranks} ranks with mlx.launch (ring backend).")
+    return partial(distributed.run_distributed, command=command)
+
+
+def _print_estimate(job) -> int:
+    from lora_tui.core.estimate import estimate_run
+    from lora_tui.core.units import human_bytes, human_duration
+
+    say("Measuring a few real training steps...")
+    estimate = estimate_run(job)
+    print(f"{human_duration(estimate.seconds_per_epoch)} per epoch ({estimate.steps_per_epoch} steps of "
+          f"{estimate.seconds_per_step:.2f} s, {estimate.tokens_per_second:.0f} tok/s), "
+          f"{human_duration(estimate.total_seconds)} for {estimate.epochs} epochs; peak memory "
+          f"{human_bytes(estimate.peak_memory_bytes)} (measured over {estimate.steps_measured} steps; validation not included)")
+    return 0
 
 
 def _print_event(event) -> None:
@@ -293,6 +331,14 @@ def _add_train_command(commands) -> None:
     train_parser.add_argument("--data", help="a dataset file or a folder with train.jsonl (not needed with --resume)")
     train_parser.add_argument("--name", required=True, help="adapter name")
     train_parser.add_argument("--config", metavar="FILE.toml", help="training parameters; flags override it")
+    train_parser.add_argument("--valid-fraction", type=float, metavar="F",
+                              help="hold out this fraction of a single data file for validation (split kept in runs/NAME/)")
+    where = train_parser.add_mutually_exclusive_group()
+    where.add_argument("--hosts", metavar="HOSTFILE",
+                       help="train on several machines: an mlx.launch hostfile (JSON); this machine first")
+    where.add_argument("--ranks", type=int, metavar="N", help="train with N processes on this machine (data parallel)")
+    train_parser.add_argument("--estimate", action="store_true",
+                              help="measure a few real steps, print time per epoch and peak memory, and stop")
     again = train_parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue a cancelled or killed run from its last checkpoint")
     again.add_argument("--overwrite", action="store_true", help="replace an existing adapter of this name")
@@ -364,14 +410,31 @@ def adapters_delete(args, context: Context) -> int:
 
 
 def _adapter_base(context: Context, name: str) -> Path:
-    from lora_tui.core.adapters import get_adapter
-    from lora_tui.core.models import resolve_model_path
+    from lora_tui.core.adapters import adapter_base_path, get_adapter
 
-    info = get_adapter(context.locations.adapters_dir, name)
-    base = info.base_model_path or info.base_model
-    if not base:
-        raise UserError(f"The adapter {name!r} does not record its base model.")
-    return resolve_model_path(base, context.locations.models_dir, context.extra_model_dirs())
+    return adapter_base_path(get_adapter(context.locations.adapters_dir, name), context.locations.models_dir,
+                             context.extra_model_dirs())
+
+
+def adapters_checkpoints(args, context: Context) -> int:
+    from lora_tui.core.adapters import adapter_path, list_checkpoints
+
+    checkpoints = list_checkpoints(adapter_path(context.locations.adapters_dir, args.name))
+    if args.json:
+        print_json([{"name": c.name, "step": c.step, "val_loss": c.val_loss, "path": str(c.path)} for c in checkpoints])
+    elif not checkpoints:
+        say(f"{args.name} has no checkpoints.")
+    else:
+        print_table(("CHECKPOINT", "STEP", "VAL LOSS"), [(c.name, str(c.step), _fmt(c.val_loss)) for c in checkpoints])
+    return 0
+
+
+def adapters_promote(args, context: Context) -> int:
+    from lora_tui.core.adapters import promote_checkpoint
+
+    chosen = promote_checkpoint(context.locations.adapters_dir, args.name, args.checkpoint)
+    say(f"{args.name} now has the weights of {chosen.name} (step {chosen.step}).")
+    return 0
 
 
 def adapters_fuse(args, context: Context) -> int:
@@ -407,6 +470,14 @@ def _add_adapters_commands(commands) -> None:
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask")
     delete.set_defaults(handler=adapters_delete)
+    checkpoints = sub.add_parser("checkpoints", help="an adapter's saved checkpoints")
+    checkpoints.add_argument("name")
+    checkpoints.add_argument("--json", action="store_true")
+    checkpoints.set_defaults(handler=adapters_checkpoints)
+    promote = sub.add_parser("promote", help="make a checkpoint's weights the adapter's own")
+    promote.add_argument("name")
+    promote.add_argument("checkpoint", help="a name from `adapters checkpoints`, e.g. step-0000040")
+    promote.set_defaults(handler=adapters_promote)
     fuse = sub.add_parser("fuse", help="merge an adapter into its base model")
     fuse.add_argument("name")
     fuse.add_argument("--out", required=True, metavar="DIR")

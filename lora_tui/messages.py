@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.message import Message
 
@@ -13,6 +14,7 @@ from lora_tui.core.trainer import TrainingJob
 @dataclass
 class TrainingRequested(Message):
     job: TrainingJob
+    hostfile: Path | None = None  # train across the machines it names (mlx.launch)
 
 
 @dataclass

@@ -104,3 +104,17 @@ def test_peft_export_layout_and_math(adapters_dir, tmp_path, tiny_model_dir):
     mlx_update = 2.0 * (x @ mlx[f"{module}.lora_a"]) @ mlx[f"{module}.lora_b"]
     np.testing.assert_allclose(peft_update, mlx_update, atol=1e-5)
     assert len(peft) == len(mlx)
+
+
+def test_checkpoints_listed_and_promoted_from_the_cli(adapters_dir, capsys):
+    folder = adapters_dir / "arith"
+    assert main(["adapters", "checkpoints", "arith", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in listed] == ["step-0000004", "step-0000008"] and listed[0]["step"] == 4
+    assert main(["adapters", "promote", "arith", "step-0000004"]) == 0
+    weights = (folder / "checkpoints" / "step-0000004" / "adapters.safetensors").read_bytes()
+    assert (folder / "adapters.safetensors").read_bytes() == weights
+    meta = json.loads((folder / "lora_tui.json").read_text())
+    assert meta["promoted_checkpoint"] == "step-0000004" and meta["steps"] == 4
+    assert main(["adapters", "promote", "arith", "step-9"]) == 1
+    assert "no checkpoint 'step-9' (checkpoints: step-0000004, step-0000008)" in capsys.readouterr().err

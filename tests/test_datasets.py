@@ -136,3 +136,21 @@ def test_cli_unusable_inputs_exit_1_with_one_line(path, capsys):
     assert main(["data", "check", str(DATA / path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lora-tui: ") and len(err.strip().splitlines()) == 1
+
+
+def test_append_chat_example_validates_and_never_half_writes(tmp_path):
+    from lora_tui.core.datasets import append_chat_example, load_records
+
+    path = tmp_path / "examples.jsonl"
+    exchange = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    assert append_chat_example(path, exchange) == 1
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # a file without a final newline
+    assert append_chat_example(path, exchange) == 2
+    assert [r.messages[-1]["content"] for r in load_records(path)] == ["Hello.", "Hello."]
+    with pytest.raises(UserError, match="no assistant turn"):
+        append_chat_example(path, exchange[:1])
+    text = tmp_path / "text.jsonl"
+    text.write_text('{"text": "plain"}\n')
+    with pytest.raises(UserError, match="it is in text format"):
+        append_chat_example(text, exchange)
+    assert text.read_text() == '{"text": "plain"}\n'

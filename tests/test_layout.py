@@ -34,7 +34,8 @@ def test_cli_startup_imports_no_mlx_or_spacy():
 def test_tui_startup_imports_no_mlx_spacy_or_transformers():
     loaded = _modules_after_import(
         "from lora_tui.app import make_app\n"
-        "import lora_tui.screens.train, lora_tui.screens.dashboard, lora_tui.screens.placeholder\n"
+        "import lora_tui.screens.datasets, lora_tui.screens.train, lora_tui.screens.dashboard\n"
+        "import lora_tui.screens.adapters, lora_tui.screens.chat\n"
         "make_app()"
     )
     heavy = {m for m in loaded if m.split(".")[0] in ("mlx", "mlx_lm", "spacy", "transformers")}

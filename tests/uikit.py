@@ -11,14 +11,17 @@ from textual.worker import WorkerCancelled
 ENDLESS_GROUPS = {"_loader"}
 
 
-async def settle(pilot) -> None:
-    """Wait for every worker that finishes on its own, then for the screen to catch up."""
+async def settle(pilot, rounds: int = 10) -> None:
+    """Wait for every worker that finishes on its own and for the messages they post,
+    including workers those messages start, then for the screen to catch up."""
     app = pilot.app
-    finite = [w for w in app.workers if w.group not in ENDLESS_GROUPS]
-    if finite:  # an empty list would mean "all workers" to wait_for_complete
+    for _ in range(rounds):
+        await pilot.pause()
+        running = [w for w in app.workers if w.group not in ENDLESS_GROUPS and not w.is_finished]
+        if not running:
+            break
         with suppress(WorkerCancelled):
-            await app.workers.wait_for_complete(finite)
-    await pilot.pause()
+            await app.workers.wait_for_complete(running)
 
 
 async def still(pilot) -> None:

@@ -22,6 +22,7 @@ METADATA = "lora_tui.json"
 EVENTS = "events.jsonl"
 RUN_SPEC = "run.json"
 CHECKPOINTS = "checkpoints"
+STOP_FILE = ".stop"  # `train --hosts` creates it to ask its ranks to stop and save
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -13,9 +13,9 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lora_tui.core.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_metadata, write_metadata
+from lora_tui.core.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHECKPOINTS, read_metadata, write_metadata
 from lora_tui.core.errors import UserError
-from lora_tui.core.files import building_dir, folder_size
+from lora_tui.core.files import atomic_writer, building_dir, folder_size
 from lora_tui.core.names import validate_name
 
 
@@ -110,6 +110,21 @@ def get_adapter(adapters_dir: Path, name: str) -> AdapterInfo:
     return describe_adapter(adapter_path(adapters_dir, name))
 
 
+def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
+    """The base model folder the adapter was trained on; a clear error when it is gone."""
+    from lora_tui.core.models import resolve_model_path
+
+    base = info.base_model_path or info.base_model
+    if not base:
+        raise UserError(f"The adapter {info.name!r} does not record its base model.")
+    if info.base_model_path and Path(info.base_model_path).is_dir():
+        return Path(info.base_model_path)
+    try:
+        return resolve_model_path(info.base_model or base, models_dir, list(extra_dirs))
+    except UserError:
+        raise UserError(f"The base model of {info.name!r} is missing: {base}.") from None
+
+
 def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
     source = adapter_path(adapters_dir, old)
     new = validate_name(new, "new adapter name")
@@ -125,6 +140,47 @@ def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
 
 def delete_adapter(adapters_dir: Path, name: str) -> None:
     shutil.rmtree(adapter_path(adapters_dir, name))
+
+
+# Checkpoints -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    name: str
+    step: int
+    val_loss: float | None
+    path: Path
+
+
+def list_checkpoints(adapter_dir: Path) -> list[CheckpointInfo]:
+    """The run's saved checkpoints, oldest first."""
+    folder = Path(adapter_dir) / CHECKPOINTS
+    found = []
+    for path in sorted(folder.glob("step-*")) if folder.is_dir() else []:
+        try:
+            progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # half-written or foreign: not a checkpoint one can use
+        if (path / ADAPTER_WEIGHTS).is_file():
+            found.append(CheckpointInfo(path.name, int(progress.get("step", 0)), progress.get("val_loss"), path))
+    return found
+
+
+def promote_checkpoint(adapters_dir: Path, name: str, checkpoint: str) -> CheckpointInfo:
+    """Make a checkpoint's weights the adapter's own; the checkpoints themselves stay."""
+    path = adapter_path(adapters_dir, name)
+    chosen = next((c for c in list_checkpoints(path) if c.name == checkpoint), None)
+    if chosen is None:
+        known = ", ".join(c.name for c in list_checkpoints(path)) or "none"
+        raise UserError(f"{name}: no checkpoint {checkpoint!r} (checkpoints: {known}).")
+    with atomic_writer(path / ADAPTER_WEIGHTS, "wb") as handle:
+        handle.write((chosen.path / ADAPTER_WEIGHTS).read_bytes())
+    meta = read_metadata(path)
+    if meta:
+        write_metadata(path, {**meta, "promoted_checkpoint": chosen.name, "steps": chosen.step,
+                              "best_val_loss": chosen.val_loss if chosen.val_loss is not None else meta.get("best_val_loss")})
+    return chosen
 
 
 # Fuse --------------------------------------------------------------------------------

@@ -75,7 +75,9 @@ def plan_epoch(examples: list[Example], batch_size: int, seed: int, epoch: int, 
                max_seq_length: int) -> BatchPlan:
     rng = np.random.default_rng([seed, epoch])
     if pack:
-        rows = _pack_rows([len(e.tokens) for e in examples], max_seq_length, rng)
+        lengths = [len(e.tokens) for e in examples]
+        # Rows no longer than the longest record: attention costs the square of the row length.
+        rows = _pack_rows(lengths, min(max_seq_length, max(lengths, default=1)), rng)
     else:
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
         rows = [(i,) for i in order]

@@ -34,6 +34,7 @@ class Started(Event):
     valid_records: int
     resumed_from_step: int = 0
     notes: list = field(default_factory=list)
+    ranks: int = 1  # processes training together (data parallel)
 
 
 @dataclass(frozen=True)

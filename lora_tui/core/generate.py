@@ -175,21 +175,28 @@ class Generator:
         started = time.perf_counter()
         first = None
         stream = mx.new_stream(mx.default_device())
-        for response in stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens, sampler=sampler,
-                                         logits_processors=processors, stream=stream):
-            now = time.perf_counter()
-            if first is None:
-                first = now
-                stats.time_to_first_token = now - started
-            stats.generated_tokens = response.generation_tokens
-            if response.generation_tokens > 1:
-                stats.tokens_per_second = (response.generation_tokens - 1) / (now - first)
-            stats.finish_reason = response.finish_reason or ""
-            if response.text:
-                yield response.text
-            if stop is not None and stop.is_set():
-                stats.finish_reason = "cancelled"
-                return
+        responses = stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens, sampler=sampler,
+                                    logits_processors=processors, stream=stream)
+        try:
+            for response in responses:
+                now = time.perf_counter()
+                if first is None:
+                    first = now
+                    stats.time_to_first_token = now - started
+                stats.generated_tokens = response.generation_tokens
+                if response.generation_tokens > 1:
+                    stats.tokens_per_second = (response.generation_tokens - 1) / (now - first)
+                stats.finish_reason = response.finish_reason or ""
+                if response.text:
+                    yield response.text
+                if stop is not None and stop.is_set():
+                    stats.finish_reason = "cancelled"
+                    return
+        finally:
+            # mlx-lm evaluates the next token ahead (async_eval); let it land before this thread moves on,
+            # or a process exiting right after a stop aborts inside MLX.
+            responses.close()
+            mx.synchronize(stream)
 
     def complete(self, history: list[Turn], sampling: Sampling = Sampling(), system: str | None = None) -> tuple[str, GenerationStats]:
         stats = GenerationStats()

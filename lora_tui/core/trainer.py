@@ -9,6 +9,7 @@ appends each to the adapter's events.jsonl. It runs in any thread.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -16,6 +17,7 @@ import math
 import os
 import resource
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -30,12 +32,14 @@ from lora_tui.core.adapter_files import (
     ADAPTER_WEIGHTS,
     CHECKPOINTS,
     EVENTS,
+    STOP_FILE,
     write_adapter_config,
     write_metadata,
     write_run_spec,
 )
 from lora_tui.core.batching import make_batch, plan_epoch, tokenize
 from lora_tui.core.datasets import dataset_files, load_records
+from lora_tui.core.distributed import Ranks, check_batch_split, package_versions
 from lora_tui.core.errors import UserError
 from lora_tui.core.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
 from lora_tui.core.files import building_dir
@@ -73,16 +77,18 @@ class Progress:
 
 
 class EventLog:
-    """Calls the listener and appends every event to events.jsonl."""
+    """Calls the listener and appends every event to events.jsonl (on rank 0 only, when distributed)."""
 
-    def __init__(self, path: Path, listener: Callable[[Event], None]) -> None:
+    def __init__(self, path: Path, listener: Callable[[Event], None], active: bool = True) -> None:
         self.path = path
         self.listener = listener
+        self.active = active
 
     def __call__(self, event: Event) -> Event:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(event.to_json()) + "\n")
-        self.listener(event)
+        if self.active:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(event.to_json()) + "\n")
+            self.listener(event)
         return event
 
 
@@ -135,14 +141,20 @@ def run_training(job: TrainingJob, listener: Callable[[Event], None] = lambda e:
     """Run the job to its end; return the terminal event (finished, cancelled or failed)."""
     import mlx.core as mx
 
-    job.adapter_dir.mkdir(parents=True, exist_ok=True)
-    if not job.resume:
-        write_run_spec(job.adapter_dir, {"model": job.model_name or str(job.model_path), "model_path": str(job.model_path),
-                                         "data": str(job.data), "parameters": job.params.to_json()})
-    emit = EventLog(job.adapter_dir / EVENTS, listener)
+    ranks = Ranks()
+    try:
+        ranks.check_versions(package_versions())
+    except UserError as error:  # before anything is written
+        return Failed(reason=str(error))
+    if ranks.is_writer:
+        job.adapter_dir.mkdir(parents=True, exist_ok=True)
+        if not job.resume:
+            write_run_spec(job.adapter_dir, {"model": job.model_name or str(job.model_path), "model_path": str(job.model_path),
+                                             "data": str(job.data), "parameters": job.params.to_json()})
+    emit = EventLog(job.adapter_dir / EVENTS, listener, active=ranks.is_writer)
     try:
         with mx.stream(mx.new_stream(mx.default_device())):
-            return _Run(job, emit, stop or threading.Event()).run()
+            return _Run(job, emit, stop or threading.Event(), ranks).run()
     except UserError as error:
         return emit(Failed(reason=str(error)))
     except MemoryError:
@@ -158,11 +170,12 @@ def run_training(job: TrainingJob, listener: Callable[[Event], None] = lambda e:
 
 
 class _Run:
-    def __init__(self, job: TrainingJob, emit: EventLog, stop: threading.Event) -> None:
+    def __init__(self, job: TrainingJob, emit: EventLog, stop: threading.Event, ranks: Ranks) -> None:
         self.job = job
         self.params = job.params
         self.emit = emit
         self.stop = stop
+        self.ranks = ranks
         self.notes: list[str] = []
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -195,6 +208,7 @@ class _Run:
         }
 
     def prepare_data(self) -> None:
+        check_batch_split(self.params.batch_size, self.ranks.size)
         files = dataset_files(self.job.data)
         train = load_records(files["train"])
         valid = load_records(files["valid"]) if "valid" in files else []
@@ -254,9 +268,18 @@ class _Run:
             max_norm = self.params.max_grad_norm
             state = [self.model.state, optimizer.state, mx.random.state]
 
+            group = self.ranks.group if self.ranks.size > 1 else None
+
             @partial(mx.compile, inputs=state, outputs=state)
             def step(inputs, targets, loss_mask, mask, previous, update, group_size):
                 (loss, count), grad = value_and_grad(self.model, inputs, targets, loss_mask, mask)
+                if group is not None:
+                    # The global batch's mean is the sum of each rank's mean weighted by its share of the
+                    # target tokens; average_gradients sends all gradients in one all-reduce, and divides by size.
+                    total = mx.distributed.all_sum(count, group=group)
+                    share = count / mx.maximum(total, 1)
+                    grad = nn.average_gradients(tree_map(lambda g: g * (share * group.size()), grad), group=group)
+                    loss, count = mx.distributed.all_sum(loss * share, group=group), total
                 if previous is not None:
                     grad = tree_map(lambda a, b: a + b, grad, previous)
                 if update:
@@ -290,14 +313,14 @@ class _Run:
             parameters={**p.to_json(), "mask_prompt": self.mask_prompt}, trainable_parameters=self.count_parameters(True),
             total_parameters=self.count_parameters(False), total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
             train_records=len(self.train_examples), valid_records=len(self.valid_examples),
-            resumed_from_step=progress.step, notes=self.notes,
+            resumed_from_step=progress.step, notes=self.notes, ranks=self.ranks.size,
         ))
         step_seconds: list[float] = []
         for epoch in range(progress.epoch, p.epochs):
             plan = self.plan(epoch)
             grad, group_losses, group_tokens, group_count, started = None, [], 0, 0, time.perf_counter()
             for index in range(progress.next_batch if epoch == progress.epoch else 0, len(plan.rows)):
-                batch = make_batch(self.train_examples, plan.rows[index], self.mask_prompt, p.pack)
+                batch = self.my_batch(self.train_examples, plan.rows[index])
                 # Dropout draws depend only on the position in the run: a resumed run repeats them.
                 mx.random.seed((p.seed * 1_000_003 + epoch * 100_003 + index) % 2**32)
                 group_count += 1
@@ -310,6 +333,7 @@ class _Run:
                 group_tokens += batch.tokens
                 if not last_in_group:
                     continue
+                group_tokens = int(self.ranks.sum([float(group_tokens)])[0])  # all ranks' tokens
                 elapsed = time.perf_counter() - started
                 step_seconds.append(elapsed)
                 progress.step += 1
@@ -331,6 +355,20 @@ class _Run:
             progress.epoch, progress.next_batch = epoch + 1, 0
         return self.finish(progress, "completed")
 
+    def my_batch(self, examples, rows):
+        """This rank's rows of a batch; a rank left without rows trains on a stand-in row that counts for nothing."""
+        mine, stand_in = self.ranks.shard(rows)
+        batch = make_batch(examples, mine, self.mask_prompt, self.params.pack)
+        if stand_in:
+            batch.loss_mask[:] = 0
+            batch.tokens = 0
+        return batch
+
+    def stop_requested(self) -> bool:
+        """The stop flag, or a stop file (how `train --hosts` asks its ranks to stop), seen on any rank."""
+        wanted = self.stop.is_set() or (self.ranks.is_writer and (self.job.adapter_dir / STOP_FILE).exists())
+        return self.ranks.sum([1.0 if wanted else 0.0])[0] > 0
+
     def after_step(self, progress: Progress, optimizer, end_of_epoch: bool) -> Event | None:
         p = self.params
         val_loss = None
@@ -342,7 +380,7 @@ class _Run:
                 progress.best_val_loss, progress.evals_without_improvement = val_loss, 0
             else:
                 progress.evals_without_improvement += 1
-        stopping = self.stop.is_set()
+        stopping = self.stop_requested()
         early = p.early_stopping_patience and progress.evals_without_improvement >= p.early_stopping_patience
         if end_of_epoch and progress.next_batch:
             progress.epoch, progress.next_batch = progress.epoch + 1, 0
@@ -363,7 +401,7 @@ class _Run:
         plan = plan_epoch(self.valid_examples, p.batch_size, p.seed, 0, p.pack, p.max_seq_length)
         total, count = 0.0, 0.0
         for rows in plan.rows[: p.val_batches]:
-            batch = make_batch(self.valid_examples, rows, self.mask_prompt, p.pack)
+            batch = self.my_batch(self.valid_examples, rows)
             mask = batch.attention_mask()
             loss, n = loss_function(self.model, mx.array(batch.inputs), mx.array(batch.targets),
                                     mx.array(batch.loss_mask), None if mask is None else mx.array(mask))
@@ -371,6 +409,7 @@ class _Run:
             total += float(loss) * float(n)
             count += float(n)
         self.model.train()
+        total, count = self.ranks.sum([total, count])
         return total / max(count, 1.0)
 
     def count_parameters(self, trainable: bool) -> int:
@@ -390,6 +429,8 @@ class _Run:
         import mlx.core as mx
         from mlx.utils import tree_flatten
 
+        if not self.ranks.is_writer:
+            return
         folder = self.job.adapter_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
         name = f"step-{progress.step:07d}"
@@ -419,15 +460,31 @@ class _Run:
         import mlx.core as mx
         from mlx.utils import tree_unflatten
 
-        checkpoint = latest_checkpoint(self.job.adapter_dir)
-        if checkpoint is None:
+        checkpoint = latest_checkpoint(self.job.adapter_dir) if self.ranks.is_writer else None
+        if not self.ranks.sum([1.0 if checkpoint else 0.0])[0]:
             raise UserError(f"{self.job.adapter_dir}: no checkpoint to resume from.")
-        self.model.load_weights(str(checkpoint / ADAPTER_WEIGHTS), strict=False)
-        optimizer.state = tree_unflatten(list(mx.load(str(checkpoint / "optimizer.safetensors")).items()))
-        saved = json.loads((checkpoint / "progress.json").read_text())
+        with self.shared_checkpoint(checkpoint) as folder:
+            self.model.load_weights(str(folder / ADAPTER_WEIGHTS), strict=False)
+            optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
+            saved = json.loads((folder / "progress.json").read_text())
         saved.pop("val_loss", None)
-        self.notes.append(f"Resumed from {checkpoint.name}.")
+        self.notes.append(f"Resumed from step-{saved['step']:07d}.")
         return Progress(**saved)
+
+    @contextlib.contextmanager
+    def shared_checkpoint(self, checkpoint: Path | None):
+        """Rank 0's checkpoint folder; the other ranks get a temporary copy of its files, sent by rank 0."""
+        if self.ranks.size == 1:
+            yield checkpoint
+            return
+        copy = Path(tempfile.mkdtemp(prefix="lora-tui-checkpoint-"))
+        try:
+            for name in (ADAPTER_WEIGHTS, "optimizer.safetensors", "progress.json"):
+                data = self.ranks.share_bytes((checkpoint / name).read_bytes() if self.ranks.is_writer else None)
+                (copy / name).write_bytes(data)
+            yield checkpoint if self.ranks.is_writer else copy
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
 
     def adapter_config(self) -> dict:
         return {
@@ -440,6 +497,8 @@ class _Run:
     def save_adapter(self, progress: Progress, status: str) -> None:
         import mlx.core as mx
 
+        if not self.ranks.is_writer:
+            return
         folder = self.job.adapter_dir
         temporary = folder / f".{ADAPTER_WEIGHTS}.tmp.safetensors"
         mx.save_safetensors(str(temporary), self.adapter_weights())

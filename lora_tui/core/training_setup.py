@@ -26,7 +26,7 @@ from lora_tui.locations import Locations
 
 def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, model: str | None, data: str | None,
                 config: str | None = None, flags: dict | None = None, resume: bool = False, overwrite: bool = False,
-                log: Callable[[str], None] = lambda m: None) -> tuple[TrainingJob | None, DatasetReport | None]:
+                valid_fraction: float | None = None, log: Callable[[str], None] = lambda m: None) -> tuple[TrainingJob | None, DatasetReport | None]:
     """A checked TrainingJob, or (None, report) when the data has errors."""
     name = validate_name(name, "adapter name")
     adapter_dir = locations.adapters_dir / name
@@ -38,14 +38,32 @@ def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, m
         raise UserError(f"An adapter named {name!r} already exists; choose another --name, or --resume or --overwrite.")
     parameters = build_params(load_config(Path(config)) if config else {}, flags or {}, origin="flags")
     model_path = resolve_model_path(model, locations.models_dir, extra_model_dirs)
-    report = check_dataset(Path(data).expanduser(), max_seq_length=parameters.max_seq_length)
+    data_path = Path(data).expanduser()
+    report = check_dataset(data_path, max_seq_length=parameters.max_seq_length)
     if not report.ok:
         return None, report
     _check_writable(locations.adapters_dir)
+    if valid_fraction:
+        data_path = hold_out_validation(data_path, valid_fraction, locations.runs_dir / name / "data", log)
     if adapter_dir.exists():
         log(f"Replacing the adapter {name!r} (--overwrite).")
         shutil.rmtree(adapter_dir)
-    return TrainingJob(model_path, Path(data).expanduser(), adapter_dir, parameters, model_name=model), None
+    return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=model), None
+
+
+def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
+    """Split one data file into folder/train.jsonl and valid.jsonl; return the folder to train on."""
+    from lora_tui.core.split import split_dataset
+
+    if data.is_dir():
+        raise UserError(f"{data} is a folder: it brings its own valid.jsonl; the validation fraction is for a single file.")
+    if not 0 < fraction <= 0.5:
+        raise UserError("The validation fraction must be above 0 and at most 0.5.")
+    if folder.exists():
+        shutil.rmtree(folder)  # an earlier split of this run, made by lora-tui
+    counts = split_dataset(data, folder, valid_fraction=fraction)
+    log(f"Held out {counts['valid']} of {counts['train'] + counts['valid']} records for validation: {folder}.")
+    return folder
 
 
 def _resume_job(adapter_dir: Path, flags: dict | None, config: str | None, log: Callable[[str], None]) -> TrainingJob:
@@ -73,8 +91,11 @@ def _check_writable(folder: Path) -> None:
 
 
 def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None],
-                       on_stop_requested: Callable[[], None] = lambda: None) -> Event:
-    """Run in this thread; the first Ctrl-C asks the loop to stop (it saves), a second one aborts."""
+                       on_stop_requested: Callable[[], None] = lambda: None, run=run_training) -> Event:
+    """Run in this thread; the first Ctrl-C asks the loop to stop (it saves), a second one aborts.
+
+    `run(job, listener, stop)` is the loop itself, or `run_distributed` watching ranks.
+    """
     stop = threading.Event()
 
     def on_interrupt(signum, frame):
@@ -85,6 +106,6 @@ def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None],
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return run_training(job, listener, stop)
+        return run(job, listener, stop)
     finally:
         signal.signal(signal.SIGINT, previous)

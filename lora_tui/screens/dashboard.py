@@ -61,6 +61,7 @@ class DashboardScreen(Screen):
         self.best_val: float | None = None
         self.last_checkpoint = "-"
         self.adapter_path: str | None = None
+        self.ranks = 1
         self.query_one(LossChart).clear()
         self.query_one(RichLog).clear()
         self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
@@ -73,6 +74,9 @@ class DashboardScreen(Screen):
             self.total_steps = event.total_steps
             self.query_one(ProgressBar).update(total=event.total_steps, progress=event.resumed_from_step)
             title = f"{event.train_records} train / {event.valid_records} valid records, {event.total_steps} steps"
+            if event.ranks > 1:
+                title += f", {event.ranks} ranks"
+            self.ranks = event.ranks
             self.query_one("#run-title", Static).update(title)
             for note in event.notes:
                 log.write(f"note: {note}")
@@ -104,7 +108,8 @@ class DashboardScreen(Screen):
             text = (f"step {step.step}/{self.total_steps}  epoch {step.epoch:.2f}\n"
                     f"loss {step.train_loss:.4f}  best val {best}\n"
                     f"lr {step.learning_rate:.2e}\n"
-                    f"{step.tokens_per_second:.0f} tok/s  {step.iterations_per_second:.2f} it/s\n"
+                    f"{step.tokens_per_second:.0f} tok/s{' (all ranks)' if self.ranks > 1 else ''}  "
+                    f"{step.iterations_per_second:.2f} it/s\n"
                     f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
                     f"checkpoint {self.last_checkpoint}")
         self.query_one("#run-numbers", Static).update(text)

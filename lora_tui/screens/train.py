@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from lora_tui.core.errors import UserError
+from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.params import PARAMS, Param, build_params
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
@@ -32,6 +33,14 @@ def shown(value) -> str:
     if isinstance(value, list):
         return ",".join(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _free_name(name: str, adapters_dir: Path) -> str:
+    base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+    number = 2
+    while (adapters_dir / f"{base}-{number}").exists():
+        number += 1
+    return f"{base}-{number}"
 
 
 class ParamField(Horizontal):
@@ -67,11 +76,29 @@ class ParamField(Horizontal):
 class StartChecked(Message):
     job: object | None
     problem: str | None
+    estimate_only: bool = False
+    hostfile: Path | None = None
+
+
+@dataclass
+class EstimateMeasured(Message):
+    text: str
+    failed: bool = False
+
+
+VALIDATION_CHOICES = [
+    ("a folder's valid.jsonl; none for a file", ""),
+    ("hold out 5% of the file", "0.05"),
+    ("hold out 10% of the file", "0.1"),
+    ("hold out 20% of the file", "0.2"),
+]
 
 
 class TrainScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="start-training"),
+        Binding("ctrl+e", "estimate", "Estimate", id="estimate-run",
+                tooltip="time per epoch and peak memory, measured from a few real steps"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -81,8 +108,17 @@ class TrainScreen(Screen):
                 yield Label("model", classes="param-name")
                 yield ModelPicker(id="pick-model")
             with Horizontal(classes="picker"):
+                yield Label("or hub id", classes="param-name")
+                yield Input(placeholder="e.g. mlx-community/SmolLM2-135M-Instruct (downloaded on Start)", id="pick-hub")
+            with Horizontal(classes="picker"):
                 yield Label("dataset", classes="param-name")
                 yield Input(placeholder="a .jsonl file, or a folder with train.jsonl (and valid.jsonl)", id="pick-data")
+            with Horizontal(classes="picker"):
+                yield Label("validation", classes="param-name")
+                yield Select(VALIDATION_CHOICES, value="", allow_blank=False, id="pick-valid")
+            with Horizontal(classes="picker"):
+                yield Label("hosts", classes="param-name")
+                yield Input(placeholder="optional: an mlx.launch hostfile to train on several machines", id="pick-hosts")
             with Horizontal(classes="picker"):
                 yield Label("adapter name", classes="param-name")
                 yield Input(placeholder="letters, digits, _ - and spaces", id="pick-name")
@@ -95,8 +131,25 @@ class TrainScreen(Screen):
                 yield ParamField(param)
         with Horizontal(id="train-actions"):
             yield Static("", id="form-status")
+            yield Button("Estimate", id="estimate", disabled=True)
             yield Button("Start training", variant="primary", id="start", disabled=True)
         yield Footer(compact=True, show_command_palette=False)
+
+    def fill_from_adapter(self, adapter) -> None:
+        """Model, dataset and every parameter of an earlier run; a free name derived from its own."""
+        from lora_tui.core.adapter_files import read_metadata, read_run_spec
+
+        spec = read_run_spec(adapter.path) or {}
+        parameters = spec.get("parameters") or read_metadata(adapter.path).get("parameters", {})
+        model = spec.get("model_path") or adapter.base_model_path
+        if model:
+            self.query_one(ModelPicker).choose(model)
+        self.query_one("#pick-data", Input).value = spec.get("data") or adapter.dataset or ""
+        self.query_one("#pick-name", Input).value = _free_name(adapter.name, self.app.locations.adapters_dir)
+        for field in self.fields():
+            if field.param.name in parameters:
+                field.query_one(Input).value = shown(parameters[field.param.name])
+        self.notify(f"The form has {adapter.name}'s settings; Start (ctrl+s) trains {self.query_one('#pick-name', Input).value}.")
 
     def fields(self) -> list[ParamField]:
         return list(self.query(ParamField))
@@ -116,17 +169,38 @@ class TrainScreen(Screen):
         invalid = [f for f in self.fields() if not f.validate_now()]
         if invalid:
             return f"{len(invalid)} invalid field(s): {invalid[0].error}"
-        if self.query_one("#pick-model", Select).value is Select.NULL:
+        if self.query_one("#pick-model", Select).value is Select.NULL and not self.hub_id():
             return "choose a model"
         if not self.query_one("#pick-data", Input).value.strip():
             return "give a dataset"
         if not self.query_one("#pick-name", Input).value.strip():
             return "name the adapter"
+        return self.hosts_problem()
+
+    def hostfile(self) -> Path | None:
+        text = self.query_one("#pick-hosts", Input).value.strip()
+        return Path(text).expanduser() if text else None
+
+    def hosts_problem(self) -> str | None:
+        """The hostfile checked as it is typed (reachability is checked on Start)."""
+        from lora_tui.core.distributed import check_batch_split, read_hostfile
+
+        hostfile = self.hostfile()
+        if hostfile is None:
+            return None
+        try:
+            check_batch_split(int(self.query_one("#param-batch_size", Input).value), len(read_hostfile(hostfile)))
+        except (UserError, ValueError) as exc:
+            return f"hosts: {exc}"
         return None
+
+    def hub_id(self) -> str:
+        return self.query_one("#pick-hub", Input).value.strip()
 
     def refresh_start(self) -> None:
         problem = self.form_problem()
         self.query_one("#start", Button).disabled = problem is not None
+        self.query_one("#estimate", Button).disabled = problem is not None
         self.query_one("#form-status", Static).update(problem or "ready")
 
     @on(Button.Pressed, "#presets Button")
@@ -156,34 +230,78 @@ class TrainScreen(Screen):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
+        self.check_form_then(estimate_only=False)
+
+    @on(Button.Pressed, "#estimate")
+    def action_estimate(self) -> None:
+        self.check_form_then(estimate_only=True)
+
+    def check_form_then(self, estimate_only: bool) -> None:
         if self.form_problem() is not None:
             return
         self.query_one("#start", Button).disabled = True
-        self.check_and_start(str(self.query_one("#pick-model", Select).value), self.query_one("#pick-data", Input).value.strip(),
-                             self.query_one("#pick-name", Input).value, self.parameters().to_json())
+        self.query_one("#estimate", Button).disabled = True
+        model = self.hub_id() or str(self.query_one("#pick-model", Select).value)
+        fraction = self.query_one("#pick-valid", Select).value
+        self.check_and_start(model, self.query_one("#pick-data", Input).value.strip(), self.query_one("#pick-name", Input).value,
+                             self.parameters().to_json(), float(fraction) if fraction else None, estimate_only,
+                             None if estimate_only else self.hostfile())
 
     @work(thread=True, exclusive=True, group="train-start")
-    def check_and_start(self, model: str, data: str, name: str, flags: dict) -> None:
-        """Off the UI thread: resolving the model and checking every line of the data take time."""
+    def check_and_start(self, model: str, data: str, name: str, flags: dict, valid_fraction: float | None,
+                        estimate_only: bool, hostfile: Path | None) -> None:
+        """Off the UI thread: resolving (maybe downloading) the model, checking every line of the data
+        and reaching every host take time."""
+        from lora_tui.core.distributed import check_hosts
         from lora_tui.core.training_setup import prepare_job
 
         app = self.app
         try:
-            job, report = prepare_job(app.locations, app.settings.extra_model_dirs(), name, model, data, flags=flags)
+            if hostfile is not None:
+                check_hosts(hostfile)
+            job, report = prepare_job(app.locations, app.settings.extra_model_dirs(), name, model, data, flags=flags,
+                                      valid_fraction=valid_fraction)
             problem = None
             if report is not None:
                 first = report.errors[0]
                 problem = f"The dataset has {report.error_count} error(s); line {first.line}: {first.message}"
         except UserError as exc:
             job, problem = None, str(exc)
-        self.post_message(StartChecked(job, problem))
+        self.post_message(StartChecked(job, problem, estimate_only, hostfile))
 
     @on(StartChecked)
     def started(self, message: StartChecked) -> None:
-        self.refresh_start()
         if message.problem:
+            self.refresh_start()
             self.notify(message.problem, severity="error", timeout=8)
             return
+        if message.estimate_only:
+            self.query_one("#form-status", Static).update("measuring a few real training steps...")
+            self.measure(message.job)
+            return
+        self.refresh_start()
         from lora_tui.messages import TrainingRequested
 
-        self.app.post_message(TrainingRequested(message.job))
+        self.app.post_message(TrainingRequested(message.job, message.hostfile))
+
+    @work(thread=True, exclusive=True, group="train-estimate", exit_on_error=False)
+    def measure(self, job) -> None:
+        from lora_tui.core.estimate import estimate_run
+        from lora_tui.core.units import human_bytes, human_duration
+
+        with mlx_worker_thread():
+            try:
+                estimate = estimate_run(job)
+            except UserError as exc:
+                self.post_message(EstimateMeasured(str(exc), failed=True))
+                return
+            self.post_message(EstimateMeasured(
+                f"measured: {human_duration(estimate.seconds_per_epoch)}/epoch ({estimate.steps_per_epoch} steps of "
+                f"{estimate.seconds_per_step:.2f} s), {human_duration(estimate.total_seconds)} in all; "
+                f"peak {human_bytes(estimate.peak_memory_bytes)}"))
+
+    @on(EstimateMeasured)
+    def show_estimate(self, message: EstimateMeasured) -> None:
+        self.refresh_start()
+        self.query_one("#form-status", Static).update(message.text)
+        self.notify(message.text, severity="error" if message.failed else "information", timeout=12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual import on, work
 from textual.message import Message
@@ -21,6 +22,8 @@ class ModelPicker(Select[str]):
         super().__init__([], prompt=prompt, allow_blank=True, **kwargs)
         self.preselect = preselect
         self.models: list = []
+        self.wanted: str | None = None  # a value asked for before the options were found
+        self.values: list[str] = []
 
     def on_mount(self) -> None:
         self.discover()
@@ -37,15 +40,32 @@ class ModelPicker(Select[str]):
     def show_models(self, message: Found) -> None:
         message.stop()
         self.models = message.models
-        chosen = self.value
-        self.set_options(self.options_for(message.models))
-        if chosen is not Select.NULL and any(str(m.path) == chosen for m in message.models):
-            self.value = chosen
-        elif self.preselect and message.models:
+        chosen = self.wanted or self.value
+        self.show_options(chosen)
+        if chosen not in self.values and self.preselect and message.models:
             self.value = str(message.models[0].path)
+
+    def show_options(self, chosen) -> None:
+        """The found options, plus `chosen` when it is a model folder found nowhere else."""
+        options = self.options_for(self.models)
+        values = [value for _, value in options]
+        if isinstance(chosen, str) and chosen not in values and Path(chosen).is_dir():
+            options.append((f"{Path(chosen).name} (folder)", chosen))
+        self.values = [value for _, value in options]
+        self.set_options(options)
+        if chosen in self.values:
+            self.value = chosen
 
     def options_for(self, models: list) -> list[tuple[str, str]]:
         return [(f"{m.name} ({m.quantization['bits']}-bit)" if m.quantization else m.name, str(m.path)) for m in models]
+
+    def choose(self, value: str) -> None:
+        """Select `value` (a model path) now, or as soon as the options are found."""
+        self.wanted = str(value)
+        if self.wanted in self.values:
+            self.value = self.wanted
+        elif self.values:
+            self.show_options(self.wanted)
 
     def chosen_path(self) -> str | None:
         return None if self.value is Select.NULL else str(self.value)

@@ -59,6 +59,8 @@ async def test_areas_switch_with_number_keys(home):
         for key, area in zip("13452", ("datasets", "dashboard", "adapters", "chat", "train")):
             await pilot.press(key)
             assert app.current_mode == area
+            if area == "chat":  # the message box has the keys; esc leaves it
+                await pilot.press("escape")
 
 
 async def test_invalid_field_is_marked_and_start_stays_disabled(home, tmp_path):
@@ -94,18 +96,23 @@ async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
     assert metadata["steps"] == 8 and metadata["parameters"]["learning_rate"] == 0.001
 
 
-async def test_cancel_asks_then_saves(home, tmp_path, monkeypatch):
+@pytest.fixture
+def slow_training(monkeypatch):
+    """A tiny model trains faster than anyone can confirm a dialog: 50 ms more a step."""
     import time
 
     from lora_tui.core import trainer
 
     after_step = trainer._Run.after_step
 
-    def slow_after_step(self, *args, **kwargs):  # a tiny model trains faster than anyone can confirm
+    def slow_after_step(self, *args, **kwargs):
         time.sleep(0.05)
         return after_step(self, *args, **kwargs)
 
     monkeypatch.setattr(trainer._Run, "after_step", slow_after_step)
+
+
+async def test_cancel_asks_then_saves(home, tmp_path, slow_training):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await _fill_form(app, pilot, tmp_path / "data", name="long", epochs="50")
@@ -200,3 +207,74 @@ async def test_start_needs_a_model(isolated_home, tmp_path):
         await pilot.pause()
         assert app.screen.query_one("#start", Button).disabled
         assert "choose a model" in str(app.screen.query_one("#form-status").render())
+
+
+async def test_estimate_measures_real_steps_and_starts_nothing(home, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data", name="estimated")
+        await pilot.press("ctrl+e")
+        await _settle(app, pilot)
+        status = str(app.screen.query_one("#form-status").render())
+        assert status.startswith("measured: ") and "/epoch (4 steps of" in status and "peak " in status
+        assert app.current_mode == "train" and not app.training_running
+    assert not (home.adapters_dir / "estimated").exists()
+
+
+async def test_hold_out_validation_from_one_file(home, tmp_path):
+    single = tmp_path / "all.jsonl"
+    single.write_text((tmp_path / "data" / "train.jsonl").read_text())
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, single, name="held-out", epochs="1")
+        app.screen.query_one("#pick-valid", Select).value = "0.2"
+        await pilot.press("ctrl+s")
+        await _wait_for_run(app, pilot)
+        assert "started: " in _log_text(app.screen)
+    split = home.runs_dir / "held-out" / "data"
+    assert (split / "valid.jsonl").read_text().count("\n") == 3 and (split / "train.jsonl").read_text().count("\n") == 13
+    assert json.loads((home.adapters_dir / "held-out" / "lora_tui.json").read_text())["best_val_loss"] is not None
+
+
+async def test_hosts_field_is_checked_then_two_ranks_train_from_the_form(home, tmp_path):
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text("[not json")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data", name="two-ranks")
+        app.screen.query_one("#pick-hosts", Input).value = str(hostfile)
+        await pilot.pause()
+        assert "hosts: " in str(app.screen.query_one("#form-status").render())
+        assert app.screen.query_one("#start", Button).disabled
+        hostfile.write_text(json.dumps([{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}] * 2))
+        app.screen.query_one("#pick-hosts", Input).value = str(hostfile) + " "  # edited: checked again
+        await pilot.pause()
+        assert not app.screen.query_one("#start", Button).disabled
+        await pilot.press("ctrl+s")
+        await _wait_for_run(app, pilot)
+        dashboard = app.screen
+        assert "2 ranks" in str(dashboard.query_one("#run-title").render())
+        assert "tok/s (all ranks)" in str(dashboard.query_one("#run-numbers").render())
+        assert "finished at step 8" in _log_text(dashboard)
+    assert (home.runs_dir / "two-ranks" / "launch.log").exists()
+    assert json.loads((home.adapters_dir / "two-ranks" / "lora_tui.json").read_text())["status"] == "finished"
+
+
+async def test_quit_while_training_asks_then_saves_and_exits(home, tmp_path, slow_training):
+    import asyncio
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data", name="quitter", epochs="50")
+        await pilot.press("ctrl+s")
+        while not app.screen.query_one(LossChart).train:
+            await asyncio.sleep(0.05)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.click("#ok")
+        for _ in range(600):
+            if not app.is_running:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.is_running
+    assert json.loads((home.adapters_dir / "quitter" / "lora_tui.json").read_text())["status"] == "cancelled"

@@ -4,6 +4,9 @@ Update after an intended change with `pytest tests/ui/test_snapshots.py --snapsh
 and look at the report before committing.
 """
 
+import json
+import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,22 +17,72 @@ from lora_tui.settings import Settings
 from uikit import still
 
 GOOD_DATA = Path(__file__).parent.parent / "data" / "good"
+# Paths show on the Adapters screen, so its snapshot needs a home at the same place on every machine.
+FIXED_HOME = Path("/tmp/lora-tui-snapshot-home")
 
 SIZES = [(80, 24), (120, 40)]
+AREA_KEYS = {"datasets": 1, "train": 2, "dashboard": 3, "adapters": 4, "chat": 5}
+
+
+@pytest.fixture
+def fixed_home(monkeypatch):
+    from lora_tui.locations import Locations
+
+    shutil.rmtree(FIXED_HOME, ignore_errors=True)
+    monkeypatch.setenv("LORA_TUI_HOME", str(FIXED_HOME))
+    yield Locations.from_environment()
+    shutil.rmtree(FIXED_HOME, ignore_errors=True)
+
+
+def _write_adapter(folder: Path) -> None:
+    """An adapter folder with fixed metadata and curves (its weights are zeros)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"model.layers.0.self_attn.q_proj.lora_a": np.zeros((64, 8), np.float32)}, str(folder / "adapters.safetensors"))
+    (folder / "adapter_config.json").write_text(json.dumps(
+        {"fine_tune_type": "lora", "num_layers": 1, "lora_parameters": {"rank": 8, "scale": 2.0, "dropout": 0.0}}))
+    (folder / "lora_tui.json").write_text(json.dumps({
+        "name": folder.name, "base_model": "SmolLM2-135M-Instruct", "base_model_path": "/models/SmolLM2-135M-Instruct",
+        "dataset": "/data/notes/train.jsonl", "created": "2026-11-20T10:00:00", "final_train_loss": 0.8123,
+        "best_val_loss": 0.9431, "steps": 40, "epochs": 2, "parameters": {"rank": 8, "learning_rate": 0.0001},
+        "status": "finished"}))
+    events = [{"type": "step", "step": s, "epoch": s / 20, "train_loss": 2.5 * math.exp(-s / 15) + 0.8,
+               "learning_rate": 1e-4, "tokens_per_second": 100.0, "iterations_per_second": 1.0, "trained_tokens": s * 100,
+               "peak_memory_bytes": 1, "eta_seconds": 0.0, "time": 0.0} for s in range(1, 41)]
+    events += [{"type": "validation", "step": s, "val_loss": 2.5 * math.exp(-s / 15) + 0.9, "time": 0.0} for s in (10, 20, 30, 40)]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    for step, loss in ((20, 1.2), (40, 0.9431)):
+        checkpoint = folder / "checkpoints" / f"step-{step:07d}"
+        checkpoint.mkdir(parents=True)
+        shutil.copy(folder / "adapters.safetensors", checkpoint / "adapters.safetensors")
+        (checkpoint / "progress.json").write_text(json.dumps({"step": step, "val_loss": loss}))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("area", ["datasets", "train", "dashboard"])
-def test_screen(snap_compare, isolated_home, area, size):
-    Settings(datasets_root=str(GOOD_DATA)).save(isolated_home)
+@pytest.mark.parametrize("area", ["datasets", "train", "dashboard", "adapters", "chat"])
+def test_screen(snap_compare, fixed_home, area, size):
+    Settings(datasets_root=str(GOOD_DATA)).save(fixed_home)
+    _write_adapter(fixed_home.adapters_dir / "style-notes")
 
     async def run_before(pilot):
-        await pilot.press({"datasets": "1", "train": "2", "dashboard": "3"}[area])
+        await pilot.press(str(AREA_KEYS[area]))
         await still(pilot)
         if area == "datasets":
             await _open_dataset(pilot, GOOD_DATA / "chat.jsonl")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+def test_chat_compare_snapshot(snap_compare, fixed_home):
+    async def run_before(pilot):
+        await pilot.press("5")
+        await still(pilot)
+        await pilot.press("ctrl+b")
+        await still(pilot)
+
+    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_invalid_field_snapshot(snap_compare, isolated_home):

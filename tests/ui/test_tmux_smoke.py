@@ -1,6 +1,8 @@
 """Smoke test in a real terminal (tmux, TERM=screen-256color): every area, then quit."""
 
+import re
 import shutil
+import time
 
 import pytest
 
@@ -8,8 +10,8 @@ from tmuxdriver import TmuxApp
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (make test installs it)")
 
-AREAS = [("1", "Choose a dataset on the left"), ("3", "No run yet"), ("4", "Adapters screen is not built yet"),
-         ("5", "Chat screen is not built yet"), ("2", "adapter name")]
+AREAS = [("1", "Choose a dataset on the left"), ("3", "No run yet"), ("4", "No adapters yet"),
+         ("5", "message (enter sends"), ("Escape", "12345 Areas"), ("2", "adapter name")]
 
 
 def test_visits_every_area_and_quits_cleanly(tmp_path):
@@ -26,3 +28,44 @@ def test_visits_every_area_and_quits_cleanly(tmp_path):
         assert app.wait_for_exit() == 0
     finally:
         app.close()
+
+
+@pytest.mark.e2e
+def test_chat_with_the_demo_model_in_a_real_terminal(tmp_path, demo_model_dir):
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    (models / demo_model_dir.name).symlink_to(demo_model_dir)
+    app = TmuxApp(tmp_path)
+    try:
+        app.wait_for("Start training")
+        app.press("5")
+        app.wait_for("esc Stop", timeout=10)  # the chat screen, its message box focused
+        app.wait_for("SmolLM2-135M-Instruct", timeout=10)
+        app.press("What is the capital of France?")
+        app.wait_for("capital of France?")
+        app.press("Enter")
+        _wait_for_reply_text(app)  # sampled (temperature 0.3): the words vary; that they arrive is the point
+        app.press("Escape")  # stop it: the stats line says how many tokens came
+        app.wait_for("tok/s", timeout=30)
+        generated = re.search(r"(\d+) tokens, first after (\d+) ms", app.screen())
+        assert generated and int(generated.group(1)) > 0, app.screen()
+        app.press("Tell me a long story.")
+        app.wait_for("long story.")
+        app.press("Enter")
+        time.sleep(1.0)
+        app.press("C-q")  # while it generates: the reply stops, its thread ends, then the app
+        assert app.wait_for_exit(timeout=60) == 0
+    finally:
+        app.close()
+
+
+def _wait_for_reply_text(app, timeout=60):
+    """Until the line under the reply's label (the model's name alone on a line) has text."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        lines = app.screen().splitlines()
+        for index, line in enumerate(lines[:-1]):
+            if line.strip() == "SmolLM2-135M-Instruct" and lines[index + 1].strip():
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no reply text; screen:\n{app.screen()}")

@@ -1,0 +1,267 @@
+"""Data-parallel training across processes and machines with MLX's own runtime.
+
+`mlx.launch` starts one process (rank) per host entry. Every rank runs the
+same loop on its own rows of each global batch; gradients are combined with
+`mx.distributed.all_sum`, weighted by each rank's share of the batch's target
+tokens, so the update equals the one-process update on the whole batch. Only
+rank 0 writes files and reports progress.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lora_tui.core.errors import UserError
+
+LOOPBACK = "127.0.0.1"  # the one name mlx.launch starts without SSH
+SSH_TIMEOUT_SECONDS = 8
+
+
+# The hostfile -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Host:
+    ssh: str
+    ips: tuple[str, ...]
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.ssh == LOOPBACK
+
+    @property
+    def is_this_machine(self) -> bool:
+        return self.is_loopback or self.ssh in ("localhost", socket.gethostname(), socket.getfqdn())
+
+
+def read_hostfile(path: Path) -> list[Host]:
+    """The hosts of an `mlx.launch` hostfile, checked: JSON, an ssh name each, no host twice, two or more."""
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such hostfile.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read it ({exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}).") from None
+    entries = data.get("hosts") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: expected a list of hosts, or an object with \"hosts\" (mlx.launch's format).")
+    hosts = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("ssh"), str) or not entry["ssh"].strip():
+            raise UserError(f"{path}: host {number} needs an \"ssh\" name, e.g. {{\"ssh\": \"mac-2.local\", \"ips\": [\"10.0.0.2\"]}}.")
+        ips = entry.get("ips", [])
+        if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+            raise UserError(f"{path}: host {number} ({entry['ssh']}): \"ips\" must be a list of addresses.")
+        if not ips:
+            raise UserError(f"{path}: host {number} ({entry['ssh']}) has no \"ips\"; the ring backend connects to IP addresses.")
+        hosts.append(Host(entry["ssh"].strip(), tuple(ips)))
+    seen: dict[str, int] = {}
+    for number, host in enumerate(hosts, start=1):
+        if host.ssh in seen and not host.is_loopback:  # 127.0.0.1 may repeat: several ranks on this machine
+            raise UserError(f"{path}: host {number} ({host.ssh}) is already host {seen[host.ssh]}; name each machine once.")
+        seen[host.ssh] = number
+    if len(hosts) < 2:
+        raise UserError(f"{path}: name at least two hosts (one host trains without --hosts).")
+    return hosts
+
+
+def check_reachable(hosts: list[Host]) -> None:
+    """Every remote host answers over SSH without a password prompt; else one message naming it."""
+    for host in hosts:
+        if host.is_loopback:
+            continue
+        try:
+            result = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={SSH_TIMEOUT_SECONDS}",
+                                     host.ssh, "true"], capture_output=True, text=True, timeout=SSH_TIMEOUT_SECONDS + 5)
+        except FileNotFoundError:
+            raise UserError("ssh is not installed; it is needed to start training on other hosts.") from None
+        except subprocess.TimeoutExpired:
+            raise UserError(f"Host {host.ssh} did not answer over SSH within {SSH_TIMEOUT_SECONDS} s.") from None
+        if result.returncode != 0:
+            detail = (result.stderr.strip().splitlines() or ["no detail"])[-1]
+            raise UserError(f"Host {host.ssh} cannot be reached over SSH ({detail}). Set up key login: see README.")
+
+
+def check_hosts(path: Path) -> list[Host]:
+    """A hostfile ready to train with: well formed, this machine first, every other host reachable."""
+    hosts = read_hostfile(path)
+    if not hosts[0].is_this_machine:
+        raise UserError(f"{path}: the first host must be this machine (rank 0 writes the adapter here), not {hosts[0].ssh}.")
+    check_reachable(hosts)
+    return hosts
+
+
+def check_batch_split(batch_size: int, ranks: int) -> None:
+    if batch_size % ranks:
+        raise UserError(f"The batch size ({batch_size}) is the global batch and must split evenly across "
+                        f"{ranks} ranks; use a multiple of {ranks}.")
+
+
+# Launching ---------------------------------------------------------------------------
+
+
+def launch_command(rank_spec: dict, hostfile: Path | None = None, local_ranks: int = 0) -> list[str]:
+    """The `mlx.launch` command that runs `python -m lora_tui.rank SPEC` once per host (or local rank)."""
+    launcher = [sys.executable, "-c", "from mlx._distributed_utils.launch import main; main()"]
+    where = ["--hostfile", str(hostfile)] if hostfile else ["--hosts", "127.0.0.1", "-n", str(local_ranks)]
+    return [*launcher, *where, "--backend", "ring", "--python", sys.executable, "--",
+            "-m", "lora_tui.rank", json.dumps(rank_spec)]
+
+
+def describe(command: list[str]) -> str:
+    return shlex.join(command)
+
+
+# Inside a rank -----------------------------------------------------------------------
+
+
+class Ranks:
+    """This process's place in the run; a single process is rank 0 of 1."""
+
+    def __init__(self) -> None:
+        import mlx.core as mx
+
+        self.group = mx.distributed.init()
+        self.rank = self.group.rank()
+        self.size = self.group.size()
+
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, rows: list[int]) -> tuple[list[int], bool]:
+        """This rank's contiguous share of a batch's rows, and whether it is empty (then a stand-in row is used)."""
+        if self.size == 1:
+            return rows, False
+        per_rank = -(-len(rows) // self.size)
+        mine = rows[self.rank * per_rank:(self.rank + 1) * per_rank]
+        return (mine, False) if mine else (rows[:1], True)
+
+    def sum(self, values: list[float]):
+        """Element-wise sum of `values` over all ranks (a list of floats back)."""
+        import mlx.core as mx
+
+        if self.size == 1:
+            return list(values)
+        total = mx.distributed.all_sum(mx.array(values, dtype=mx.float32), group=self.group)
+        return total.tolist()
+
+    def share_bytes(self, data: bytes | None) -> bytes:
+        """Rank 0's bytes, on every rank (the others pass None)."""
+        import mlx.core as mx
+        import numpy as np
+
+        if self.size == 1:
+            return data or b""
+        length = int(self.sum([float(len(data)) if self.is_writer else 0.0])[0])
+        buffer = np.frombuffer(data, dtype=np.uint8) if self.is_writer else np.zeros(length, dtype=np.uint8)
+        shared = mx.distributed.all_sum(mx.array(buffer.astype(np.int32)), group=self.group)
+        return np.array(shared).astype(np.uint8).tobytes()
+
+    def check_versions(self, versions: dict[str, str]) -> None:
+        """Refuse to train when ranks run different versions of mlx, mlx-lm or lora-tui."""
+        import mlx.core as mx
+
+        if self.size == 1:
+            return
+        width = 512
+        own = list(json.dumps(versions, sort_keys=True).encode().ljust(width)[:width])
+        rows = mx.distributed.all_gather(mx.array([own], dtype=mx.int32), group=self.group).tolist()
+        table = [json.loads(bytes(row).decode()) for row in rows]
+        mismatched = sorted(name for name in versions if len({row.get(name) for row in table}) > 1)
+        if mismatched:
+            detail = "; ".join(f"rank {rank}: " + ", ".join(f"{name} {row.get(name)}" for name in mismatched)
+                               for rank, row in enumerate(table))
+            raise UserError(f"The hosts run different versions ({detail}). Install the same versions on every host.")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("mlx", "mlx-lm", "lora-tui"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+# Watching a launched run --------------------------------------------------------------
+
+POLL_SECONDS = 0.25
+
+
+def rank_spec(job) -> dict:
+    """What every rank needs to rebuild the job (paths must be the same on every host)."""
+    return {"model_path": str(job.model_path), "model_name": job.model_name, "data": str(job.data),
+            "adapter_dir": str(job.adapter_dir), "parameters": job.params.to_json(), "resume": job.resume}
+
+
+def job_from_spec(spec: dict):
+    from lora_tui.core.params import build_params
+    from lora_tui.core.trainer import TrainingJob
+
+    return TrainingJob(Path(spec["model_path"]), Path(spec["data"]), Path(spec["adapter_dir"]),
+                       build_params(spec["parameters"]), model_name=spec["model_name"], resume=spec["resume"])
+
+
+def run_distributed(job, listener, stop, command: list[str], output=None):
+    """Run `mlx.launch` and report rank 0's events as they are written; return the terminal event.
+
+    Setting `stop` asks the ranks to stop after the current step and save (through a stop
+    file rank 0 checks). When the launcher ends without a terminal event (a rank died and
+    mlx.launch stopped the others), a failed event is written and returned.
+    """
+    import os
+    import signal
+
+    from lora_tui.core.adapter_files import EVENTS, STOP_FILE
+    from lora_tui.core.events import EventsFollower, Failed
+    from lora_tui.core.trainer import latest_checkpoint
+
+    stop_file = job.adapter_dir / STOP_FILE
+    stop_file.unlink(missing_ok=True)
+    follower = EventsFollower(job.adapter_dir / EVENTS)
+    follower.new_events()  # a resumed run's earlier events are not news
+    terminal = None
+    process = subprocess.Popen(command, start_new_session=True, stdout=output, stderr=output)
+    try:
+        while True:
+            try:
+                code = process.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                code = None
+            for event in follower.new_events():
+                listener(event)
+                if event.type in ("finished", "cancelled", "failed"):
+                    terminal = event
+            if stop.is_set() and job.adapter_dir.is_dir() and not stop_file.exists():
+                stop_file.touch()
+            if code is not None:
+                break
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGTERM)
+        raise
+    finally:
+        stop_file.unlink(missing_ok=True)
+    if terminal is None:
+        checkpoint = latest_checkpoint(job.adapter_dir)
+        resume = f"the last checkpoint ({checkpoint.name}) is kept: continue with --resume" if checkpoint else \
+            "no checkpoint was saved yet: start again"
+        terminal = Failed(reason=f"A rank stopped before the run ended (the launcher exited with code {code}); "
+                                 "every rank was stopped.", advice=f"See the output above for which; {resume}.")
+        if job.adapter_dir.is_dir():  # so the dashboard and `adapters list` see how the run ended
+            with open(job.adapter_dir / EVENTS, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(terminal.to_json()) + "\n")
+        listener(terminal)
+    return terminal

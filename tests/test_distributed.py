@@ -1,0 +1,145 @@
+"""Data-parallel training with two local ranks (mlx.launch, ring backend, loopback only)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from lora_tui.cli import main
+from lora_tui.core.events import read_events
+from trainkit import arithmetic_rows, write_dataset
+
+FLAGS = ["--batch-size", "8", "--epochs", "2", "--learning-rate", "0.001", "--max-seq-length", "128", "--steps-per-eval", "2"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    # Prompts of varied length, so the two ranks' halves of a batch hold different numbers of target tokens.
+    rows = arithmetic_rows(20) + [{"messages": [{"role": "user", "content": "Say the number " + "very " * i + f"{i}."},
+                                                {"role": "assistant", "content": f"{i}" * (1 + i % 4)}]} for i in range(12)]
+    return write_dataset(tmp_path / "data", rows, arithmetic_rows(8, offset=50))
+
+
+def _train(name, model, data, *extra):
+    return ["train", "--model", str(model), "--data", str(data), "--name", name, *FLAGS, *extra]
+
+
+def _losses(adapter_dir: Path):
+    events = read_events(adapter_dir / "events.jsonl")
+    return ([e.train_loss for e in events if e.type == "step"], [e.val_loss for e in events if e.type == "validation"])
+
+
+def test_two_ranks_train_exactly_like_one_process(tiny_model_dir, data, isolated_home, capsys):
+    assert main(_train("one", tiny_model_dir, data)) == 0
+    assert main(_train("two", tiny_model_dir, data, "--ranks", "2")) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished (completed)") == 2 and out.count("started: ") == 2  # rank 1 prints nothing
+    one, two = isolated_home.adapters_dir / "one", isolated_home.adapters_dir / "two"
+    (train_one, valid_one), (train_two, valid_two) = _losses(one), _losses(two)
+    assert len(train_one) == 8 and len(valid_one) >= 4
+    np.testing.assert_allclose(train_two, train_one, rtol=1e-4)
+    np.testing.assert_allclose(valid_two, valid_one, rtol=1e-4)
+    weights_one, weights_two = mx.load(str(one / "adapters.safetensors")), mx.load(str(two / "adapters.safetensors"))
+    for key, value in weights_one.items():
+        np.testing.assert_allclose(np.array(weights_two[key]), np.array(value), atol=1e-5)
+    started = next(e for e in read_events(two / "events.jsonl") if e.type == "started")
+    assert started.ranks == 2
+
+
+def test_a_hostfile_of_loopback_ranks_trains(tiny_model_dir, data, isolated_home, tmp_path, capsys):
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text(json.dumps([{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}] * 2))
+    assert main(_train("hosted", tiny_model_dir, data, "--hosts", str(hostfile), "--epochs", "1")) == 0
+    assert "finished (completed) at step 4" in capsys.readouterr().out
+
+
+def test_batch_that_does_not_split_is_refused(tiny_model_dir, data, isolated_home, capsys):
+    assert main(_train("odd", tiny_model_dir, data, "--ranks", "3")) == 1
+    assert "must split evenly across 3 ranks; use a multiple of 3" in capsys.readouterr().err
+    assert not (isolated_home.adapters_dir / "odd").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[{\"ssh\": \"a\",", "line 1: not valid JSON"),
+    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-2", "ips": ["10.0.0.2"]}, '
+     '{"ssh": "mac-2", "ips": ["10.0.0.2"]}]', "host 3 (mac-2) is already host 2"),
+    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}]', "name at least two hosts"),
+    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-2"}]', "host 2 (mac-2) has no \"ips\""),
+    ('[{"ssh": "mac-2", "ips": ["10.0.0.2"]}, {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}]',
+     "the first host must be this machine"),
+    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "nowhere.invalid", "ips": ["10.255.0.9"]}]',
+     "Host nowhere.invalid cannot be reached over SSH"),
+])
+def test_bad_hostfiles_are_refused_before_anything_is_written(tiny_model_dir, data, isolated_home, tmp_path, capsys,
+                                                                content, message):
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text(content)
+    assert main(_train("remote", tiny_model_dir, data, "--hosts", str(hostfile))) == 1
+    assert message in capsys.readouterr().err
+    assert not (isolated_home.adapters_dir / "remote").exists()
+
+
+def _spawn(args, home):
+    env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+
+
+def _wait_for_event(events_file: Path, kind: str, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if events_file.exists() and any(e.type == kind for e in read_events(events_file)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} event in {events_file}")
+
+
+def _rank_pid(rank: int) -> int:
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"lora_tui.rank" in command and f"MLX_RANK={rank}\0".encode() in environment:
+            return int(entry.name)
+    raise AssertionError(f"no process for rank {rank}")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank's process through /proc")
+def test_a_dead_rank_ends_the_run_and_it_resumes(tiny_model_dir, data, isolated_home, capsys):
+    adapter = isolated_home.adapters_dir / "fragile"
+    process = _spawn(_train("fragile", tiny_model_dir, data, "--ranks", "2", "--epochs", "20", "--save-every", "2"),
+                     isolated_home.data_dir.parent)
+    _wait_for_event(adapter / "events.jsonl", "checkpoint")
+    os.kill(_rank_pid(1), signal.SIGKILL)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "A rank stopped before the run ended" in err and "continue with --resume" in err
+    assert read_events(adapter / "events.jsonl")[-1].type == "failed"
+    checkpoints = sorted((adapter / "checkpoints").glob("step-*"))
+    assert checkpoints
+    # Resumed by one process: the checkpoint does not care how many ranks wrote it.
+    assert main(["train", "--name", "fragile", "--resume"]) == 0
+    assert "finished (completed) at step 80" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_every_rank_and_saves(tiny_model_dir, data, isolated_home, capsys):
+    adapter = isolated_home.adapters_dir / "stopped"
+    process = _spawn(_train("stopped", tiny_model_dir, data, "--ranks", "2", "--epochs", "20"), isolated_home.data_dir.parent)
+    _wait_for_event(adapter / "events.jsonl", "step")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "cancelled at step" in out
+    assert json.loads((adapter / "lora_tui.json").read_text())["status"] == "cancelled"
+    assert not (adapter / ".stop").exists()
+    assert main(["train", "--name", "stopped", "--resume", "--ranks", "2"]) == 0
+    assert "finished (completed) at step 80" in capsys.readouterr().out

@@ -1,0 +1,159 @@
+"""Pilot tests of the Adapters screen, on adapters really trained on the tiny model."""
+
+import json
+import shutil
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Select, Static
+
+from lora_tui.app import make_app
+from lora_tui.core.adapter_files import ADAPTER_WEIGHTS, METADATA
+from lora_tui.widgets.loss_chart import LossChart
+from uikit import settle
+
+
+@pytest.fixture
+def two_adapters(isolated_home, tiny_adapter, tiny_model_dir):
+    """`arith` (as trained) and `zeta`, a copy with a lower final loss and an older date."""
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    for name in ("arith", "zeta"):
+        shutil.copytree(tiny_adapter, isolated_home.adapters_dir / name)
+    meta_file = isolated_home.adapters_dir / "zeta" / METADATA
+    meta = json.loads(meta_file.read_text())
+    meta.update(name="zeta", final_train_loss=0.001, created="2020-01-01T00:00:00")
+    meta_file.write_text(json.dumps(meta))
+    return isolated_home
+
+
+async def _adapters(pilot):
+    await pilot.press("4")
+    await settle(pilot)
+    await settle(pilot)  # the detail of the highlighted row loads after the list
+    return pilot.app.screen
+
+
+def _names(table: DataTable) -> list[str]:
+    return [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(table.row_count)]
+
+
+async def test_table_lists_and_sorts(two_adapters):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _adapters(pilot)
+        table = screen.query_one(DataTable)
+        assert _names(table) == ["arith", "zeta"]  # newest first
+        assert [str(c.label) for c in table.columns.values()][:6] == ["name", "base", "dataset", "created ▼", "loss", "val"]
+        await pilot.press("s")  # created, oldest first
+        assert _names(table) == ["zeta", "arith"]
+        await pilot.press("s", "s")  # loss, highest first; then lowest first
+        assert str(table.columns["loss"].label) == "loss ▲"
+        assert _names(table) == ["zeta", "arith"]
+
+
+async def test_detail_shows_metadata_curves_and_checkpoints(two_adapters):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _adapters(pilot)
+        meta = str(screen.query_one("#adapter-meta", Static).render())
+        assert meta.startswith("arith") and "base model path:" in meta and "rank: 8" in meta
+        chart = screen.query_one(LossChart)
+        assert len(chart.train) == 8 and chart.valid  # 2 epochs of 4 steps, validated every 4
+        checkpoints = screen.query_one("#checkpoint-list", OptionList)
+        assert [checkpoints.get_option_at_index(i).id for i in range(checkpoints.option_count)] == ["step-0000004", "step-0000008"]
+
+
+async def test_promote_a_checkpoint(two_adapters):
+    folder = two_adapters.adapters_dir / "arith"
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _adapters(pilot)
+        checkpoints = screen.query_one("#checkpoint-list", OptionList)
+        checkpoints.focus()
+        checkpoints.highlighted = 0
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.click("#ok")
+        await settle(pilot)
+    assert (folder / ADAPTER_WEIGHTS).read_bytes() == (folder / "checkpoints" / "step-0000004" / ADAPTER_WEIGHTS).read_bytes()
+    assert json.loads((folder / METADATA).read_text())["promoted_checkpoint"] == "step-0000004"
+
+
+async def test_rename_then_delete_with_confirmation(two_adapters):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#dialog-text", Input).value = "sums"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert (two_adapters.adapters_dir / "sums").is_dir() and not (two_adapters.adapters_dir / "arith").exists()
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=_names(table).index("sums"))
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("escape")  # cancel keeps it
+        await settle(pilot)
+        assert (two_adapters.adapters_dir / "sums").is_dir()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.click("#ok")
+        await settle(pilot)
+        assert not (two_adapters.adapters_dir / "sums").exists()
+        assert _names(app.screen.query_one(DataTable)) == ["zeta"]
+
+
+async def test_fuse_and_export(two_adapters, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        app.screen.query_one("#fuse-out", Input).value = str(tmp_path / "fused")
+        await pilot.click("#ok")
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#export-out", Input).value = str(tmp_path / "peft")
+        await pilot.click("#ok")
+        await settle(pilot)
+    assert (tmp_path / "fused" / "config.json").is_file() and list((tmp_path / "fused").glob("*.safetensors"))
+    assert json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["peft_type"] == "LORA"
+
+
+async def test_open_in_chat_and_train_again(two_adapters):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        assert app.current_mode == "chat"
+        assert app.screen.query_one("#chat-model-a", Select).value == "lora:arith"
+        await pilot.press("escape", "4")
+        await settle(pilot)
+        await pilot.press("t")
+        await settle(pilot)
+        assert app.current_mode == "train"
+        form = app.screen
+        assert form.query_one("#pick-name", Input).value == "arith-2"
+        assert form.query_one("#param-epochs", Input).value == "2"
+        assert form.query_one("#param-learning_rate", Input).value == "0.005"
+        assert form.query_one("#pick-model", Select).value == str(json.loads(
+            (two_adapters.adapters_dir / "arith" / "run.json").read_text())["model_path"])
+
+
+async def test_resume_runs_from_the_last_checkpoint(two_adapters):
+    import asyncio
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        for _ in range(600):
+            if not app.training_running:
+                break
+            await asyncio.sleep(0.1)
+        assert app.current_mode == "dashboard"
+        log = "".join(line.text for line in app.screen.query_one("#run-log").lines)
+        assert "Resumed from step-0000008" in log and "finished at step 8" in log

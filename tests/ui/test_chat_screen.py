@@ -1,0 +1,160 @@
+"""Pilot tests of the Chat screen: real generation from the tiny model and an adapter trained on it."""
+
+import asyncio
+import json
+import shutil
+
+import pytest
+from textual.widgets import Input, Markdown, Select
+
+from lora_tui.app import make_app
+from lora_tui.core.adapter_files import METADATA
+from lora_tui.core.check import check_dataset
+from lora_tui.core.generate import Generator, Sampling, Turn
+from uikit import settle
+
+PROMPT = "What is 3 plus 3?"
+GREEDY = {"temperature": "0", "max_tokens": "12"}
+
+
+@pytest.fixture
+def chat_home(isolated_home, tiny_model_dir, tiny_adapter):
+    shutil.copytree(tiny_adapter, isolated_home.adapters_dir / "arith")
+    return isolated_home
+
+
+async def _chat(pilot, model_value=None, **sampling):
+    await pilot.press("5")
+    await settle(pilot)
+    screen = pilot.app.screen
+    if model_value is not None:
+        screen.query_one("#chat-model-a", Select).choose(model_value)
+    for name, value in {**GREEDY, **sampling}.items():
+        screen.query_one(f"#sampling-{name}", Input).value = value
+    return screen
+
+
+async def _ask(pilot, text):
+    screen = pilot.app.screen
+    box = screen.query_one("#chat-input", Input)
+    box.focus()
+    box.value = text
+    await pilot.press("enter")
+    await pilot.pause()
+    for _ in range(1200):
+        if not screen.generating:
+            break
+        await asyncio.sleep(0.05)
+    await settle(pilot)
+
+
+def _expected(model_dir, adapter_dir=None, history=(Turn("user", PROMPT),)):
+    generator = Generator(model_dir)
+    generator.use_adapter(adapter_dir)
+    return generator.complete(list(history), Sampling(temperature=0.0, max_tokens=12))[0]
+
+
+async def test_streams_a_real_reply_with_its_speed(chat_home, tiny_model_dir):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        reply = screen.sides["a"].history[-1]
+        assert reply.role == "assistant" and reply.content == _expected(tiny_model_dir)
+        assert screen.query_one(".assistant-turn", Markdown).source == reply.content
+        stats = str(screen.query_one("#chat-stats").render())
+        assert "tokens, first after" in stats and "tok/s" in stats
+        await _ask(pilot, "And 4 plus 4?")  # the history goes with the next question
+        assert [t.role for t in screen.sides["a"].history] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_adapter_and_compare_side_by_side(chat_home, tiny_model_dir, tiny_adapter):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, "lora:arith")
+        await pilot.press("ctrl+b")
+        await settle(pilot)
+        screen.query_one("#chat-model-b", Select).choose(str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        adapter_reply, base_reply = screen.sides["a"].history[-1].content, screen.sides["b"].history[-1].content
+        assert adapter_reply == _expected(tiny_model_dir, tiny_adapter)
+        assert base_reply == _expected(tiny_model_dir)
+        assert adapter_reply != base_reply
+        assert "a: " in str(screen.query_one("#chat-stats").render()) and "b: " in str(screen.query_one("#chat-stats").render())
+
+
+async def test_stop_ends_the_reply_and_keeps_it(chat_home, tiny_model_dir, monkeypatch):
+    original = Generator.stream
+
+    def slow_stream(self, *args, **kwargs):
+        for piece in original(self, *args, **kwargs):
+            import time
+
+            time.sleep(0.05)
+            yield piece
+
+    monkeypatch.setattr(Generator, "stream", slow_stream)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(tiny_model_dir), max_tokens="400", temperature="1.0", seed="1")
+        box = screen.query_one("#chat-input", Input)
+        box.value = PROMPT
+        await pilot.press("enter")
+        while not screen.sides["a"].reply:
+            await asyncio.sleep(0.02)
+        await pilot.press("escape")
+        while screen.generating:
+            await asyncio.sleep(0.02)
+        await settle(pilot)
+        assert "(cancelled)" in str(screen.query_one("#chat-stats").render())
+        assert screen.sides["a"].history[-1].role == "assistant"
+
+
+async def test_save_the_exchange_as_a_training_example(chat_home, tiny_model_dir, tmp_path):
+    examples = tmp_path / "examples.jsonl"
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        for _ in range(2):
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            app.screen.query_one("#example-path", Input).value = str(examples)
+            await pilot.press("enter")
+            await pilot.pause()
+        reply = screen.sides["a"].history[-1].content
+    rows = [json.loads(line) for line in examples.read_text().splitlines()]
+    assert rows == [{"messages": [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": reply}]}] * 2
+    assert reply.strip() and check_dataset(examples).ok
+
+
+async def test_appending_to_a_file_of_another_format_is_refused(chat_home, tiny_model_dir, tmp_path):
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "plain"}\n')
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _chat(pilot, str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("#example-path", Input).value = str(texts)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("will not append a chat example (it is in text format)" in str(n.message) for n in app._notifications)
+    assert texts.read_text() == '{"text": "plain"}\n'
+
+
+async def test_an_adapter_whose_base_is_gone_is_a_notice(chat_home, tiny_model_dir):
+    meta_file = chat_home.adapters_dir / "arith" / METADATA
+    meta = json.loads(meta_file.read_text())
+    meta.update(base_model="gone-model", base_model_path="/nowhere/gone-model")
+    meta_file.write_text(json.dumps(meta))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, "lora:arith")
+        await _ask(pilot, PROMPT)
+        assert any("base model of 'arith' is missing" in str(n.message) for n in app._notifications)
+        assert screen.query_one("#chat-input", Input).value == PROMPT  # the message is kept to send again
+        screen.query_one("#chat-model-a", Select).choose(str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        assert screen.sides["a"].history[-1].role == "assistant"
