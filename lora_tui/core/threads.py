@@ -16,6 +16,11 @@ def mlx_worker_thread() -> Iterator[None]:
     active exception", ml-explore/mlx#3126). Waiting for their work and
     destroying them when the thread's job ends lets the app quit cleanly.
     """
+    mx = sys.modules.get("mlx.core")
+    if mx is not None:
+        # Worker threads come from a pool: this one may have run an earlier job whose
+        # streams were destroyed below, default stream included. Give it a fresh one.
+        mx.set_default_stream(mx.new_stream(mx.default_device()))
     try:
         yield
     finally:

@@ -19,6 +19,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.units import human_bytes
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
+from lora_tui.screens.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
 
@@ -117,7 +118,7 @@ class CheckpointList(OptionList):
         self.screen.promote_highlighted()
 
 
-class AdaptersScreen(Screen):
+class AdaptersScreen(ReportsWorkerErrors, Screen):
     AUTO_FOCUS = "#adapter-table"
     BINDINGS = [
         Binding("s", "sort", "Sort", id="adapters-sort", tooltip="sort by the next column (again: reverse)"),

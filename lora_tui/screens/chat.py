@@ -22,9 +22,10 @@ from textual.widgets import Footer, Input, Label, Markdown, Select, Static, Text
 from textual.widgets.markdown import MarkdownStream
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.generate import GenerationStats, Sampling, Turn
+from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.screens.dialogs import Dialog, new_path
+from lora_tui.screens.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 
@@ -47,7 +48,7 @@ class ChatModelPicker(ModelPicker):
         super().__init__(**kwargs)
         self.adapters: list = []
 
-    @work(thread=True, exclusive=True, group="discover-models")
+    @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
         from lora_tui.core.adapters import list_adapters
         from lora_tui.core.models import discover_models
@@ -119,7 +120,7 @@ class SaveExampleDialog(Dialog):
         return SaveRequest(new_path(self.value("example-path"), "file"), side)
 
 
-class ChatScreen(Screen):
+class ChatScreen(ReportsWorkerErrors, Screen):
     AUTO_FOCUS = "#chat-input"
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat-stop", tooltip="stop the reply; when idle, leave the message box"),

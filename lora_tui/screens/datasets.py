@@ -28,6 +28,7 @@ from lora_tui.screens.dataset_dialogs import (
     SplitDialog,
     SplitRequest,
 )
+from lora_tui.screens.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 from lora_tui.widgets.token_histogram import TokenHistogram
@@ -65,7 +66,7 @@ class JobFinished(Message):
     failed: bool = False
 
 
-class DatasetsScreen(Screen):
+class DatasetsScreen(ReportsWorkerErrors, Screen):
     AUTO_FOCUS = "#dataset-tree"
     BINDINGS = [
         Binding("s", "split", "Split", id="dataset-split"),

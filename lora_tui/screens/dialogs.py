@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from lora_tui.core.errors import UserError
+from lora_tui.screens.worker_errors import ReportsWorkerErrors
 
 
 def number(text: str, kind, what: str):
@@ -28,7 +29,7 @@ def new_path(text: str, what: str) -> Path:
     return Path(text.strip()).expanduser()
 
 
-class Dialog(ModalScreen):
+class Dialog(ReportsWorkerErrors, ModalScreen):
     """A form in a box: labelled inputs, a problem line, and OK / Cancel."""
 
     DEFAULT_CLASSES = "dialog-screen"

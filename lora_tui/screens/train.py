@@ -14,8 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.params import PARAMS, Param, build_params
+from lora_tui.core.threads import mlx_worker_thread
+from lora_tui.screens.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 
@@ -94,7 +95,7 @@ VALIDATION_CHOICES = [
 ]
 
 
-class TrainScreen(Screen):
+class TrainScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="start-training"),
         Binding("ctrl+e", "estimate", "Estimate", id="estimate-run",
@@ -247,7 +248,7 @@ class TrainScreen(Screen):
                              self.parameters().to_json(), float(fraction) if fraction else None, estimate_only,
                              None if estimate_only else self.hostfile())
 
-    @work(thread=True, exclusive=True, group="train-start")
+    @work(thread=True, exclusive=True, group="train-start", exit_on_error=False)
     def check_and_start(self, model: str, data: str, name: str, flags: dict, valid_fraction: float | None,
                         estimate_only: bool, hostfile: Path | None) -> None:
         """Off the UI thread: resolving (maybe downloading) the model, checking every line of the data

@@ -9,8 +9,10 @@ from textual import on, work
 from textual.message import Message
 from textual.widgets import Select
 
+from lora_tui.screens.worker_errors import ReportsWorkerErrors
 
-class ModelPicker(Select[str]):
+
+class ModelPicker(ReportsWorkerErrors, Select[str]):
     """Values are model folder paths; the first model found is chosen when `preselect` is set."""
 
     @dataclass
@@ -28,7 +30,7 @@ class ModelPicker(Select[str]):
     def on_mount(self) -> None:
         self.discover()
 
-    @work(thread=True, exclusive=True, group="discover-models")
+    @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
         from lora_tui.core.models import discover_models
 

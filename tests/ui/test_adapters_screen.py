@@ -32,6 +32,14 @@ async def _adapters(pilot):
     return pilot.app.screen
 
 
+async def _export(pilot, out) -> None:
+    await pilot.press("e")
+    await pilot.pause()
+    pilot.app.screen.query_one("#export-out", Input).value = str(out)
+    await pilot.click("#ok")
+    await settle(pilot)
+
+
 def _names(table: DataTable) -> list[str]:
     return [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(table.row_count)]
 
@@ -112,13 +120,25 @@ async def test_fuse_and_export(two_adapters, tmp_path):
         app.screen.query_one("#fuse-out", Input).value = str(tmp_path / "fused")
         await pilot.click("#ok")
         await settle(pilot)
-        await pilot.press("e")
-        await pilot.pause()
-        app.screen.query_one("#export-out", Input).value = str(tmp_path / "peft")
-        await pilot.click("#ok")
-        await settle(pilot)
+        await _export(pilot, tmp_path / "peft")
     assert (tmp_path / "fused" / "config.json").is_file() and list((tmp_path / "fused").glob("*.safetensors"))
     assert json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["peft_type"] == "LORA"
+
+
+async def test_an_unexpected_error_in_a_job_is_a_notice(two_adapters, tmp_path, monkeypatch):
+    from lora_tui.core import adapters as registry
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("the disk spoke in riddles")
+
+    monkeypatch.setattr(registry, "export_peft", broken_export)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await _export(pilot, tmp_path / "peft")
+        messages = [n.message for n in app._notifications]
+        assert any("RuntimeError: the disk spoke in riddles" in m for m in messages), messages
+        assert app.current_mode == "adapters" and app.is_running
 
 
 async def test_open_in_chat_and_train_again(two_adapters):
