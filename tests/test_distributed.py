@@ -143,3 +143,22 @@ def test_ctrl_c_stops_every_rank_and_saves(tiny_model_dir, data, isolated_home, 
     assert not (adapter / ".stop").exists()
     assert main(["train", "--name", "stopped", "--resume", "--ranks", "2"]) == 0
     assert "finished (completed) at step 80" in capsys.readouterr().out
+
+
+def test_ranks_with_different_versions_are_refused(tmp_path):
+    """Ranks.check_versions across two real ranks; each rank is told a different lora-tui version."""
+    script = tmp_path / "versions.py"
+    script.write_text(
+        "from lora_tui.core.distributed import Ranks\n"
+        "from lora_tui.core.errors import UserError\n"
+        "ranks = Ranks()\n"
+        "try:\n"
+        "    ranks.check_versions({'mlx': '0.32.4', 'lora-tui': '0.1.0' if ranks.rank == 0 else '0.2.0'})\n"
+        "except UserError as error:\n"
+        "    print(f'rank {ranks.rank}: {error}', flush=True)\n"
+    )
+    launcher = [sys.executable, "-c", "from mlx._distributed_utils.launch import main; main()", "--hosts", "127.0.0.1",
+                "-n", "2", "--backend", "ring", "--python", sys.executable, "--", str(script)]
+    output = subprocess.run(launcher, capture_output=True, text=True, timeout=120).stdout
+    expected = "The hosts run different versions (rank 0: lora-tui 0.1.0; rank 1: lora-tui 0.2.0)."
+    assert f"rank 0: {expected}" in output and f"rank 1: {expected}" in output, output

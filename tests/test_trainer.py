@@ -145,3 +145,32 @@ def test_failure_is_an_event_not_a_traceback(tiny_model_dir, tmp_path):
     outcome = train(broken, data, tmp_path / "a")
     assert isinstance(outcome, Failed) and "cannot load this model" in outcome.reason
     assert not (tmp_path / "a" / "adapters.safetensors").exists()
+
+
+def test_disk_full_fails_with_advice_and_leaves_no_half_written_files(tiny_model_dir, data, tmp_path, monkeypatch):
+    import errno
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(mx, "save_safetensors", disk_full)
+    adapter = tmp_path / "full"
+    outcome = train(tiny_model_dir, data, adapter, save_every=2)
+    assert isinstance(outcome, Failed)
+    assert outcome.reason == "The disk is full." and "resume" in outcome.advice
+    assert not (adapter / "adapters.safetensors").exists()
+    assert not list((adapter / "checkpoints").iterdir())  # the checkpoint being built was removed
+    assert read_events(adapter / "events.jsonl")[-1].type == "failed"
+
+
+def test_out_of_memory_fails_with_advice(tiny_model_dir, data, tmp_path, monkeypatch):
+    from lora_tui.core import trainer
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[malloc] Unable to allocate 68719476736 bytes: out of memory")
+
+    monkeypatch.setattr(trainer, "make_batch", no_memory)
+    outcome = train(tiny_model_dir, data, tmp_path / "oom")
+    assert isinstance(outcome, Failed)
+    assert outcome.reason.startswith("Out of memory") and "smaller batch size" in outcome.advice
+    assert not (tmp_path / "oom" / "adapters.safetensors").exists()

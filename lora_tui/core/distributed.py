@@ -10,7 +10,6 @@ rank 0 writes files and reports progress.
 from __future__ import annotations
 
 import json
-import shlex
 import socket
 import subprocess
 import sys
@@ -115,10 +114,6 @@ def launch_command(rank_spec: dict, hostfile: Path | None = None, local_ranks: i
     where = ["--hostfile", str(hostfile)] if hostfile else ["--hosts", "127.0.0.1", "-n", str(local_ranks)]
     return [*launcher, *where, "--backend", "ring", "--python", sys.executable, "--",
             "-m", "lora_tui.rank", json.dumps(rank_spec)]
-
-
-def describe(command: list[str]) -> str:
-    return shlex.join(command)
 
 
 # Inside a rank -----------------------------------------------------------------------
