@@ -195,6 +195,14 @@ class LoraTuiApp(App):
         if adapter_name is not None:
             self.screen.choose_adapter(adapter_name)
 
+    async def train_on(self, dataset) -> None:
+        await self.switch_mode("train")
+        self.screen.use_dataset(dataset)
+
+    async def open_adapters(self, adapter_name: str) -> None:
+        await self.switch_mode("adapters")
+        self.screen.select_adapter(adapter_name)
+
     async def train_again(self, adapter) -> None:
         """The Train form, filled with an adapter's model, data and parameters, under a new name."""
         await self.switch_mode("train")

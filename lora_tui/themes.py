@@ -18,7 +18,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-BUILT_IN_THEMES = Path(__file__).resolve().parent.parent / "themes"
+
+def _built_in_themes() -> Path:
+    """themes/ of a source checkout (editable installs), else where a wheel installed them."""
+    checkout = Path(__file__).resolve().parent.parent / "themes"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "lora-tui" / "themes"
+
+
+BUILT_IN_THEMES = _built_in_themes()
 COLOUR_KEYS = ("primary", "secondary", "accent", "warning", "error", "success", "foreground", "background", "surface", "panel")
 
 

@@ -137,6 +137,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         self.sort_column = 3  # created
         self.sort_reverse = True
         self.shown_name: str | None = None
+        self.wanted: str | None = None  # an adapter to select once the list is loaded
 
     def compose(self) -> ComposeResult:
         yield AreaBar("adapters")
@@ -169,9 +170,13 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         self.adapters = message.adapters
         self.fill_table()
 
+    def select_adapter(self, name: str) -> None:
+        self.wanted = name
+        self.fill_table()
+
     def fill_table(self) -> None:
         table = self.query_one(DataTable)
-        keep = self.selected_name()
+        keep = self.wanted or self.selected_name()
         table.clear()
         _, field, _ = COLUMNS[self.sort_column]
         ordered = sorted(self.adapters, key=lambda a: _sort_key(getattr(a, field)), reverse=self.sort_reverse)
@@ -182,6 +187,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
             table.columns[title].label = Text(f"{title} {arrow}" if index == self.sort_column else title)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
+            self.wanted = None
         if not ordered:
             self.shown_name = None
             self.query_one("#adapter-meta", Static).update("No adapters yet: train one from Train (2).")

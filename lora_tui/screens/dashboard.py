@@ -35,7 +35,8 @@ class DashboardScreen(Screen):
     BINDINGS = [
         Binding("x", "cancel_training", "Cancel", id="cancel-run"),
         Binding("l", "toggle_learning_rate", "LR", id="toggle-lr"),
-        Binding("o", "open_adapter", "Adapter", id="open-adapter", show=False),
+        Binding("c", "open_in_chat", "Chat with it", id="run-chat", tooltip="the run's adapter in Chat"),
+        Binding("a", "open_in_adapters", "Adapters", id="run-adapters", tooltip="the run's adapter in the manager"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -95,6 +96,7 @@ class DashboardScreen(Screen):
         elif isinstance(event, (Finished, Cancelled)):
             self.adapter_path = event.adapter_path
             log.write(f"{event.type} at step {event.step}: {event.adapter_path}")
+            log.write("c: chat with it; a: see it in Adapters")
         elif isinstance(event, Failed):
             log.write(f"failed: {event.reason} {event.advice}".rstrip())
         self.show_numbers()
@@ -129,8 +131,16 @@ class DashboardScreen(Screen):
 
         self.app.push_screen(ConfirmCancel(), confirmed)
 
-    def action_open_adapter(self) -> None:
-        if not self.adapter_path:
+    def finished_adapter(self) -> str | None:
+        if not self.adapter_path or self.app.training_running:
             self.notify("No finished run to open yet.", severity="warning")
-            return
-        self.notify(f"Adapter ready: {self.adapter_path}. Chat with it: lora-tui chat --adapter {Path(self.adapter_path).name}")
+            return None
+        return Path(self.adapter_path).name
+
+    async def action_open_in_chat(self) -> None:
+        if (name := self.finished_adapter()) is not None:
+            await self.app.open_chat(name)
+
+    async def action_open_in_adapters(self) -> None:
+        if (name := self.finished_adapter()) is not None:
+            await self.app.open_adapters(name)

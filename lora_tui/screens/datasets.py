@@ -72,6 +72,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         Binding("s", "split", "Split", id="dataset-split"),
         Binding("r", "redact", "Redact", id="dataset-redact"),
         Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
+        Binding("t", "train_on", "Train", id="dataset-train", tooltip="train on this dataset (fills the Train form)"),
         Binding("[", "record(-1)", "Previous", id="record-prev", group=RECORD_KEYS),
         Binding("]", "record(1)", "Next", id="record-next", group=RECORD_KEYS),
     ]
@@ -295,6 +296,12 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             self.notify("Open a dataset file first.", severity="warning")
             return None
         return self.path
+
+    async def action_train_on(self) -> None:
+        if self.path is None or self.path.suffix.lower() in DOCUMENT_SUFFIXES:
+            self.notify("Open a dataset first.", severity="warning")
+            return
+        await self.app.train_on(self.path)
 
     def action_split(self) -> None:
         if (source := self.dataset_file()) is not None:

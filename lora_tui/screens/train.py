@@ -37,6 +37,9 @@ def shown(value) -> str:
 
 
 def _free_name(name: str, adapters_dir: Path) -> str:
+    """`name` if no adapter has it, else the first free NAME-2, NAME-3, ..."""
+    if not (adapters_dir / name).exists():
+        return name
     base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
     number = 2
     while (adapters_dir / f"{base}-{number}").exists():
@@ -136,6 +139,11 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             yield Button("Start training", variant="primary", id="start", disabled=True)
         yield Footer(compact=True, show_command_palette=False)
 
+    def use_dataset(self, path: Path) -> None:
+        self.query_one("#pick-data", Input).value = str(path)
+        if not self.query_one("#pick-name", Input).value.strip():
+            self.query_one("#pick-name", Input).value = _free_name(path.stem, self.app.locations.adapters_dir)
+
     def fill_from_adapter(self, adapter) -> None:
         """Model, dataset and every parameter of an earlier run; a free name derived from its own."""
         from lora_tui.core.adapter_files import read_metadata, read_run_spec
@@ -176,7 +184,18 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             return "give a dataset"
         if not self.query_one("#pick-name", Input).value.strip():
             return "name the adapter"
-        return self.hosts_problem()
+        return self.name_problem() or self.hosts_problem()
+
+    def name_problem(self) -> str | None:
+        from lora_tui.core.names import validate_name
+
+        try:
+            name = validate_name(self.query_one("#pick-name", Input).value, "adapter name")
+        except UserError as exc:
+            return str(exc)
+        if (self.app.locations.adapters_dir / name).exists():
+            return f"an adapter named {name!r} exists: choose another name (or resume it from Adapters)"
+        return None
 
     def hostfile(self) -> Path | None:
         text = self.query_one("#pick-hosts", Input).value.strip()

@@ -158,3 +158,20 @@ async def test_an_adapter_whose_base_is_gone_is_a_notice(chat_home, tiny_model_d
         screen.query_one("#chat-model-a", Select).choose(str(tiny_model_dir))
         await _ask(pilot, PROMPT)
         assert screen.sides["a"].history[-1].role == "assistant"
+
+
+async def test_a_model_that_fails_to_load_is_a_notice(chat_home, tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = next(broken.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(broken))
+        await _ask(pilot, PROMPT)
+        assert any("failed to load" in str(n.message) or "cannot load" in str(n.message) for n in app._notifications), \
+            [str(n.message) for n in app._notifications]
+        assert screen.sides["a"].history == []  # the question was not answered, and is not sent twice
+        screen.query_one("#chat-model-a", Select).choose(str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        assert [t.role for t in screen.sides["a"].history] == ["user", "assistant"]

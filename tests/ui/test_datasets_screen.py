@@ -168,3 +168,15 @@ async def test_a_missing_file_is_a_notice(tmp_path):
         screen.query_one("#dataset-tree").focus()
         await pilot.press("2")  # the app keeps running
         assert app.current_mode == "train"
+
+
+async def test_train_on_the_open_dataset(chat_file):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, chat_file)
+        screen.query_one("#dataset-tree").focus()
+        await pilot.press("t")
+        await settle(pilot)
+        assert app.current_mode == "train"
+        assert app.screen.query_one("#pick-data", Input).value == str(chat_file)
+        assert app.screen.query_one("#pick-name", Input).value == "chat"

@@ -92,6 +92,12 @@ async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
         assert dashboard.query_one(ProgressBar).progress == 8
         assert "finished at step 8" in _log_text(dashboard)
         assert "step 8/8" in str(dashboard.query_one("#run-numbers").render())
+        await pilot.press("c")  # the finished adapter, in Chat
+        await _settle(app, pilot)
+        assert app.current_mode == "chat" and app.screen.query_one("#chat-model-a", Select).value == "lora:from-form"
+        await pilot.press("escape", "3", "a")  # and in the adapter manager
+        await _settle(app, pilot)
+        assert app.current_mode == "adapters" and app.screen.selected_name() == "from-form"
     metadata = json.loads((home.adapters_dir / "from-form" / "lora_tui.json").read_text())
     assert metadata["steps"] == 8 and metadata["parameters"]["learning_rate"] == 0.001
 
