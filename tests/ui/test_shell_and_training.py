@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from textual.widgets import Button, Input, ProgressBar, RichLog, Select
+from textual.widgets import Button, Input, ProgressBar, RichLog, Select, Static
 
 from lora_tui.app import make_app
 from lora_tui.settings import Settings
@@ -77,6 +77,22 @@ async def test_invalid_field_is_marked_and_start_stays_disabled(home, tmp_path):
         app.screen.query_one("#param-rank", Input).value = "16"
         await pilot.pause()
         assert not start.disabled and not field.has_class("-invalid")
+
+
+async def test_adapter_name_is_checked_as_typed(home, tmp_path):
+    (home.adapters_dir / "taken").mkdir(parents=True)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "data")
+        start = app.screen.query_one("#start", Button)
+        status = app.screen.query_one("#form-status", Static)
+        for bad, problem in (("a/b", "adapter name"), ("taken", "an adapter named 'taken' exists")):
+            app.screen.query_one("#pick-name", Input).value = bad
+            await pilot.pause()
+            assert start.disabled and problem in str(status.render())
+        app.screen.query_one("#pick-name", Input).value = "fresh"
+        await pilot.pause()
+        assert not start.disabled
 
 
 async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
