@@ -19,6 +19,7 @@ from textual.command import Hit, Hits, Provider
 
 from lora_tui.core.adapter_files import EVENTS
 from lora_tui.core.events import EventsFollower
+from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.locations import Locations
 from lora_tui.messages import TrainingEventPosted, TrainingRequested
 from lora_tui.settings import Settings
@@ -106,6 +107,7 @@ class LoraTuiApp(App):
         for problem in self.theme_problems:
             self.notify(f"{problem.path}: {problem.message}; theme skipped.", severity="warning", timeout=10)
         self.switch_mode("train")
+        self.call_after_refresh(freeze_long_lived_objects)  # once the first screen is up
 
     def watch_theme(self, theme: str) -> None:
         if getattr(self, "settings", None) is not None and self.settings.theme != theme:
@@ -134,11 +136,14 @@ class LoraTuiApp(App):
 
         with mlx_worker_thread():
             self.run_job(job, hostfile)
+        freeze_long_lived_objects()  # lets the run's model go
 
     def run_job(self, job, hostfile) -> None:
         """In the worker: the loop here, or ranks launched on the hosts and watched through rank 0's events."""
 
         def listener(event) -> None:
+            if event.type == "started":  # the model and data are loaded and stay for the run
+                freeze_long_lived_objects()
             self.post_message(TrainingEventPosted(event))
 
         if hostfile is None:

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
+from textual.widgets import DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lora_tui.core.errors import UserError
@@ -20,6 +20,7 @@ from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.units import human_bytes
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
 from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
 
@@ -149,7 +150,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
             with Vertical(id="adapter-checkpoints"):
                 yield Label("checkpoints (p: promote)", classes="section-label")
                 yield CheckpointList(id="checkpoint-list")
-        yield Footer(compact=True, show_command_palette=False)
+        yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

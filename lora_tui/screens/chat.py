@@ -18,14 +18,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Markdown, Select, Static, TextArea
+from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.generate import GenerationStats, Sampling, Turn
 from lora_tui.core.threads import mlx_worker_thread
+from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.screens.dialogs import Dialog, new_path
 from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 
@@ -160,7 +162,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                     yield Input("" if value is None else str(value), placeholder="off", id=f"sampling-{name}",
                                 compact=True, classes="sampling-input")
         yield Input(placeholder="message (enter sends; esc stops a reply, or leaves this box)", id="chat-input")
-        yield Footer(compact=True, show_command_palette=False)
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.app.chat = self
@@ -279,6 +281,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                 raise
             except Exception as exc:  # weights or config mlx-lm cannot read
                 raise UserError(f"{target.base}: the model failed to load ({type(exc).__name__}: {exc}).") from None
+            freeze_long_lived_objects()  # the base stays loaded for the conversation
         self.generator.use_adapter(target.adapter)
         return self.generator
 

@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Label, ProgressBar, RichLog, Static
+from textual.widgets import Button, Label, ProgressBar, RichLog, Static
 
 from lora_tui.core.events import Cancelled, Checkpoint, Failed, Finished, Started, Step, Validation
 from lora_tui.core.units import human_bytes, human_duration
+from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
 
@@ -48,7 +49,7 @@ class DashboardScreen(Screen):
                 yield ProgressBar(id="run-progress", show_eta=False)
                 yield Static("", id="run-numbers")
         yield RichLog(id="run-log", wrap=True, markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.reset()

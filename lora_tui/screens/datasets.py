@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, DirectoryTree, Footer, Input, Label, OptionList, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, DirectoryTree, Input, Label, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from lora_tui.core.errors import UserError
@@ -29,6 +29,7 @@ from lora_tui.screens.dataset_dialogs import (
     SplitRequest,
 )
 from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 from lora_tui.widgets.token_histogram import TokenHistogram
@@ -112,7 +113,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
                         yield Static("", id="record-position")
                         with VerticalScroll(id="record-scroll"):
                             yield Static("", id="record-view")
-        yield Footer(compact=True, show_command_palette=False)
+        yield AppFooter()
 
     def on_mount(self) -> None:
         from lora_tui.core.recent import RecentFiles

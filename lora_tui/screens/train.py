@@ -11,12 +11,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.params import PARAMS, Param, build_params
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 
@@ -137,7 +138,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             yield Static("", id="form-status")
             yield Button("Estimate", id="estimate", disabled=True)
             yield Button("Start training", variant="primary", id="start", disabled=True)
-        yield Footer(compact=True, show_command_palette=False)
+        yield AppFooter()
 
     def use_dataset(self, path: Path) -> None:
         self.query_one("#pick-data", Input).value = str(path)

@@ -175,3 +175,22 @@ async def test_a_model_that_fails_to_load_is_a_notice(chat_home, tiny_model_dir,
         screen.query_one("#chat-model-a", Select).choose(str(tiny_model_dir))
         await _ask(pilot, PROMPT)
         assert [t.role for t in screen.sides["a"].history] == ["user", "assistant"]
+
+
+async def test_a_replaced_base_model_is_freed(chat_home, tiny_model_dir, tmp_path):
+    """Loaded models are frozen out of garbage collection (short UI pauses); switching bases must still free the old one."""
+    import gc
+    import weakref
+
+    other_base = tmp_path / "other-base"
+    shutil.copytree(tiny_model_dir, other_base)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        first = weakref.ref(screen.generator)
+        assert gc.get_freeze_count() > 0
+        screen.query_one("#chat-model-a", Select).choose(str(other_base))
+        await _ask(pilot, PROMPT)
+        assert screen.generator.model_path == other_base
+        assert first() is None

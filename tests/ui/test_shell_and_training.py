@@ -63,6 +63,32 @@ async def test_areas_switch_with_number_keys(home):
                 await pilot.press("escape")
 
 
+async def test_footers_are_rebuilt_only_when_their_keys_change_and_do_not_pile_up(home):
+    import gc
+
+    from textual.widgets._footer import FooterKey
+
+    from lora_tui.widgets.app_footer import AppFooter
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        keys_before = list(app.screen.query(FooterKey))
+        for _ in range(10):
+            await pilot.press("2", "3")
+        assert list(app.screen.query(FooterKey)) == keys_before  # the same widgets: not rebuilt
+        footer = app.screen.query_one(AppFooter)
+        for _ in range(5):  # as if the keys had changed each time: rebuilt
+            footer._shown = None
+            app.screen.refresh_bindings()
+            await pilot.pause()
+        assert not set(app.screen.query(FooterKey)) & set(keys_before)
+        del keys_before
+        gc.collect()
+        alive = [key for key in gc.get_objects() if isinstance(key, FooterKey)]
+        assert all(key.is_attached for key in alive), "FooterKeys of earlier footers stayed alive"
+
+
 async def test_invalid_field_is_marked_and_start_stays_disabled(home, tmp_path):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
