@@ -162,3 +162,15 @@ def test_ranks_with_different_versions_are_refused(tmp_path):
     output = subprocess.run(launcher, capture_output=True, text=True, timeout=120).stdout
     expected = "The hosts run different versions (rank 0: lora-tui 0.1.0; rank 1: lora-tui 0.2.0)."
     assert f"rank 0: {expected}" in output and f"rank 1: {expected}" in output, output
+
+
+def test_local_ranks_share_the_cores_between_their_blas_threads(monkeypatch):
+    from lora_tui.core.distributed import launch_command
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    command = launch_command({}, local_ranks=2)
+    assert "OPENBLAS_NUM_THREADS=4" in command and "OMP_NUM_THREADS=4" in command
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's own limit stands
+    assert not any(part.startswith("OPENBLAS_NUM_THREADS=") for part in launch_command({}, local_ranks=2))
+    assert not any("NUM_THREADS" in part for part in launch_command({}, Path("hosts.json")))
