@@ -110,9 +110,10 @@ def main() -> None:
 Communication per step (2 ranks, loopback): {probe['seconds'] * 1000:.1f} ms to average
 {probe['bytes'] / 1e6:.2f} MB of LoRA gradients in one all-reduce, plus the token count.
 
-Why so little gain here: this machine has {os.cpu_count()} cores, and one MLX process already keeps them busy with
-multithreaded BLAS, so two ranks split the same cores and add the all-reduce. Data parallelism pays when each rank
-has its own machine (or GPU); the number that carries over is the communication cost above against the step time.
+Why no gain here: this machine has {os.cpu_count()} cores, and one MLX process already keeps them busy with
+multithreaded BLAS, so two ranks split the same cores (`--ranks` gives each rank's BLAS its share of them) and add
+the all-reduce and a second process's overheads. Data parallelism pays when each rank has its own machine (or GPU);
+the number that carries over is the communication cost above against the step time.
 """
     write_section("Distributed training: 1 process vs 2 ranks", body)
 

@@ -8,6 +8,8 @@ import platform
 import re
 from pathlib import Path
 
+from lora_tui.core.files import atomic_write_text
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nWritten by the scripts in bench/; each section says when and where it ran.\n"
 
@@ -32,5 +34,5 @@ def write_section(title: str, body: str) -> None:
     section = f"## {title}\n\n{stamp}{body.strip()}\n\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    BENCHMARKS.write_text(text.rstrip() + "\n")
+    atomic_write_text(BENCHMARKS, text.rstrip() + "\n")
     print(section)

@@ -30,6 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
 
+async def wait_for(condition, what: str, app, seconds: float = 300) -> None:
+    """Poll until `condition()`; a clear error (with the app's notices) rather than a hang."""
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        if time.perf_counter() > deadline:
+            notices = "; ".join(n.message for n in app._notifications) or "none"
+            raise SystemExit(f"bench/responsiveness.py: gave up waiting for {what} after {seconds:.0f} s "
+                             f"(notices: {notices})")
+        await asyncio.sleep(0.05)
+
+
 async def timed_press(app, key: str, done) -> float:
     """Seconds from posting `key` until the screen is refreshed after `done()` became true."""
     started = time.perf_counter()
@@ -42,7 +53,7 @@ async def timed_press(app, key: str, done) -> float:
 
 
 async def measure_chat(presses: int) -> tuple[list[float], int]:
-    from textual.widgets import Input
+    from textual.widgets import Input, Select
 
     from lora_tui.app import make_app
     from lora_tui.core.demo import ensure_demo_model
@@ -55,15 +66,14 @@ async def measure_chat(presses: int) -> tuple[list[float], int]:
     async with app.run_test(size=(120, 40)):
         await app.switch_mode("chat")
         screen = app.screen
-        while screen.query_one("#chat-model-a").value is screen.query_one("#chat-model-a").BLANK:
-            await asyncio.sleep(0.05)
+        picker = screen.query_one("#chat-model-a", Select)
+        await wait_for(lambda: picker.value is not Select.NULL, "a model in the chat picker", app)
         screen.query_one("#sampling-max_tokens", Input).value = "4000"
         screen.query_one("#sampling-temperature", Input).value = "1.0"
         box = screen.query_one("#chat-input", Input)
         box.value = "Write a long story about a lighthouse keeper."
         await box.action_submit()
-        while not screen.sides["a"].reply:
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: screen.sides["a"].reply, "the first tokens of the reply", app)
         panel = screen.query_one("#chat-settings-panel")
         for _ in range(presses):
             if not screen.generating:
@@ -99,8 +109,7 @@ async def measure(presses: int) -> tuple[list[float], int]:
         delays = []
         async with app.run_test(size=(120, 40)):
             app.post_message(TrainingRequested(job))
-            while not app.run_events or app.run_events[-1].type == "started":
-                await asyncio.sleep(0.1)  # wait until steps are running
+            await wait_for(lambda: any(e.type == "step" for e in app.run_events), "training steps", app)
             for index in range(presses):
                 key, area = ("2", "train") if index % 2 == 0 else ("3", "dashboard")
                 delays.append(await timed_press(app, key, lambda area=area: app.current_mode == area))
@@ -121,7 +130,7 @@ def row(label: str, delays: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--presses", type=int, default=100)
     args = parser.parse_args()
     training, steps = asyncio.run(measure(args.presses))
     chatting, characters = asyncio.run(measure_chat(args.presses))
@@ -136,7 +145,7 @@ While generating: Ctrl+O (settings panel) as the Chat screen streamed a reply ({
 {row("training", training)}
 {row("generating", chatting)}
 """
-    write_section("Responsiveness while training (bench/responsiveness.py)", body)
+    write_section("Responsiveness while training and generating (bench/responsiveness.py)", body)
 
 
 if __name__ == "__main__":
