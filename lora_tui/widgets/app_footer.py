@@ -11,8 +11,9 @@ class AppFooter(Footer):
     """Textual's Footer, rebuilt only when the keys it shows change, and without its leak.
 
     Textual rebuilds the footer whenever a screen's bindings may have changed,
-    which includes every switch to the screen; on this machine that rebuild was
-    a good part of an area switch. Here the shown keys are compared first.
+    which includes every switch to the screen; that rebuild was about half of
+    an area switch here (median 57 ms with it, 31 ms without). Here the shown
+    keys are compared first.
 
     The leak (Textualize/textual#6666): each rebuild makes new FooterKeys bound
     to `compact` with data_bind, which registers a watcher on this Footer that
