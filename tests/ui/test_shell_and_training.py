@@ -1,5 +1,6 @@
 """Pilot tests: the shell, the Train form, and a real run watched on the dashboard."""
 
+import asyncio
 import json
 import shutil
 
@@ -43,8 +44,6 @@ def _log_text(screen) -> str:
 
 
 async def _wait_for_run(app, pilot, timeout=120):
-    import asyncio
-
     for _ in range(timeout * 10):
         if not app.training_running:
             break
@@ -160,15 +159,18 @@ def slow_training(monkeypatch):
     monkeypatch.setattr(trainer._Run, "after_step", slow_after_step)
 
 
+async def _start_a_long_run(app, pilot, data, name: str) -> None:
+    """Start 50 epochs from the form and wait for the first step on the dashboard."""
+    await _fill_form(app, pilot, data, name=name, epochs="50")
+    await pilot.press("ctrl+s")
+    while not app.screen.query_one(LossChart).train:
+        await asyncio.sleep(0.05)
+
+
 async def test_cancel_asks_then_saves(home, tmp_path, slow_training):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await _fill_form(app, pilot, tmp_path / "data", name="long", epochs="50")
-        await pilot.press("ctrl+s")
-        import asyncio
-
-        while not app.screen.query_one(LossChart).train:
-            await asyncio.sleep(0.05)
+        await _start_a_long_run(app, pilot, tmp_path / "data", "long")
         await pilot.press("x")
         await pilot.pause()
         await pilot.click("#stop")
@@ -215,8 +217,6 @@ async def test_chosen_theme_is_kept_in_settings(home):
 
 async def test_dashboard_follows_a_run_from_another_terminal(home, tiny_model_dir, tmp_path):
     """A run written by `lora-tui train` elsewhere: replayed, then followed as it grows."""
-    import asyncio
-
     from trainkit import train
 
     train(tiny_model_dir, tmp_path / "data", home.adapters_dir / "cli-run", epochs=2)
@@ -309,14 +309,9 @@ async def test_hosts_field_is_checked_then_two_ranks_train_from_the_form(home, t
 
 
 async def test_quit_while_training_asks_then_saves_and_exits(home, tmp_path, slow_training):
-    import asyncio
-
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await _fill_form(app, pilot, tmp_path / "data", name="quitter", epochs="50")
-        await pilot.press("ctrl+s")
-        while not app.screen.query_one(LossChart).train:
-            await asyncio.sleep(0.05)
+        await _start_a_long_run(app, pilot, tmp_path / "data", "quitter")
         await pilot.press("ctrl+q")
         await pilot.pause()
         await pilot.click("#ok")
