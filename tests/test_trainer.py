@@ -93,6 +93,16 @@ def test_epoch_plans_are_deterministic_and_cover_every_record():
     assert all(sum(len(examples[i].tokens) for i in row) <= 40 for batch in packed.rows for row in batch)
 
 
+def test_rows_pad_to_whole_blocks_of_inputs_and_packing_fills_the_padded_row():
+    for tokens, inputs in ((2, 32), (33, 32), (34, 64), (65, 64), (66, 96)):
+        batch = make_batch([Example(tuple(range(tokens)), 0)], ((0,),), mask_prompt=False, packed=False)
+        assert batch.inputs.shape == (1, inputs)  # a row of n tokens has n - 1 inputs
+    examples = [Example(tuple(range(n)), 0) for n in (40, 20, 5)]
+    plan = plan_epoch(examples, 4, seed=0, epoch=0, pack=True, max_seq_length=512)
+    assert [sorted(row) for batch in plan.rows for row in batch] == [[0, 1, 2]]  # 65 tokens: the 40's padded row
+    assert make_batch(examples, plan.rows[0], mask_prompt=False, packed=True).inputs.shape == (1, 64)
+
+
 @pytest.mark.parametrize("pack", [False, True])
 def test_resume_ends_where_a_straight_run_ends(tiny_model_dir, data, tmp_path, pack):
     settings = dict(epochs=2, dropout=0.1, grad_accumulation_steps=2, pack=pack, batch_size=2 if pack else 4)

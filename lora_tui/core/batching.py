@@ -76,8 +76,9 @@ def plan_epoch(examples: list[Example], batch_size: int, seed: int, epoch: int, 
     rng = np.random.default_rng([seed, epoch])
     if pack:
         lengths = [len(e.tokens) for e in examples]
-        # Rows no longer than the longest record: attention costs the square of the row length.
-        rows = _pack_rows(lengths, min(max_seq_length, max(lengths, default=1)), rng)
+        # Rows as wide as the longest record's padded row (attention costs the square of the row length),
+        # filled up to that width: the positions are computed anyway.
+        rows = _pack_rows(lengths, min(max_seq_length, padded_length(max(lengths, default=1))), rng)
     else:
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
         rows = [(i,) for i in order]
@@ -85,6 +86,12 @@ def plan_epoch(examples: list[Example], batch_size: int, seed: int, epoch: int, 
         return BatchPlan(tuple(tuple(batches[i]) for i in rng.permutation(len(batches))))
     rows = [rows[i] for i in rng.permutation(len(rows))]
     return BatchPlan(tuple(tuple(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)))
+
+
+def padded_length(tokens: int) -> int:
+    """The row a sequence of this many tokens is padded to: inputs (all but the last token) fill whole
+    multiples of PAD_MULTIPLE."""
+    return PAD_MULTIPLE * max(1, -(-(tokens - 1) // PAD_MULTIPLE)) + 1
 
 
 def _pack_rows(lengths: list[int], capacity: int, rng) -> list[tuple[int, ...]]:
@@ -125,7 +132,7 @@ class Batch:
 
 def make_batch(examples: list[Example], rows: tuple[tuple[int, ...], ...], mask_prompt: bool, packed: bool) -> Batch:
     row_lengths = [sum(len(examples[i].tokens) for i in row) for row in rows]
-    width = PAD_MULTIPLE * -(-max(row_lengths) // PAD_MULTIPLE) + 1
+    width = padded_length(max(row_lengths))
     sequence = np.zeros((len(rows), width), dtype=np.int32)
     segment = np.full((len(rows), width), -1, dtype=np.int32)
     trained = np.zeros((len(rows), width), dtype=bool)  # whether token t is a trained target
