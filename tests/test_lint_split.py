@@ -32,9 +32,18 @@ def test_lint_finds_each_kind(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     kinds = _kinds(check_dataset(path))
     for expected in [(2, "duplicate"), (3, "near-duplicate"), (4, "boilerplate"), (5, "url"), (6, "long-sentence"),
-                     (7, "short-response"), (8, "long-response"), (9, "repeated-response"), (11, "repeated-response")]:
+                     (7, "short-response"), (8, "long-response"), (9, "repeated-response")]:
         assert expected in kinds
     assert (1, "duplicate") not in kinds
+    assert (11, "repeated-response") not in kinds  # one warning per repeated response, at its first line
+
+
+def test_a_repeated_response_is_one_warning_naming_its_lines(tmp_path):
+    path = tmp_path / "repeated.jsonl"
+    path.write_text("\n".join(_chat(f"Question {i}?", "Yes." if i % 2 else f"Answer {i}.") for i in range(20)) + "\n")
+    [warning] = check_dataset(path).warnings
+    assert (warning.line, warning.kind) == (2, "repeated-response")
+    assert warning.message == "the same response appears in 10 records: lines 2, 4, 6, 8, 10 and 5 more"
 
 
 def test_clean_data_has_no_warnings(tmp_path):

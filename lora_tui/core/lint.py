@@ -50,6 +50,11 @@ def normalised(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def _line_list(lines: list[int], shown: int = 5) -> str:
+    listed = ", ".join(str(line) for line in lines[:shown])
+    return listed if len(lines) <= shown else f"{listed} and {len(lines) - shown} more"
+
+
 class Linter:
     def __init__(self) -> None:
         self.warnings: list[Warning] = []
@@ -97,8 +102,8 @@ class Linter:
     def finish(self) -> list[Warning]:
         for lines in self.responses.values():
             if len(lines) >= REPEATED_RESPONSE_MIN:
-                for line in lines:
-                    self.warn(line, "repeated-response", f"the same response appears in {len(lines)} records")
+                self.warn(lines[0], "repeated-response",
+                          f"the same response appears in {len(lines)} records: lines {_line_list(lines)}")
         if len(self.response_lengths) >= 5:
             median = statistics.median(length for _, length in self.response_lengths)
             for line, length in self.response_lengths:
