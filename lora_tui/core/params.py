@@ -56,7 +56,7 @@ class Param:
         try:
             value = self._convert(value)
         except (TypeError, ValueError):
-            raise UserError(f"{self.name}: {value!r} is not a valid {_kind_word(self.kind)}.") from None
+            raise UserError(f"{self.name} must be {_kind_word(self.kind)} (got {value!r}).") from None
         self._check(value)
         return value
 
@@ -101,7 +101,7 @@ def _number(value) -> str:
 
 
 def _kind_word(kind: type) -> str:
-    return {int: "whole number", float: "number", bool: "on/off value", list: "list", str: "text"}[kind]
+    return {int: "a whole number", float: "a number", bool: "on or off", list: "a list", str: "text"}[kind]
 
 
 PARAMS: tuple[Param, ...] = (
