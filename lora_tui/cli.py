@@ -496,14 +496,12 @@ def _add_adapters_commands(commands) -> None:
 
 
 def chat(args, context: Context) -> int:
-    from lora_tui.core.adapters import adapter_path
     from lora_tui.core.generate import Generator, GenerationStats, Sampling, Turn
-    from lora_tui.core.models import resolve_model_path
 
     sampling = Sampling(temperature=args.temp, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                         repetition_penalty=args.repetition_penalty, max_tokens=args.max_tokens, seed=args.seed).check()
-    adapter = adapter_path(context.locations.adapters_dir, args.adapter) if args.adapter else None
-    generator = Generator(resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs()), args.model)
+    model_path, model_name, adapter = _chat_model(args, context)
+    generator = Generator(model_path, model_name)
     if adapter is not None:
         generator.use_adapter(adapter)
     history: list[Turn] = []
@@ -533,22 +531,41 @@ def chat(args, context: Context) -> int:
             answer(line)
 
 
+def _chat_model(args, context: Context) -> tuple[Path, str, Path | None]:
+    """The base model's folder and name, and the adapter's folder; the base defaults to the adapter's own."""
+    from lora_tui.core.adapters import adapter_base_path, adapter_path, describe_adapter
+    from lora_tui.core.models import resolve_model_path
+
+    models_dir, extra_dirs = context.locations.models_dir, context.extra_model_dirs()
+    adapter = adapter_path(context.locations.adapters_dir, args.adapter) if args.adapter else None
+    if args.model:
+        return resolve_model_path(args.model, models_dir, extra_dirs), args.model, adapter
+    if adapter is None:
+        raise UserError("Name a model (--model M), an adapter (--adapter NAME), or both.")
+    info = describe_adapter(adapter)
+    return adapter_base_path(info, models_dir, extra_dirs), info.base_model or "", adapter
+
+
 def _add_chat_command(commands) -> None:
     from lora_tui.core.generate import Sampling
 
     defaults = Sampling()
     chat_parser = commands.add_parser("chat", help="chat with a model or model + adapter (streams to stdout)")
-    chat_parser.add_argument("--model", required=True)
+    chat_parser.add_argument("--model", help="base model: a name from `lora-tui models list`, a folder or a hub id "
+                                              "(default with --adapter: the adapter's base)")
     chat_parser.add_argument("--adapter", help="adapter name")
     chat_parser.add_argument("--prompt", help="one prompt, then exit (default: read lines until EOF)")
     chat_parser.add_argument("--system", help="system prompt")
-    chat_parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens, metavar="N")
-    chat_parser.add_argument("--temp", type=float, default=defaults.temperature, metavar="T")
-    chat_parser.add_argument("--top-p", type=float, default=defaults.top_p, metavar="P")
-    chat_parser.add_argument("--top-k", type=int, default=defaults.top_k, metavar="K")
-    chat_parser.add_argument("--min-p", type=float, default=defaults.min_p, metavar="P")
-    chat_parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty, metavar="R")
-    chat_parser.add_argument("--seed", type=int, default=None, metavar="S")
+    chat_parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens, metavar="N",
+                             help="most tokens per reply (default %(default)s)")
+    chat_parser.add_argument("--temp", type=float, default=defaults.temperature, metavar="T",
+                             help="sampling temperature; 0 is greedy (default %(default)s)")
+    chat_parser.add_argument("--top-p", type=float, default=defaults.top_p, metavar="P", help="default %(default)s")
+    chat_parser.add_argument("--top-k", type=int, default=defaults.top_k, metavar="K", help="default %(default)s")
+    chat_parser.add_argument("--min-p", type=float, default=defaults.min_p, metavar="P", help="default %(default)s")
+    chat_parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty, metavar="R",
+                             help="default %(default)s")
+    chat_parser.add_argument("--seed", type=int, default=None, metavar="S", help="for repeatable sampling")
     chat_parser.set_defaults(handler=chat)
 
 

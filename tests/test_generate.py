@@ -139,3 +139,14 @@ def test_chat_cli_errors(tiny_model_dir, isolated_home, capsys):
     assert main(["chat", "--model", str(tiny_model_dir), "--adapter", "a/b", "--prompt", "x"]) == 1
     assert "path separator" in capsys.readouterr().err
     assert main(["chat", "--model", "missing-model", "--prompt", "x"]) == 1
+
+
+def test_chat_cli_takes_the_base_from_the_adapter(tiny_model_dir, tiny_adapter, isolated_home, capsys):
+    shutil.copytree(tiny_adapter, isolated_home.adapters_dir / "arith")
+    sampling = ["--temp", "0", "--max-tokens", "5", "--prompt", "What is 1 plus 1?"]
+    assert main(["chat", "--adapter", "arith", *sampling]) == 0
+    without_model = capsys.readouterr().out
+    assert main(["chat", "--model", str(tiny_model_dir), "--adapter", "arith", *sampling]) == 0
+    assert without_model.strip() and without_model == capsys.readouterr().out
+    assert main(["chat", "--prompt", "x"]) == 1
+    assert "Name a model (--model M), an adapter (--adapter NAME), or both." in capsys.readouterr().err
