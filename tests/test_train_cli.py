@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,14 @@ def test_headless_run_prints_one_line_per_report(tiny_model_dir, data, isolated_
     assert sum(line.startswith("step ") for line in lines) == 6
     assert lines[-1].startswith("finished (completed) at step 6")
     assert (isolated_home.adapters_dir / "arith" / "adapters.safetensors").is_file()
+
+
+def test_a_model_given_by_its_folder_is_recorded_by_its_listed_name(tiny_model_dir, data, isolated_home, capsys):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny-llama")
+    folder = isolated_home.models_dir / "tiny-llama"
+    assert main(_train(model=folder, data=data)) == 0
+    meta = json.loads((isolated_home.adapters_dir / "arith" / "lora_tui.json").read_text())
+    assert (meta["base_model"], meta["base_model_path"]) == ("tiny-llama", str(folder))
 
 
 def test_refuses_data_with_errors(tiny_model_dir, tmp_path, isolated_home, capsys):

@@ -166,6 +166,15 @@ def find_model(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> Mode
     return None
 
 
+def model_name(spec: str, path: Path, models_dir: Path, extra_dirs: list[Path] = ()) -> str:
+    """The name `models list` gives the model at `path` (however the user named it), else `spec`."""
+    resolved = path.resolve()
+    for model in discover_models(models_dir, extra_dirs):
+        if model.path.resolve() == resolved:
+            return model.name
+    return spec
+
+
 def resolve_model_path(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
     """A model name from `models list`, a model folder, or a hub id -> a local folder.
 
