@@ -22,3 +22,8 @@ def human_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def counted(count: int, noun: str) -> str:
+    """"1 error", "3 errors": nouns that take an s."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, OptionList, 
 from textual.widgets.option_list import Option
 
 from lora_tui.core.errors import UserError
+from lora_tui.core.units import counted
 from lora_tui.screens.dataset_dialogs import (
     DocsDialog,
     DocsRequest,
@@ -208,11 +209,11 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         if message.path != self.path:
             return  # another file was chosen while this one was being read
         self.show_recent(message.recent)
-        verdict = "ready to train" if report.ok else f"{report.error_count} error(s): fix them before training"
+        verdict = "ready to train" if report.ok else f"{counted(report.error_count, 'error')}: fix them before training"
         splits = ", ".join(f"{name} {count}" for name, count in report.splits.items()) if len(report.splits) > 1 else ""
         lines = [f"{report.path.name}: {report.format or 'unknown format'}, {report.valid_records} valid of "
                  f"{report.records} records{'; ' + splits if splits else ''}",
-                 f"{verdict}; {len(report.warnings)} warning(s)"]
+                 f"{verdict}; {counted(len(report.warnings), 'warning')}"]
         if message.note:
             lines.append(message.note)
         self.show_summary("\n".join(lines))

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from lora_tui.core.errors import UserError
 from lora_tui.core.params import PARAMS, Param, build_params
 from lora_tui.core.threads import mlx_worker_thread
+from lora_tui.core.units import counted, human_bytes, human_duration
 from lora_tui.screens.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
@@ -178,7 +179,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     def form_problem(self) -> str | None:
         invalid = [f for f in self.fields() if not f.validate_now()]
         if invalid:
-            return f"{len(invalid)} invalid field(s): {invalid[0].error}"
+            return f"{counted(len(invalid), 'invalid field')}: {invalid[0].error}"
         if self.query_one("#pick-model", Select).value is Select.NULL and not self.hub_id():
             return "choose a model"
         if not self.query_one("#pick-data", Input).value.strip():
@@ -285,7 +286,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             problem = None
             if report is not None:
                 first = report.errors[0]
-                problem = f"The dataset has {report.error_count} error(s); line {first.line}: {first.message}"
+                problem = f"The dataset has {counted(report.error_count, 'error')}; line {first.line}: {first.message}"
         except UserError as exc:
             job, problem = None, str(exc)
         self.post_message(StartChecked(job, problem, estimate_only, hostfile))
@@ -308,7 +309,6 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     @work(thread=True, exclusive=True, group="train-estimate", exit_on_error=False)
     def measure(self, job) -> None:
         from lora_tui.core.estimate import estimate_run
-        from lora_tui.core.units import human_bytes, human_duration
 
         with mlx_worker_thread():
             try:

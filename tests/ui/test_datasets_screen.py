@@ -65,7 +65,7 @@ async def test_errors_are_listed_and_jump_to_their_line(tmp_path):
         screen = await _open(pilot, bad)
         await _no_model(pilot)
         summary = _text(screen.query_one("#dataset-summary", Static))
-        assert "1 valid of 3 records" in summary and "2 error(s)" in summary
+        assert "1 valid of 3 records" in summary and "2 errors" in summary
         problems = screen.query_one("#problem-list", OptionList)
         labels = [str(problems.get_option_at_index(i).prompt) for i in range(problems.option_count)]
         assert labels[0].startswith("error   line 2: invalid JSON") and labels[1].startswith("error   line 3:")
