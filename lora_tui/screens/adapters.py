@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Label, OptionList, Static
+from textual.widgets import Checkbox, DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lora_tui.core.errors import UserError
@@ -74,16 +74,13 @@ class FuseDialog(Dialog):
 
     def fields(self) -> ComposeResult:
         yield self.row("into folder", Input(str(self.default_out), id="fuse-out"))
-        yield self.row("full precision (y/n)", Input("n", id="fuse-dequantize"))
+        yield self.row("", Checkbox("full precision (dequantize the base)", id="fuse-dequantize"))
 
     def request(self) -> FuseRequest:
         out = new_path(self.value("fuse-out"), "output folder")
         if out.exists():
             raise UserError(f"{out} already exists; choose another folder.")
-        answer = self.value("fuse-dequantize").strip().lower()
-        if answer not in ("y", "n", "yes", "no"):
-            raise UserError("Answer y or n for full precision.")
-        return FuseRequest(out, answer.startswith("y"))
+        return FuseRequest(out, self.query_one("#fuse-dequantize", Checkbox).value)
 
 
 @dataclass(frozen=True)
@@ -380,7 +377,7 @@ def _metadata_text(info) -> Text:
     for key, value in info.to_json().items():
         if key == "name" or value is None:
             continue
-        shown = human_bytes(value) if key == "size_bytes" else value
+        shown = human_bytes(value) if key == "size_bytes" else f"{value:.4g}" if isinstance(value, float) else value
         text.append(f"{key.removesuffix('_bytes').replace('_', ' ')}: ", style="bold")
         text.append(f"{shown}\n")
     return text

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+from lora_tui.widgets.plot_ticks import whole_ticks
+
 REDRAW_SECONDS = 0.2
 
 
@@ -63,4 +65,6 @@ class LossChart(PlotextPlot):
                 plt.plot(*zip(*self.train), label="train", marker="braille")
             if self.valid:
                 plt.plot(*zip(*self.valid), label="valid", marker="dot")
+        if self.train:
+            plt.xticks(whole_ticks(self.train[0][0], self.train[-1][0]))
         self.refresh()

@@ -1,10 +1,11 @@
-"""Records per token-count bucket (plotext bars), with the max sequence length marked."""
+"""Records per token-count bucket (plotext bars)."""
 
 from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
 from lora_tui.core.tokens import TokenStats
+from lora_tui.widgets.plot_ticks import whole_ticks
 
 
 class TokenHistogram(PlotextPlot):
@@ -15,6 +16,8 @@ class TokenHistogram(PlotextPlot):
         plt.title("records by token count")
         rows = stats.histogram(bins) if stats is not None else []
         if rows:
-            plt.bar([f"{high}" for _, high, _ in rows], [count for _, _, count in rows], marker="sd")
+            counts = [count for _, _, count in rows]
+            plt.bar([f"{high}" for _, high, _ in rows], counts, marker="sd")
+            plt.yticks(whole_ticks(0, max(counts)))
             plt.xlabel("tokens (bucket upper edge)")
         self.refresh()

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Select, Static
+from textual.widgets import Checkbox, DataTable, Input, OptionList, Select, Static
 
 from lora_tui.app import make_app
 from lora_tui.core.adapter_files import ADAPTER_WEIGHTS, METADATA
@@ -118,6 +118,8 @@ async def test_fuse_and_export(two_adapters, tmp_path):
         await pilot.press("f")
         await pilot.pause()
         app.screen.query_one("#fuse-out", Input).value = str(tmp_path / "fused")
+        await pilot.press("tab", "space")  # full precision, from the keyboard
+        assert app.screen.query_one("#fuse-dequantize", Checkbox).value is True
         await pilot.click("#ok")
         await settle(pilot)
         await _export(pilot, tmp_path / "peft")
