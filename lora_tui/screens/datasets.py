@@ -71,6 +71,8 @@ class JobFinished(Message):
 class DatasetsScreen(ReportsWorkerErrors, Screen):
     AUTO_FOCUS = "#dataset-tree"
     BINDINGS = [
+        Binding("o", "type_path", "Open", id="dataset-open", tooltip="type the path of a dataset or folder"),
+        Binding("escape", "leave_path", show=False),
         Binding("s", "split", "Split", id="dataset-split"),
         Binding("r", "redact", "Redact", id="dataset-redact"),
         Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
@@ -137,13 +139,22 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
     def recent_chosen(self, event: OptionList.OptionSelected) -> None:
         self.open(Path(event.option.id))
 
+    def action_type_path(self) -> None:
+        self.query_one("#dataset-path", Input).focus()
+
+    def action_leave_path(self) -> None:
+        if self.query_one("#dataset-path", Input).has_focus:
+            self.query_one(DatasetTree).focus()
+
     @on(Input.Submitted, "#dataset-path")
     def path_typed(self, event: Input.Submitted) -> None:
         path = Path(event.value.strip()).expanduser()
         if path.is_dir() and not (path / "train.jsonl").is_file():
             self.query_one(DatasetTree).path = path
+            self.query_one(DatasetTree).focus()
             return
         self.open(path)
+        self.query_one("#problem-list").focus()  # out of the box, so the screen's keys work again
 
     @on(ModelPicker.Changed, "#dataset-model")
     def model_changed(self) -> None:

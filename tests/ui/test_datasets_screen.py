@@ -33,12 +33,14 @@ def _text(widget) -> str:
 async def _open(pilot, path):
     await pilot.press("1")
     await settle(pilot)
+    await pilot.press("o")  # the path box, from the keyboard
     box = pilot.app.screen.query_one("#dataset-path", Input)
+    assert box.has_focus
     box.value = str(path)
-    box.focus()
     await pilot.press("enter")
     await pilot.pause()
     await settle(pilot)
+    assert not box.has_focus  # the screen's keys work at once
     return pilot.app.screen
 
 
