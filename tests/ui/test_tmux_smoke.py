@@ -63,9 +63,10 @@ def _wait_for_reply_text(app, timeout=60):
     """Until the line under the reply's label (the model's name alone on a line) has text."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        lines = app.screen().splitlines()
+        # The conversation only: left of the sampling panel, which is open on terminals 100 columns wide.
+        lines = [line.split("│")[0].strip() for line in app.screen().splitlines()]
         for index, line in enumerate(lines[:-1]):
-            if line.strip() == "SmolLM2-135M-Instruct" and lines[index + 1].strip():
+            if line == "SmolLM2-135M-Instruct" and lines[index + 1]:
                 return
         time.sleep(0.05)
     raise AssertionError(f"no reply text; screen:\n{app.screen()}")
