@@ -99,3 +99,44 @@ def test_broken_model_folder_fails_to_load_cleanly(tiny_model_dir, tmp_path):
     (broken / "model.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(UserError, match="cannot load this model"):
         load_model(broken)
+
+
+def _half_precision_4bit(tiny_model_dir):
+    import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_map
+    from mlx_lm.utils import quantize_model
+
+    model, _ = load_model(tiny_model_dir)
+    model.update(tree_map(lambda w: w.astype(mx.float16), model.parameters()))
+    quantize_model(model, json.loads((tiny_model_dir / "config.json").read_text()), group_size=32, bits=4)
+    return model
+
+
+def test_on_the_cpu_a_quantized_model_is_expanded_to_float32_with_the_same_outputs(tiny_model_dir):
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    from lora_tui.core.models import expand_for_cpu
+
+    model = _half_precision_4bit(tiny_model_dir)
+    tokens = mx.array([[5, 17, 42, 8, 99, 3]])
+    before = model(tokens).astype(mx.float32)
+    assert expand_for_cpu(model) is True
+    assert not any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules())
+    assert {w.dtype for _, w in tree_flatten(model.parameters())} == {mx.float32}
+    assert mx.allclose(model(tokens), before, atol=5e-2).item()  # the same weights, in other arithmetic
+    assert expand_for_cpu(model) is False  # nothing left to do
+
+
+def test_a_model_too_big_for_memory_in_float32_stays_as_it_is(tiny_model_dir, monkeypatch):
+    import mlx.nn as nn
+
+    from lora_tui.core import models
+
+    model = _half_precision_4bit(tiny_model_dir)
+    monkeypatch.setattr(models, "_physical_memory", lambda: 2 * models._float32_bytes(model) - 1)
+    assert models.expand_for_cpu(model) is False
+    assert any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())

@@ -16,7 +16,7 @@ from pathlib import Path
 from lora_tui.core.adapter_files import ADAPTER_WEIGHTS
 from lora_tui.core.adapters import is_adapter_dir, read_adapter_config, read_metadata
 from lora_tui.core.errors import UserError
-from lora_tui.core.models import load_model
+from lora_tui.core.models import expand_for_cpu, load_model
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class Generator:
         self.model_path = Path(model_path)
         self.model_name = model_name or self.model_path.name
         self.model, self.tokenizer = load_model(self.model_path)
+        self.expanded = expand_for_cpu(self.model)
         self.adapter: Path | None = None
         self._lora_config: dict | None = None
         config = getattr(self.model, "args", None)

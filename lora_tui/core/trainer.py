@@ -43,7 +43,7 @@ from lora_tui.core.distributed import Ranks, check_batch_split, package_versions
 from lora_tui.core.errors import UserError
 from lora_tui.core.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
 from lora_tui.core.files import building_dir
-from lora_tui.core.models import load_model
+from lora_tui.core.models import expand_for_cpu, is_quantized, load_model
 from lora_tui.core.params import MODULE_KEYS, TrainingParams
 
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
@@ -183,16 +183,16 @@ class _Run:
 
     def load(self) -> None:
         import mlx.core as mx
-        import mlx.nn as nn
         from mlx_lm.tuner.utils import linear_to_lora_layers
-        from mlx_lm.utils import dequantize_model
 
         self.model, self.tokenizer = load_model(self.job.model_path)
-        quantized = any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in self.model.named_modules())
-        if quantized and mx.default_device() == mx.cpu:
-            dequantize_model(self.model)
+        quantized = is_quantized(self.model)
+        if expand_for_cpu(self.model) and quantized:
             self.notes.append("The base model is quantized and MLX's CPU backend has no fast quantized kernels: "
                               "it was dequantized in memory for training (the adapter still loads on the quantized model).")
+        elif quantized and mx.default_device() == mx.cpu:
+            self.notes.append("The base model is quantized and too big to dequantize in this machine's memory: "
+                              "MLX's CPU backend has no fast quantized kernels, so steps will be slow.")
         self.model.freeze()
         layers = len(self.model.layers)
         self.num_layers = layers if self.params.num_layers == -1 else min(self.params.num_layers, layers)
