@@ -1,7 +1,7 @@
 """Training throughput: lora-tui's loop against mlx-lm's, and packing on vs off.
 
-1. Same float model (the demo model, dequantized once: MLX's CPU backend has no
-   fast quantized kernels), same data, LoRA rank/scale/targets, layers, batch,
+1. Same float32 model (the demo model, dequantized once: MLX's CPU backend has no
+   fast quantized or half-precision kernels), same data, LoRA rank/scale/targets, layers, batch,
    learning rate and steps, through lora-tui's loop and through mlx-lm's own
    `train()` (the loop `mlx_lm lora` runs), in one process, one after the other.
    Tokens/s are real (not padding) tokens per second of training-step time,
@@ -33,20 +33,21 @@ WORDS = ("the adapter learns a low rank update while the base model stays frozen
 
 
 def float_model(cache: Path) -> Path:
-    """The demo model dequantized and saved as a plain float model, once."""
+    """The demo model dequantized to float32 and saved as a plain model, once: both loops get the same weights,
+    which lora-tui's loading leaves as they are."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm import load
-    from mlx_lm.utils import dequantize_model
 
     from lora_tui.core.demo import ensure_demo_model
+    from lora_tui.core.models import expand_for_cpu
 
-    target = cache / "SmolLM2-135M-Instruct-float"
+    target = cache / "SmolLM2-135M-Instruct-float32"
     if (target / "model.safetensors").exists():
         return target
     demo = ensure_demo_model(cache / "models", cache, log=print)
     model, _ = load(str(demo))
-    dequantize_model(model)
+    expand_for_cpu(model)
     target.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(target / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"})
     config = json.loads((demo / "config.json").read_text())
@@ -200,7 +201,7 @@ def main() -> None:
         packed = run_lora_tui(model, mixed, scratch / "packed", epochs=2, pack=True)
         total = time.perf_counter() - started
     body = f"""
-`python bench/train.py` (`make bench`): SmolLM2-135M-Instruct dequantized to float, LoRA rank 8, scale 2,
+`python bench/train.py` (`make bench`): SmolLM2-135M-Instruct dequantized to float32, LoRA rank 8, scale 2,
 q/k/v/o of the last 16 layers, batch 4, Adam at 1e-4, max sequence length 512. Steps 1-{WARMUP_STEPS} (compilation)
 are left out of both. Whole benchmark: {total:.0f} s.
 
