@@ -92,7 +92,7 @@ class Generator:
         self.model_path = Path(model_path)
         self.model_name = model_name or self.model_path.name
         self.model, self.tokenizer = load_model(self.model_path)
-        self.expanded = expand_for_cpu(self.model)
+        expand_for_cpu(self.model)
         self.adapter: Path | None = None
         self._lora_config: dict | None = None
         config = getattr(self.model, "args", None)

@@ -235,7 +235,7 @@ def expand_for_cpu(model) -> bool:
     """On MLX's CPU backend, give the model float32 weights, when memory allows; True if it changed.
 
     The CPU has no fast kernels for quantized or half-precision products: on the 4-bit demo model float32
-    decodes 2.3x faster and reads a prompt 14x faster (bench/chat.py). On Metal nothing changes.
+    decodes 2.1x faster and reads a prompt 14x faster (bench/chat.py). On Metal nothing changes.
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten, tree_map

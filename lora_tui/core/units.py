@@ -25,5 +25,5 @@ def human_duration(seconds: float) -> str:
 
 
 def counted(count: int, noun: str) -> str:
-    """"1 error", "3 errors": nouns that take an s."""
+    """A count and its noun: "1 error", "3 errors" (nouns whose plural adds an s)."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
