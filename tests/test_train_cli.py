@@ -57,7 +57,7 @@ def test_refuses_taken_name_missing_model_and_bad_values(tiny_model_dir, data, i
     assert main(_train(model="no-such-model", data=data, name="other")) == 1
     assert "No model named 'no-such-model'" in capsys.readouterr().err
     assert main(_train("--rank", "300", model=tiny_model_dir, data=data, name="other")) == 1
-    assert "rank must be between 4 and 128 (got 300)" in capsys.readouterr().err
+    assert "--rank must be between 4 and 128 (got 300)" in capsys.readouterr().err  # named as typed
     assert main(_train(model=tiny_model_dir, data=data, name="../escape")) == 1
     assert not (isolated_home.adapters_dir / "other").exists()
 

@@ -166,7 +166,20 @@ def build_params(*sources: dict, origin: str = "parameters") -> TrainingParams:
             if name not in PARAMS_BY_NAME:
                 raise UserError(f"{origin}: unknown training parameter {key!r}.")
             merged[name] = value
-    return TrainingParams({name: PARAMS_BY_NAME[name].parse(value) for name, value in merged.items()})
+    return TrainingParams({name: _parse(PARAMS_BY_NAME[name], value, origin) for name, value in merged.items()})
+
+
+def _parse(param: Param, value, origin: str):
+    """The checked value; a bad one is named as the user wrote it: a --flag, or a key in a config file."""
+    try:
+        return param.parse(value)
+    except UserError as exc:
+        message = str(exc)
+        if origin == "flags":
+            message = param.flag + message.removeprefix(param.name)
+        elif origin != "parameters":
+            message = f"{origin}: {message}"
+        raise UserError(message) from None
 
 
 def load_config(path: Path) -> dict:
