@@ -55,6 +55,16 @@ def test_events_are_complete_and_typed(tiny_model_dir, data, tmp_path):
     assert [e.to_json() for e in read_events(tmp_path / "a" / "events.jsonl")] == [e.to_json() for e in seen]
 
 
+def test_the_start_notes_what_was_cut_and_how_to_get_a_validation_loss(tiny_model_dir, tmp_path):
+    long_row = {"messages": [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "Yes."}]}
+    data = write_dataset(tmp_path / "data", arithmetic_rows(7) + [long_row])
+    seen = []
+    assert train(tiny_model_dir, data, tmp_path / "a", listener=seen.append, max_seq_length=64).type == "finished"
+    notes = seen[0].notes
+    assert "Cut to the max sequence length (64 tokens): 1 record." in notes
+    assert any("no validation loss" in note and "--valid-fraction" in note for note in notes)
+
+
 def test_packed_record_computes_what_it_would_alone(tiny_model_dir):
     model, tokenizer = load_model(tiny_model_dir)
     records = [Record(i, text=t) for i, t in enumerate(["The quick brown fox.", "def add(a, b): return a + b", "Paris 🙂"])]

@@ -45,6 +45,7 @@ from lora_tui.core.events import Cancelled, Checkpoint, Event, Failed, Finished,
 from lora_tui.core.files import building_dir
 from lora_tui.core.models import expand_for_cpu, is_quantized, load_model
 from lora_tui.core.params import MODULE_KEYS, TrainingParams
+from lora_tui.core.units import counted
 
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
 
@@ -219,9 +220,11 @@ class _Run:
         self.train_examples, truncated = tokenize(train, self.tokenizer, self.params.max_seq_length)
         self.valid_examples, _ = tokenize(valid, self.tokenizer, self.params.max_seq_length)
         if truncated:
-            self.notes.append(f"{truncated} records are longer than {self.params.max_seq_length} tokens and were truncated.")
+            self.notes.append(f"Cut to the max sequence length ({self.params.max_seq_length} tokens): "
+                              f"{counted(truncated, 'record')}.")
         if not valid:
-            self.notes.append("No valid.jsonl beside the training data: no validation loss (see `lora-tui data split`).")
+            self.notes.append("No valid.jsonl beside the training data: no validation loss. Hold some records out "
+                              "with --valid-fraction 0.1 (the Train screen: validation), or `lora-tui data split`.")
         self.batches_per_epoch = len(self.plan(0).rows)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.params.grad_accumulation_steps)
         self.total_steps = self.steps_per_epoch * self.params.epochs
