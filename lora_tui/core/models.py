@@ -159,39 +159,30 @@ def count_parameters(path: Path, quantization: dict | None) -> int:
     return total
 
 
-def find_model(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> ModelInfo | None:
-    for model in discover_models(models_dir, extra_dirs):
-        if model.name == spec:
-            return model
-    return None
+def resolve_model(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> tuple[Path, str]:
+    """A model name from `models list`, a model folder, or a hub id -> (a local folder, the model's name).
 
-
-def model_name(spec: str, path: Path, models_dir: Path, extra_dirs: list[Path] = ()) -> str:
-    """The name `models list` gives the model at `path` (however the user named it), else `spec`."""
-    resolved = path.resolve()
-    for model in discover_models(models_dir, extra_dirs):
-        if model.path.resolve() == resolved:
-            return model.name
-    return spec
-
-
-def resolve_model_path(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
-    """A model name from `models list`, a model folder, or a hub id -> a local folder.
-
+    The name is the one `models list` gives the folder, however the user named it; else `spec` itself.
     A hub id is downloaded through huggingface_hub (as mlx-lm does) when it is
     not already cached; with no connection that is one clear UserError.
     """
-    model = find_model(spec, models_dir, extra_dirs)
-    if model is not None:
-        return model.path
+    models = discover_models(models_dir, extra_dirs)
+    for model in models:
+        if model.name == spec:
+            return model.path, model.name
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir() or not is_model_dir(path):
             raise UserError(f"{path}: not a model folder (it needs config.json and *.safetensors weights).")
-        return path
+        resolved = path.resolve()
+        return path, next((m.name for m in models if m.path.resolve() == resolved), spec)
     if HUB_ID.match(spec):
-        return download_from_hub(spec)
+        return download_from_hub(spec), spec
     raise UserError(f"No model named {spec!r}: not in `lora-tui models list`, not a folder, not a hub id.")
+
+
+def resolve_model_path(spec: str, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
+    return resolve_model(spec, models_dir, extra_dirs)[0]
 
 
 def download_from_hub(repo_id: str) -> Path:

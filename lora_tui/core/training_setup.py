@@ -17,7 +17,7 @@ from lora_tui.core.adapter_files import read_run_spec
 from lora_tui.core.check import DatasetReport, check_dataset
 from lora_tui.core.errors import UserError
 from lora_tui.core.events import Event
-from lora_tui.core.models import model_name, resolve_model_path
+from lora_tui.core.models import resolve_model
 from lora_tui.core.names import validate_name
 from lora_tui.core.params import build_params, load_config
 from lora_tui.core.trainer import TrainingJob, latest_checkpoint, run_training
@@ -37,7 +37,7 @@ def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, m
     if adapter_dir.exists() and not overwrite:
         raise UserError(f"An adapter named {name!r} already exists; choose another --name, or --resume or --overwrite.")
     parameters = build_params(load_config(Path(config)) if config else {}, flags or {}, origin="flags")
-    model_path = resolve_model_path(model, locations.models_dir, extra_model_dirs)
+    model_path, model_name = resolve_model(model, locations.models_dir, extra_model_dirs)
     data_path = Path(data).expanduser()
     report = check_dataset(data_path, max_seq_length=parameters.max_seq_length)
     if not report.ok:
@@ -48,8 +48,7 @@ def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, m
     if adapter_dir.exists():
         log(f"Replacing the adapter {name!r} (--overwrite).")
         shutil.rmtree(adapter_dir)
-    name_of_model = model_name(model, model_path, locations.models_dir, extra_model_dirs)
-    return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=name_of_model), None
+    return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=model_name), None
 
 
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
