@@ -29,8 +29,8 @@ PROMPT = "Write a short story about a robot who learns to paint."
 
 
 def make_adapter(model: Path, root: Path) -> Path:
-    from lora_tui.core.params import build_params
-    from lora_tui.core.trainer import TrainingJob, run_training
+    from lora_tui.core.training.params import build_params
+    from lora_tui.core.training.loop import TrainingJob, run_training
 
     data = root / "data"
     data.mkdir()
@@ -80,8 +80,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
-    from lora_tui.core.demo import ensure_demo_model
-    from lora_tui.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
+    from lora_tui.core.locations import Locations
 
     locations = Locations.from_environment().ensure()
     model = ensure_demo_model(locations.models_dir, locations.cache_dir, log=print)

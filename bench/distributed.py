@@ -29,7 +29,7 @@ COMMUNICATION_PROBE = """
 import json, sys, time
 import mlx.core as mx, mlx.nn as nn
 from mlx.utils import tree_flatten
-from lora_tui.core.models import load_model
+from lora_tui.core.models.store import load_model
 from mlx_lm.tuner.utils import linear_to_lora_layers
 group = mx.distributed.init()
 model, _ = load_model(sys.argv[1])
@@ -86,7 +86,7 @@ def communication(model: Path) -> dict:
 
 
 def main() -> None:
-    from lora_tui.locations import Locations
+    from lora_tui.core.locations import Locations
 
     locations = Locations.from_environment().ensure()
     model = float_model(locations.cache_dir / "bench")

@@ -56,8 +56,8 @@ async def measure_chat(presses: int) -> tuple[list[float], int]:
     from textual.widgets import Input, Select
 
     from lora_tui.app import make_app
-    from lora_tui.core.demo import ensure_demo_model
-    from lora_tui.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
+    from lora_tui.core.locations import Locations
 
     locations = Locations.from_environment().ensure()
     ensure_demo_model(locations.models_dir, locations.cache_dir, log=print)
@@ -90,10 +90,10 @@ async def measure_chat(presses: int) -> tuple[list[float], int]:
 
 async def measure(presses: int) -> tuple[list[float], int]:
     from lora_tui.app import make_app
-    from lora_tui.core.demo import ensure_demo_model
-    from lora_tui.core.params import build_params
-    from lora_tui.core.trainer import TrainingJob
-    from lora_tui.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
+    from lora_tui.core.training.params import build_params
+    from lora_tui.core.training.loop import TrainingJob
+    from lora_tui.core.locations import Locations
     from lora_tui.messages import TrainingRequested
 
     locations = Locations.from_environment().ensure()

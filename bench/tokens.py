@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from lora_tui.core.datasets import Record
-from lora_tui.core.tokens import TokenCounter, load_token_counter
+from lora_tui.core.data.records import Record
+from lora_tui.core.data.tokens import TokenCounter, load_token_counter
 
 WORDS = ("LoRA adapters train low-rank matrices while the base model stays frozen; "
          "def f(x): return x**2 # code 12345 🙂 café 東京 https://example.com").split()
@@ -72,8 +72,8 @@ Counts identical in both: **yes**.
 
 
 def default_model() -> Path:
-    from lora_tui.core.demo import ensure_demo_model
-    from lora_tui.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
+    from lora_tui.core.locations import Locations
 
     locations = Locations.from_environment().ensure()
     return ensure_demo_model(locations.models_dir, locations.cache_dir, log=print)

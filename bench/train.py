@@ -39,8 +39,8 @@ def float_model(cache: Path) -> Path:
     from mlx.utils import tree_flatten
     from mlx_lm import load
 
-    from lora_tui.core.demo import ensure_demo_model
-    from lora_tui.core.models import expand_for_cpu
+    from lora_tui.core.models.demo import ensure_demo_model
+    from lora_tui.core.models.store import expand_for_cpu
 
     target = cache / "SmolLM2-135M-Instruct-float32"
     if (target / "model.safetensors").exists():
@@ -78,8 +78,8 @@ SHARED = {"rank": 8, "alpha": 16.0, "target_modules": ["q", "k", "v", "o"], "num
 
 
 def run_lora_tui(model: Path, data: Path, out: Path, epochs: int = 1, **overrides) -> dict:
-    from lora_tui.core.params import build_params
-    from lora_tui.core.trainer import TrainingJob, run_training
+    from lora_tui.core.training.params import build_params
+    from lora_tui.core.training.loop import TrainingJob, run_training
 
     steps = []
     job = TrainingJob(model, data, out, build_params({**SHARED, "epochs": epochs, **overrides}))
@@ -97,9 +97,9 @@ def computed_positions(job, epochs: int) -> dict:
     """Positions the model computed and the real tokens among them, over the run's own batch plans."""
     from mlx_lm.utils import load_tokenizer
 
-    from lora_tui.core import trainer
-    from lora_tui.core.batching import make_batch, tokenize
-    from lora_tui.core.datasets import load_records
+    from lora_tui.core.training import loop as trainer
+    from lora_tui.core.training.batching import make_batch, tokenize
+    from lora_tui.core.data.records import load_records
 
     p = job.params
     examples, _ = tokenize(load_records(job.data / "train.jsonl"), load_tokenizer(job.model_path), p.max_seq_length)
@@ -152,7 +152,7 @@ def random_order_plan(examples, batch_size, seed, epoch, pack, max_seq_length):
     """Unpacked batches drawn in random order, not grouped by length: what a naive loop does."""
     import numpy as np
 
-    from lora_tui.core.batching import BatchPlan
+    from lora_tui.core.training.batching import BatchPlan
 
     order = [int(i) for i in np.random.default_rng([seed, epoch]).permutation(len(examples))]
     rows = [(i,) for i in order]
@@ -183,7 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=48, help="records in the comparison dataset (steps = records / 4)")
     args = parser.parse_args()
-    from lora_tui.locations import Locations
+    from lora_tui.core.locations import Locations
 
     locations = Locations.from_environment().ensure()
     model = float_model(locations.cache_dir / "bench")
@@ -196,7 +196,7 @@ def main() -> None:
         theirs = run_mlx_lm(model, same, scratch / "theirs", steps)
         mixed = write_data(scratch / "mixed", chat_rows(96, 2, 200, seed=2))
         unpacked = run_lora_tui(model, mixed, scratch / "unpacked", epochs=2)
-        with patch("lora_tui.core.trainer.plan_epoch", random_order_plan):
+        with patch("lora_tui.core.training.loop.plan_epoch", random_order_plan):
             shuffled = run_lora_tui(model, mixed, scratch / "shuffled", epochs=2)
         packed = run_lora_tui(model, mixed, scratch / "packed", epochs=2, pack=True)
         total = time.perf_counter() - started

@@ -17,10 +17,10 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
-from lora_tui.core.adapter_files import EVENTS
-from lora_tui.core.events import EventsFollower
+from lora_tui.core.adapters.layout import EVENTS
+from lora_tui.core.training.events import EventsFollower
 from lora_tui.gc_pauses import freeze_long_lived_objects
-from lora_tui.locations import Locations
+from lora_tui.core.locations import Locations
 from lora_tui.messages import TrainingEventPosted, TrainingRequested
 from lora_tui.settings import Settings
 from lora_tui.themes import BUILT_IN_THEMES, load_themes
@@ -147,11 +147,11 @@ class LoraTuiApp(App):
             self.post_message(TrainingEventPosted(event))
 
         if hostfile is None:
-            from lora_tui.core.trainer import run_training
+            from lora_tui.core.training.loop import run_training
 
             run_training(job, listener, self.stop_flag)
             return
-        from lora_tui.core import distributed
+        from lora_tui.core.training import launch as distributed
 
         command = distributed.launch_command(distributed.rank_spec(job), hostfile)
         log = self.locations.runs_dir / job.adapter_dir.name / "launch.log"  # the ranks' own output

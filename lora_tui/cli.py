@@ -16,9 +16,9 @@ from functools import cached_property
 from pathlib import Path
 
 from lora_tui import __version__
-from lora_tui.core import params
+from lora_tui.core.training import params
 from lora_tui.core.errors import UserError
-from lora_tui.locations import Locations
+from lora_tui.core.locations import Locations
 from lora_tui.settings import Settings
 
 
@@ -53,7 +53,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def models_list(args, context: Context) -> int:
-    from lora_tui.core.models import discover_models
+    from lora_tui.core.models.store import discover_models
     from lora_tui.core.units import human_bytes, human_count
 
     models = discover_models(context.locations.models_dir, context.extra_model_dirs())
@@ -73,7 +73,7 @@ def models_list(args, context: Context) -> int:
 
 
 def models_demo(args, context: Context) -> int:
-    from lora_tui.core.demo import ensure_demo_model
+    from lora_tui.core.models.demo import ensure_demo_model
 
     context.locations.ensure()
     path = ensure_demo_model(context.locations.models_dir, context.locations.cache_dir, log=say)
@@ -82,7 +82,7 @@ def models_demo(args, context: Context) -> int:
 
 
 def models_import_gguf(args, context: Context) -> int:
-    from lora_tui.core.gguf_import import import_gguf
+    from lora_tui.core.models.gguf_import import import_gguf
 
     context.locations.ensure()
     path = import_gguf(args.file, context.locations.models_dir, args.name, log=say)
@@ -107,12 +107,12 @@ def _add_models_commands(commands) -> None:
 
 
 def data_check(args, context: Context) -> int:
-    from lora_tui.core.check import check_dataset
+    from lora_tui.core.data.check import check_dataset
 
     counter = None
     if args.model:
-        from lora_tui.core.models import resolve_model_path
-        from lora_tui.core.tokens import load_token_counter
+        from lora_tui.core.models.store import resolve_model_path
+        from lora_tui.core.data.tokens import load_token_counter
 
         counter = load_token_counter(resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs()))
     report = check_dataset(args.file, counter, args.max_seq_length)
@@ -146,7 +146,7 @@ def _print_report(report) -> None:
 
 
 def data_split(args, context: Context) -> int:
-    from lora_tui.core.split import split_dataset
+    from lora_tui.core.data.split import split_dataset
 
     counts = split_dataset(args.file, args.out, args.valid_fraction, args.test_fraction, args.seed)
     for name, count in counts.items():
@@ -155,13 +155,13 @@ def data_split(args, context: Context) -> int:
 
 
 def _redactor(context: Context, categories: list[str] | None):
-    from lora_tui.core.pii import make_redactor
+    from lora_tui.core.data.pii import make_redactor
 
     return make_redactor(context.settings.spacy_pipeline, categories)
 
 
 def data_redact(args, context: Context) -> int:
-    from lora_tui.core.pii import redact_file
+    from lora_tui.core.data.pii import redact_file
 
     result = redact_file(args.file, args.out, _redactor(context, args.categories)).to_json()
     if args.json:
@@ -176,13 +176,13 @@ def data_redact(args, context: Context) -> int:
 
 
 def data_from_docs(args, context: Context) -> int:
-    from lora_tui.core.documents import ModelTokens, documents_to_jsonl
+    from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
 
     counter = None
     if args.model:
         from transformers import AutoTokenizer
 
-        from lora_tui.core.models import resolve_model_path
+        from lora_tui.core.models.store import resolve_model_path
 
         path = resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs())
         counter = ModelTokens(AutoTokenizer.from_pretrained(str(path)))
@@ -192,7 +192,7 @@ def data_from_docs(args, context: Context) -> int:
     summary = documents_to_jsonl(args.paths, args.out, args.chunking, args.chunk_tokens, counter, redactor)
     print(f"{summary['output']}: {summary['records']} records from {summary['documents']} documents")
     if redactor is not None and redactor.skipped_categories:
-        from lora_tui.core.pii import NER_SKIPPED_NOTE
+        from lora_tui.core.data.pii import NER_SKIPPED_NOTE
 
         say(NER_SKIPPED_NOTE)
     return 0
@@ -214,8 +214,8 @@ def _add_data_commands(commands) -> None:
     split.add_argument("--test-fraction", type=float, default=0.0, metavar="F")
     split.add_argument("--seed", type=int, default=0)
     split.set_defaults(handler=data_split)
-    from lora_tui.core.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
-    from lora_tui.core.pii import CATEGORIES
+    from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
+    from lora_tui.core.data.pii import CATEGORIES
 
     redact = sub.add_parser("redact", help="replace personal information with placeholders")
     redact.add_argument("file")
@@ -239,8 +239,8 @@ def _add_data_commands(commands) -> None:
 
 
 def train(args, context: Context) -> int:
-    from lora_tui.core import training_setup
-    from lora_tui.core.events import Cancelled, Finished
+    from lora_tui.core.training import setup as training_setup
+    from lora_tui.core.training.events import Cancelled, Finished
 
     hosts = _checked_hosts(args)  # before anything else, so nothing is written for a bad hostfile
     job, report = training_setup.prepare_job(
@@ -266,7 +266,7 @@ def train(args, context: Context) -> int:
 
 def _checked_hosts(args) -> int:
     """How many ranks `--hosts`/`--ranks` ask for (0: one process), after checking the hostfile and the hosts."""
-    from lora_tui.core import distributed
+    from lora_tui.core.training import launch as distributed
 
     if args.ranks is not None:
         if args.ranks < 1:
@@ -278,7 +278,7 @@ def _checked_hosts(args) -> int:
 def _distributed_runner(job, ranks: int, args):
     from functools import partial
 
-    from lora_tui.core import distributed
+    from lora_tui.core.training import launch as distributed
 
     distributed.check_batch_split(job.params.batch_size, ranks)
     command = distributed.launch_command(distributed.rank_spec(job), Path(args.hosts) if args.hosts else None,
@@ -288,7 +288,7 @@ def _distributed_runner(job, ranks: int, args):
 
 
 def _print_estimate(job) -> int:
-    from lora_tui.core.estimate import estimate_run
+    from lora_tui.core.training.estimate import estimate_run
     from lora_tui.core.units import human_bytes, human_duration
 
     say("Measuring a few real training steps...")
@@ -356,7 +356,7 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def adapters_list(args, context: Context) -> int:
-    from lora_tui.core.adapters import list_adapters
+    from lora_tui.core.adapters.registry import list_adapters
     from lora_tui.core.units import human_bytes
 
     adapters = list_adapters(context.locations.adapters_dir)
@@ -374,7 +374,7 @@ def adapters_list(args, context: Context) -> int:
 
 
 def adapters_show(args, context: Context) -> int:
-    from lora_tui.core.adapters import get_adapter
+    from lora_tui.core.adapters.registry import get_adapter
 
     info = get_adapter(context.locations.adapters_dir, args.name).to_json()
     if args.json:
@@ -387,14 +387,14 @@ def adapters_show(args, context: Context) -> int:
 
 
 def adapters_rename(args, context: Context) -> int:
-    from lora_tui.core.adapters import rename_adapter
+    from lora_tui.core.adapters.registry import rename_adapter
 
     print(rename_adapter(context.locations.adapters_dir, args.old, args.new))
     return 0
 
 
 def adapters_delete(args, context: Context) -> int:
-    from lora_tui.core.adapters import adapter_path, delete_adapter
+    from lora_tui.core.adapters.registry import adapter_path, delete_adapter
 
     path = adapter_path(context.locations.adapters_dir, args.name)
     if not args.yes:
@@ -410,14 +410,14 @@ def adapters_delete(args, context: Context) -> int:
 
 
 def _adapter_base(context: Context, name: str) -> Path:
-    from lora_tui.core.adapters import adapter_base_path, get_adapter
+    from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
 
     return adapter_base_path(get_adapter(context.locations.adapters_dir, name), context.locations.models_dir,
                              context.extra_model_dirs())
 
 
 def adapters_checkpoints(args, context: Context) -> int:
-    from lora_tui.core.adapters import adapter_path, list_checkpoints
+    from lora_tui.core.adapters.registry import adapter_path, list_checkpoints
 
     checkpoints = list_checkpoints(adapter_path(context.locations.adapters_dir, args.name))
     if args.json:
@@ -430,7 +430,7 @@ def adapters_checkpoints(args, context: Context) -> int:
 
 
 def adapters_promote(args, context: Context) -> int:
-    from lora_tui.core.adapters import promote_checkpoint
+    from lora_tui.core.adapters.registry import promote_checkpoint
 
     chosen = promote_checkpoint(context.locations.adapters_dir, args.name, args.checkpoint)
     say(f"{args.name} now has the weights of {chosen.name} (step {chosen.step}).")
@@ -438,7 +438,7 @@ def adapters_promote(args, context: Context) -> int:
 
 
 def adapters_fuse(args, context: Context) -> int:
-    from lora_tui.core.adapters import fuse_adapter
+    from lora_tui.core.adapters.registry import fuse_adapter
 
     base = Path(args.model) if args.model else _adapter_base(context, args.name)
     print(fuse_adapter(context.locations.adapters_dir, args.name, base, Path(args.out), args.dequantize))
@@ -446,7 +446,7 @@ def adapters_fuse(args, context: Context) -> int:
 
 
 def adapters_export(args, context: Context) -> int:
-    from lora_tui.core.adapters import export_peft
+    from lora_tui.core.adapters.registry import export_peft
 
     print(export_peft(context.locations.adapters_dir, args.name, Path(args.out), args.base_model_name))
     return 0
@@ -496,7 +496,7 @@ def _add_adapters_commands(commands) -> None:
 
 
 def chat(args, context: Context) -> int:
-    from lora_tui.core.generate import Generator, GenerationStats, Sampling, Turn
+    from lora_tui.core.inference.generate import Generator, GenerationStats, Sampling, Turn
 
     sampling = Sampling(temperature=args.temp, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                         repetition_penalty=args.repetition_penalty, max_tokens=args.max_tokens, seed=args.seed).check()
@@ -533,8 +533,8 @@ def chat(args, context: Context) -> int:
 
 def _chat_model(args, context: Context) -> tuple[Path, str, Path | None]:
     """The base model's folder and name, and the adapter's folder; the base defaults to the adapter's own."""
-    from lora_tui.core.adapters import adapter_base_path, adapter_path, describe_adapter
-    from lora_tui.core.models import resolve_model_path
+    from lora_tui.core.adapters.registry import adapter_base_path, adapter_path, describe_adapter
+    from lora_tui.core.models.store import resolve_model_path
 
     models_dir, extra_dirs = context.locations.models_dir, context.extra_model_dirs()
     adapter = adapter_path(context.locations.adapters_dir, args.adapter) if args.adapter else None
@@ -547,7 +547,7 @@ def _chat_model(args, context: Context) -> tuple[Path, str, Path | None]:
 
 
 def _add_chat_command(commands) -> None:
-    from lora_tui.core.generate import Sampling
+    from lora_tui.core.inference.generate import Sampling
 
     defaults = Sampling()
     chat_parser = commands.add_parser("chat", help="chat with a model or model + adapter (streams to stdout)")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from textual.message import Message
 
-from lora_tui.core.events import Event
-from lora_tui.core.trainer import TrainingJob
+from lora_tui.core.training.events import Event
+from lora_tui.core.training.loop import TrainingJob
 
 
 @dataclass

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import sys
 
-from lora_tui.core.distributed import job_from_spec
-from lora_tui.core.events import Cancelled, Failed, Finished
-from lora_tui.core.trainer import run_training
+from lora_tui.core.training.launch import job_from_spec
+from lora_tui.core.training.events import Cancelled, Failed, Finished
+from lora_tui.core.training.loop import run_training
 
 
 def main(argv: list[str] | None = None) -> int:

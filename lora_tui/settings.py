@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
-from lora_tui.locations import Locations
+from lora_tui.core.locations import Locations
 
 if sys.version_info >= (3, 11):
     import tomllib

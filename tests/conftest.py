@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_tui.locations import Locations
+from lora_tui.core.locations import Locations
 from tinymodels import make_tiny_model
 
 TESTS_DIR = Path(__file__).parent
@@ -33,7 +33,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_model_dir() -> Path:
     """SmolLM2-135M-Instruct, fetched and imported once, then reused across runs."""
-    from lora_tui.core.demo import ensure_demo_model
+    from lora_tui.core.models.demo import ensure_demo_model
 
     locations = Locations(DEMO_CACHE / "data", DEMO_CACHE / "config", DEMO_CACHE / "cache")
     saved = os.environ.get("HF_HUB_OFFLINE")

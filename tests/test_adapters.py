@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core.adapters import export_peft, fuse_adapter, get_adapter, list_adapters, rename_adapter
+from lora_tui.core.adapters.registry import export_peft, fuse_adapter, get_adapter, list_adapters, rename_adapter
 from lora_tui.core.errors import UserError
 
 

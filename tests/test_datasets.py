@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_tui.core.check import check_dataset
-from lora_tui.core.datasets import ReadState, dataset_files, iter_records, load_records
+from lora_tui.core.data.check import check_dataset
+from lora_tui.core.data.records import ReadState, dataset_files, iter_records, load_records
 from lora_tui.core.errors import UserError
 
 DATA = Path(__file__).parent / "data"
@@ -139,7 +139,7 @@ def test_cli_unusable_inputs_exit_1_with_one_line(path, capsys):
 
 
 def test_append_chat_example_validates_and_never_half_writes(tmp_path):
-    from lora_tui.core.datasets import append_chat_example, load_records
+    from lora_tui.core.data.records import append_chat_example, load_records
 
     path = tmp_path / "examples.jsonl"
     exchange = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core.events import read_events
+from lora_tui.core.training.events import read_events
 from trainkit import arithmetic_rows, write_dataset
 
 FLAGS = ["--batch-size", "8", "--epochs", "2", "--learning-rate", "0.001", "--max-seq-length", "128", "--steps-per-eval", "2"]
@@ -149,7 +149,7 @@ def test_ranks_with_different_versions_are_refused(tmp_path):
     """Ranks.check_versions across two real ranks; each rank is told a different lora-tui version."""
     script = tmp_path / "versions.py"
     script.write_text(
-        "from lora_tui.core.distributed import Ranks\n"
+        "from lora_tui.core.training.launch import Ranks\n"
         "from lora_tui.core.errors import UserError\n"
         "ranks = Ranks()\n"
         "try:\n"
@@ -165,7 +165,7 @@ def test_ranks_with_different_versions_are_refused(tmp_path):
 
 
 def test_local_ranks_share_the_cores_between_their_blas_threads(monkeypatch):
-    from lora_tui.core.distributed import launch_command
+    from lora_tui.core.training.launch import launch_command
 
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)

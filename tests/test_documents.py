@@ -5,9 +5,9 @@ import json
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core.documents import Chunker, WordCounter, documents_to_jsonl, read_document
+from lora_tui.core.data.documents import Chunker, WordCounter, documents_to_jsonl, read_document
 from lora_tui.core.errors import UserError
-from lora_tui.core.pii import Redactor
+from lora_tui.core.data.pii import Redactor
 from pdfmaker import make_pdf
 
 ARTICLE = """# LoRA

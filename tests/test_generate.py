@@ -9,7 +9,7 @@ import pytest
 
 from lora_tui.cli import main
 from lora_tui.core.errors import UserError
-from lora_tui.core.generate import GenerationStats, Generator, Sampling, Turn, compare
+from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn, compare
 from trainkit import arithmetic_rows, train, write_dataset
 
 GREEDY = Sampling(temperature=0.0, max_tokens=12)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.gguf import read_gguf
-from lora_tui.core.gguf_import import import_gguf
-from lora_tui.core.models import load_model
+from lora_tui.core.models.gguf import read_gguf
+from lora_tui.core.models.gguf_import import import_gguf
+from lora_tui.core.models.store import load_model
 from tinymodels import CORPUS, reference_logits, write_gguf
 
 PROMPT = "What is the capital of France? 12345 🙂 café"

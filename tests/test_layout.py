@@ -17,7 +17,9 @@ def _modules_after_import(statement: str) -> set[str]:
 
 def test_core_imports_no_textual():
     core_modules = sorted(
-        "lora_tui.core." + path.stem for path in (PACKAGE / "core").glob("*.py") if path.stem != "__init__"
+        ".".join(("lora_tui", *path.relative_to(PACKAGE).with_suffix("").parts))
+        for path in (PACKAGE / "core").rglob("*.py")
+        if path.stem != "__init__"
     )
     statement = "\n".join(f"import {module}" for module in core_modules)
     loaded = _modules_after_import(statement)
@@ -26,7 +28,7 @@ def test_core_imports_no_textual():
 
 
 def test_cli_startup_imports_no_mlx_or_spacy():
-    loaded = _modules_after_import("import lora_tui.cli, lora_tui.core.models")
+    loaded = _modules_after_import("import lora_tui.cli, lora_tui.core.models.store")
     heavy = {m for m in loaded if m.split(".")[0] in ("mlx", "mlx_lm", "spacy", "transformers")}
     assert not heavy
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from lora_tui.core.check import check_dataset
+from lora_tui.core.data.check import check_dataset
 from lora_tui.core.errors import UserError
-from lora_tui.core.split import split_dataset
+from lora_tui.core.data.split import split_dataset
 
 
 def _chat(user, assistant):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.models import describe_model, discover_models, load_model, resolve_model_path
+from lora_tui.core.models.store import describe_model, discover_models, load_model, resolve_model_path
 from lora_tui.settings import Settings
 
 
@@ -119,7 +119,7 @@ def test_on_the_cpu_a_quantized_model_is_expanded_to_float32_with_the_same_outpu
     import mlx.nn as nn
     from mlx.utils import tree_flatten
 
-    from lora_tui.core.models import expand_for_cpu
+    from lora_tui.core.models.store import expand_for_cpu
 
     model = _half_precision_4bit(tiny_model_dir)
     tokens = mx.array([[5, 17, 42, 8, 99, 3]])
@@ -134,7 +134,7 @@ def test_on_the_cpu_a_quantized_model_is_expanded_to_float32_with_the_same_outpu
 def test_a_model_too_big_for_memory_in_float32_stays_as_it_is(tiny_model_dir, monkeypatch):
     import mlx.nn as nn
 
-    from lora_tui.core import models
+    from lora_tui.core.models import store as models
 
     model = _half_precision_4bit(tiny_model_dir)
     monkeypatch.setattr(models, "_physical_memory", lambda: 2 * models._float32_bytes(model) - 1)

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.params import PARAMS, PARAMS_BY_NAME, build_params, load_config
+from lora_tui.core.training.params import PARAMS, PARAMS_BY_NAME, build_params, load_config
 
 BRIEF = {"rank": (4, 128, 8), "learning_rate": (0.00001, 0.01, 0.0001), "epochs": (1, 50, 3), "batch_size": (1, 32, 4)}
 

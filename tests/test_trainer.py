@@ -7,11 +7,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from lora_tui.core.batching import Example, make_batch, plan_epoch, tokenize
-from lora_tui.core.datasets import Record
-from lora_tui.core.events import Cancelled, Failed, Finished, read_events
-from lora_tui.core.models import load_model
-from lora_tui.core.trainer import forward
+from lora_tui.core.training.batching import Example, make_batch, plan_epoch, tokenize
+from lora_tui.core.data.records import Record
+from lora_tui.core.training.events import Cancelled, Failed, Finished, read_events
+from lora_tui.core.models.store import load_model
+from lora_tui.core.training.loop import forward
 from trainkit import arithmetic_rows, train, write_dataset
 
 
@@ -184,7 +184,7 @@ def test_disk_full_fails_with_advice_and_leaves_no_half_written_files(tiny_model
 
 
 def test_out_of_memory_fails_with_advice(tiny_model_dir, data, tmp_path, monkeypatch):
-    from lora_tui.core import trainer
+    from lora_tui.core.training import loop as trainer
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("[malloc] Unable to allocate 68719476736 bytes: out of memory")

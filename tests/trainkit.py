@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from lora_tui.core.params import build_params
-from lora_tui.core.trainer import TrainingJob, run_training
+from lora_tui.core.training.params import build_params
+from lora_tui.core.training.loop import TrainingJob, run_training
 
 
 def arithmetic_rows(count: int, offset: int = 0) -> list[dict]:

@@ -19,7 +19,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.units import human_bytes
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
-from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
@@ -159,7 +159,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="adapters-list", exit_on_error=False)
     def load_adapters(self) -> None:
-        from lora_tui.core.adapters import list_adapters
+        from lora_tui.core.adapters.registry import list_adapters
 
         self.post_message(AdaptersFound(list_adapters(self.app.locations.adapters_dir)))
 
@@ -224,9 +224,9 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="adapter-detail", exit_on_error=False)
     def load_detail(self, info) -> None:
-        from lora_tui.core.adapter_files import EVENTS
-        from lora_tui.core.adapters import list_checkpoints
-        from lora_tui.core.events import read_events
+        from lora_tui.core.adapters.layout import EVENTS
+        from lora_tui.core.adapters.registry import list_checkpoints
+        from lora_tui.core.training.events import read_events
 
         events_file = info.path / EVENTS
         events = read_events(events_file) if events_file.is_file() else []
@@ -331,7 +331,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
                 self.post_message(ActionDone(f"{kind} failed: {exc}", failed=True))
 
     def carry_out(self, kind: str, info, argument) -> str:
-        from lora_tui.core import adapters as registry
+        from lora_tui.core.adapters import registry
 
         folder = self.app.locations.adapters_dir
         if kind == "rename":
@@ -349,7 +349,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         if kind == "export":
             return f"Exported to {registry.export_peft(folder, info.name, argument.out, argument.base_model_name)}."
         assert kind == "resume"
-        from lora_tui.core.training_setup import prepare_job
+        from lora_tui.core.training.setup import prepare_job
         from lora_tui.messages import TrainingRequested
 
         job, _ = prepare_job(self.app.locations, self.app.settings.extra_model_dirs(), info.name, None, None, resume=True)

@@ -22,11 +22,11 @@ from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.generate import GenerationStats, Sampling, Turn
+from lora_tui.core.inference.generate import GenerationStats, Sampling, Turn
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.screens.dialogs import Dialog, new_path
-from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
@@ -52,8 +52,8 @@ class ChatModelPicker(ModelPicker):
 
     @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
-        from lora_tui.core.adapters import list_adapters
-        from lora_tui.core.models import discover_models
+        from lora_tui.core.adapters.registry import list_adapters
+        from lora_tui.core.models.store import discover_models
 
         app = self.app
         models = discover_models(app.locations.models_dir, app.settings.extra_model_dirs())
@@ -202,7 +202,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             raise UserError("Choose a model (or an adapter) first.")
         if not str(value).startswith(ADAPTER_PREFIX):
             return Target(Path(value).name, Path(value), None)
-        from lora_tui.core.adapters import adapter_base_path, get_adapter
+        from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
 
         info = get_adapter(self.app.locations.adapters_dir, str(value).removeprefix(ADAPTER_PREFIX))
         base = adapter_base_path(info, self.app.locations.models_dir, self.app.settings.extra_model_dirs())
@@ -271,7 +271,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                     break
 
     def generator_for(self, target: Target):
-        from lora_tui.core.generate import Generator
+        from lora_tui.core.inference.generate import Generator
 
         if self.generator is None or self.generator.model_path != target.base:
             self.generator = None  # let the old base go before the new one loads
@@ -350,7 +350,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     def save_example(self, request: SaveRequest | None) -> None:
         if request is None:
             return
-        from lora_tui.core.datasets import append_chat_example
+        from lora_tui.core.data.records import append_chat_example
 
         history = self.sides[request.side].history
         system = self.system_prompt()

@@ -11,7 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, ProgressBar, RichLog, Static
 
-from lora_tui.core.events import Cancelled, Checkpoint, Failed, Finished, Started, Step, Validation
+from lora_tui.core.training.events import Cancelled, Checkpoint, Failed, Finished, Started, Step, Validation
 from lora_tui.core.units import human_bytes, human_duration
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar

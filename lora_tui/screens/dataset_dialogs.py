@@ -93,7 +93,7 @@ class RedactDialog(Dialog):
     def preview(self) -> None:
         from itertools import islice
 
-        from lora_tui.core.pii import NER_SKIPPED_NOTE, make_redactor, redacted_lines
+        from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redacted_lines
 
         try:
             redactor = make_redactor(self.spacy_pipeline)
@@ -132,7 +132,7 @@ class DocsDialog(Dialog):
         self.counted_in = counted_in
 
     def fields(self) -> ComposeResult:
-        from lora_tui.core.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
+        from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
 
         source = str(self.source) if self.source else ""
         out = str(self.source.with_name(f"{self.source.stem}.jsonl")) if self.source and self.source.is_file() else ""

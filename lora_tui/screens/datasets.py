@@ -29,7 +29,7 @@ from lora_tui.screens.dataset_dialogs import (
     SplitDialog,
     SplitRequest,
 )
-from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
@@ -119,7 +119,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        from lora_tui.core.recent import RecentFiles
+        from lora_tui.core.data.recent import RecentFiles
 
         self.show_recent(RecentFiles(self.app.locations.recent_datasets_file).load())
         self.query_one("#token-table", DataTable).add_columns("measure", "tokens")
@@ -172,9 +172,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="dataset-check", exit_on_error=False)
     def check(self, path: Path, model_path: str | None) -> None:
-        from lora_tui.core.check import check_dataset
-        from lora_tui.core.datasets import browse_entries
-        from lora_tui.core.recent import RecentFiles
+        from lora_tui.core.data.check import check_dataset
+        from lora_tui.core.data.records import browse_entries
+        from lora_tui.core.data.recent import RecentFiles
 
         counter, note = self.token_counter(model_path)
         try:
@@ -194,7 +194,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         if model_path is None:
             return None, "Choose a model above for token counts."
         if model_path not in self.counters:
-            from lora_tui.core.tokens import load_token_counter
+            from lora_tui.core.data.tokens import load_token_counter
 
             try:
                 self.counters[model_path] = load_token_counter(Path(model_path))
@@ -344,20 +344,20 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     def carry_out(self, request, model_path: str | None) -> JobFinished:
         if isinstance(request, SplitRequest):
-            from lora_tui.core.split import split_dataset
+            from lora_tui.core.data.split import split_dataset
 
             counts = split_dataset(request.source, request.out_dir, request.valid_fraction, request.test_fraction, request.seed)
             made = ", ".join(f"{name} {count}" for name, count in counts.items())
             return JobFinished(f"Split into {request.out_dir}: {made} records.", request.out_dir)
         if isinstance(request, RedactRequest):
-            from lora_tui.core.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
+            from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
 
             result = redact_file(request.source, request.out, make_redactor(self.app.settings.spacy_pipeline))
             counts = ", ".join(f"{c} {n}" for c, n in result.counts.items()) or "nothing found"
             note = f" {NER_SKIPPED_NOTE}" if result.skipped_categories else ""
             return JobFinished(f"Wrote {request.out} ({result.records} records; {counts}).{note}", request.out)
         assert isinstance(request, DocsRequest)
-        from lora_tui.core.documents import ModelTokens, documents_to_jsonl
+        from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
 
         counter, _ = self.token_counter(model_path)
         summary = documents_to_jsonl(request.sources, request.out, request.chunking, request.chunk_tokens,

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from lora_tui.core.errors import UserError
-from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.worker_errors import ReportsWorkerErrors
 
 
 def number(text: str, kind, what: str):

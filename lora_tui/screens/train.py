@@ -14,10 +14,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.params import PARAMS, Param, build_params
+from lora_tui.core.training.params import PARAMS, Param, build_params
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.units import counted, human_bytes, human_duration
-from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
@@ -148,7 +148,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def fill_from_adapter(self, adapter) -> None:
         """Model, dataset and every parameter of an earlier run; a free name derived from its own."""
-        from lora_tui.core.adapter_files import read_metadata, read_run_spec
+        from lora_tui.core.adapters.layout import read_metadata, read_run_spec
 
         spec = read_run_spec(adapter.path) or {}
         parameters = spec.get("parameters") or read_metadata(adapter.path).get("parameters", {})
@@ -205,7 +205,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def hosts_problem(self) -> str | None:
         """The hostfile checked as it is typed (reachability is checked on Start)."""
-        from lora_tui.core.distributed import check_batch_split, read_hostfile
+        from lora_tui.core.training.launch import check_batch_split, read_hostfile
 
         hostfile = self.hostfile()
         if hostfile is None:
@@ -274,8 +274,8 @@ class TrainScreen(ReportsWorkerErrors, Screen):
                         estimate_only: bool, hostfile: Path | None) -> None:
         """Off the UI thread: resolving (maybe downloading) the model, checking every line of the data
         and reaching every host take time."""
-        from lora_tui.core.distributed import check_hosts
-        from lora_tui.core.training_setup import prepare_job
+        from lora_tui.core.training.launch import check_hosts
+        from lora_tui.core.training.setup import prepare_job
 
         app = self.app
         try:
@@ -308,7 +308,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="train-estimate", exit_on_error=False)
     def measure(self, job) -> None:
-        from lora_tui.core.estimate import estimate_run
+        from lora_tui.core.training.estimate import estimate_run
 
         with mlx_worker_thread():
             try:

@@ -9,7 +9,7 @@ from textual import on, work
 from textual.message import Message
 from textual.widgets import Select
 
-from lora_tui.screens.worker_errors import ReportsWorkerErrors
+from lora_tui.worker_errors import ReportsWorkerErrors
 
 
 class ModelPicker(ReportsWorkerErrors, Select[str]):
@@ -32,7 +32,7 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
 
     @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
-        from lora_tui.core.models import discover_models
+        from lora_tui.core.models.store import discover_models
 
         app = self.app
         models = discover_models(app.locations.models_dir, app.settings.extra_model_dirs())

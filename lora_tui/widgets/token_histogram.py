@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from lora_tui.core.tokens import TokenStats
+from lora_tui.core.data.tokens import TokenStats
 from lora_tui.widgets.plot_ticks import whole_ticks
 
 

@@ -9,8 +9,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from lora_tui.core.adapters import export_peft, fuse_adapter
-from lora_tui.core.generate import Generator, Sampling, Turn, compare
+from lora_tui.core.adapters.registry import export_peft, fuse_adapter
+from lora_tui.core.inference.generate import Generator, Sampling, Turn, compare
 from trainkit import train, write_dataset
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from lora_tui.core.demo import DEMO_GGUF_MEMBER, DEMO_NAME, ensure_demo_model
-from lora_tui.core.models import describe_model, load_model
+from lora_tui.core.models.demo import DEMO_GGUF_MEMBER, DEMO_NAME, ensure_demo_model
+from lora_tui.core.models.store import describe_model, load_model
 from tinymodels import reference_logits
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import pytest
 from textual.widgets import Checkbox, DataTable, Input, OptionList, Select, Static
 
 from lora_tui.app import make_app
-from lora_tui.core.adapter_files import ADAPTER_WEIGHTS, METADATA
+from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS, METADATA
 from lora_tui.widgets.loss_chart import LossChart
 from uikit import settle
 
@@ -128,7 +128,7 @@ async def test_fuse_and_export(two_adapters, tmp_path):
 
 
 async def test_an_unexpected_error_in_a_job_is_a_notice(two_adapters, tmp_path, monkeypatch):
-    from lora_tui.core import adapters as registry
+    from lora_tui.core.adapters import registry
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("the disk spoke in riddles")

@@ -8,9 +8,9 @@ import pytest
 from textual.widgets import Input, Markdown, Select
 
 from lora_tui.app import make_app
-from lora_tui.core.adapter_files import METADATA
-from lora_tui.core.check import check_dataset
-from lora_tui.core.generate import Generator, Sampling, Turn
+from lora_tui.core.adapters.layout import METADATA
+from lora_tui.core.data.check import check_dataset
+from lora_tui.core.inference.generate import Generator, Sampling, Turn
 from uikit import settle
 
 PROMPT = "What is 3 plus 3?"

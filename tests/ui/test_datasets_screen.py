@@ -7,8 +7,8 @@ import pytest
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
 
 from lora_tui.app import make_app
-from lora_tui.core.check import check_dataset
-from lora_tui.core.tokens import load_token_counter
+from lora_tui.core.data.check import check_dataset
+from lora_tui.core.data.tokens import load_token_counter
 from uikit import settle
 
 CHAT = [

@@ -148,7 +148,7 @@ def slow_training(monkeypatch):
     """A tiny model trains faster than anyone can confirm a dialog: 50 ms more a step."""
     import time
 
-    from lora_tui.core import trainer
+    from lora_tui.core.training import loop as trainer
 
     after_step = trainer._Run.after_step
 

@@ -26,7 +26,7 @@ AREA_KEYS = {"datasets": 1, "train": 2, "dashboard": 3, "adapters": 4, "chat": 5
 
 @pytest.fixture
 def fixed_home(monkeypatch):
-    from lora_tui.locations import Locations
+    from lora_tui.core.locations import Locations
 
     shutil.rmtree(FIXED_HOME, ignore_errors=True)
     monkeypatch.setenv("LORA_TUI_HOME", str(FIXED_HOME))

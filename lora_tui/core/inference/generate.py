@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lora_tui.core.adapter_files import ADAPTER_WEIGHTS
-from lora_tui.core.adapters import is_adapter_dir, read_adapter_config, read_metadata
+from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS
+from lora_tui.core.adapters.registry import is_adapter_dir, read_adapter_config, read_metadata
 from lora_tui.core.errors import UserError
-from lora_tui.core.models import expand_for_cpu, load_model
+from lora_tui.core.models.store import expand_for_cpu, load_model
 
 
 @dataclass(frozen=True)

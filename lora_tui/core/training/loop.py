@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lora_tui.core.adapter_files import (
+from lora_tui.core.adapters.layout import (
     ADAPTER_WEIGHTS,
     CHECKPOINTS,
     EVENTS,
@@ -37,14 +37,14 @@ from lora_tui.core.adapter_files import (
     write_metadata,
     write_run_spec,
 )
-from lora_tui.core.batching import make_batch, plan_epoch, tokenize
-from lora_tui.core.datasets import dataset_files, load_records
-from lora_tui.core.distributed import Ranks, check_batch_split, package_versions
+from lora_tui.core.training.batching import make_batch, plan_epoch, tokenize
+from lora_tui.core.data.records import dataset_files, load_records
+from lora_tui.core.training.launch import Ranks, check_batch_split, package_versions
 from lora_tui.core.errors import UserError
-from lora_tui.core.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
+from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
 from lora_tui.core.files import building_dir
-from lora_tui.core.models import expand_for_cpu, is_quantized, load_model
-from lora_tui.core.params import MODULE_KEYS, TrainingParams
+from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
+from lora_tui.core.training.params import MODULE_KEYS, TrainingParams
 from lora_tui.core.units import counted
 
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."

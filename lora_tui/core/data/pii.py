@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lora_tui.core.datasets import ReadState, dataset_files, iter_records, read_lines
+from lora_tui.core.data.records import ReadState, dataset_files, iter_records, read_lines
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir
-from lora_tui.core.gguf import GGUFError, GGUFFile, TensorInfo, read_gguf, scalar
-from lora_tui.core.gguf_tokenizer import TokenizerImportError, write_tokenizer
+from lora_tui.core.models.gguf import GGUFError, GGUFFile, TensorInfo, read_gguf, scalar
+from lora_tui.core.models.gguf_tokenizer import TokenizerImportError, write_tokenizer
 from lora_tui.core.names import name_from_filename, validate_name
 
 SUPPORTED_ARCHITECTURES = ("llama",)

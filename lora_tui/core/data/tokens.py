@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lora_tui.core.datasets import Record
+from lora_tui.core.data.records import Record
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 # GPT-2's pattern after splitting digits one by one (SmolLM, StarCoder): a digit

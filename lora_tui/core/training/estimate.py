@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.events import Failed, Started, Step
-from lora_tui.core.params import build_params
-from lora_tui.core.trainer import TrainingJob, run_training
+from lora_tui.core.training.events import Failed, Started, Step
+from lora_tui.core.training.params import build_params
+from lora_tui.core.training.loop import TrainingJob, run_training
 
 TRIAL_STEPS = 4
 

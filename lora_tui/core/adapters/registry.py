@@ -13,7 +13,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lora_tui.core.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHECKPOINTS, read_metadata, write_metadata
+from lora_tui.core.adapters.layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHECKPOINTS, read_metadata, write_metadata
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer, building_dir, folder_size
 from lora_tui.core.names import validate_name
@@ -112,7 +112,7 @@ def get_adapter(adapters_dir: Path, name: str) -> AdapterInfo:
 
 def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
     """The base model folder the adapter was trained on; a clear error when it is gone."""
-    from lora_tui.core.models import resolve_model_path
+    from lora_tui.core.models.store import resolve_model_path
 
     base = info.base_model_path or info.base_model
     if not base:
@@ -191,8 +191,8 @@ def fuse_adapter(adapters_dir: Path, name: str, base_path: Path, out: Path, dequ
     from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, save
 
-    from lora_tui.core.generate import load_adapter_weights
-    from lora_tui.core.models import load_model
+    from lora_tui.core.inference.generate import load_adapter_weights
+    from lora_tui.core.models.store import load_model
 
     path = adapter_path(adapters_dir, name)
     out = Path(out)

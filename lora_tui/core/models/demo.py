@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.gguf_import import import_gguf
-from lora_tui.core.models import hf_hub_cache, is_model_dir
+from lora_tui.core.models.gguf_import import import_gguf
+from lora_tui.core.models.store import hf_hub_cache, is_model_dir
 
 DEMO_NAME = "SmolLM2-135M-Instruct"
 DEMO_HUB_ID = "mlx-community/SmolLM2-135M-Instruct"

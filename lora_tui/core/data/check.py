@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lora_tui.core.datasets import Problem, ReadState, dataset_files, iter_records
-from lora_tui.core.lint import Linter, Warning
-from lora_tui.core.tokens import TokenCounter, TokenStats, token_stats
+from lora_tui.core.data.records import Problem, ReadState, dataset_files, iter_records
+from lora_tui.core.data.lint import Linter, Warning
+from lora_tui.core.data.tokens import TokenCounter, TokenStats, token_stats
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
 

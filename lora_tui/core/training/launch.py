@@ -221,8 +221,8 @@ def rank_spec(job) -> dict:
 
 
 def job_from_spec(spec: dict):
-    from lora_tui.core.params import build_params
-    from lora_tui.core.trainer import TrainingJob
+    from lora_tui.core.training.params import build_params
+    from lora_tui.core.training.loop import TrainingJob
 
     return TrainingJob(Path(spec["model_path"]), Path(spec["data"]), Path(spec["adapter_dir"]),
                        build_params(spec["parameters"]), model_name=spec["model_name"], resume=spec["resume"])
@@ -237,9 +237,9 @@ def run_distributed(job, listener, stop, command: list[str], output=None):
     """
     import signal
 
-    from lora_tui.core.adapter_files import EVENTS, STOP_FILE
-    from lora_tui.core.events import EventsFollower, Failed
-    from lora_tui.core.trainer import latest_checkpoint
+    from lora_tui.core.adapters.layout import EVENTS, STOP_FILE
+    from lora_tui.core.training.events import EventsFollower, Failed
+    from lora_tui.core.training.loop import latest_checkpoint
 
     stop_file = job.adapter_dir / STOP_FILE
     stop_file.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lora_tui.core.datasets import Record
+from lora_tui.core.data.records import Record
 
 PAD_MULTIPLE = 32  # pad lengths to a multiple of this: few distinct shapes to compile
 

@@ -11,10 +11,10 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from lora_tui.core.datasets import ReadState, read_lines, dataset_files, iter_records
+from lora_tui.core.data.records import ReadState, read_lines, dataset_files, iter_records
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
-from lora_tui.core.lint import normalised
+from lora_tui.core.data.lint import normalised
 
 
 def split_dataset(path: Path, out_dir: Path, valid_fraction: float = 0.1, test_fraction: float = 0.0,

@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from lora_tui.core.datasets import Record
+from lora_tui.core.data.records import Record
 
 MAX_SENTENCE_WORDS = 28
 SHORT_RESPONSE_CHARACTERS = 3

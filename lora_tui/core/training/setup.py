@@ -13,15 +13,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from lora_tui.core.adapter_files import read_run_spec
-from lora_tui.core.check import DatasetReport, check_dataset
+from lora_tui.core.adapters.layout import read_run_spec
+from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.errors import UserError
-from lora_tui.core.events import Event
-from lora_tui.core.models import resolve_model
+from lora_tui.core.training.events import Event
+from lora_tui.core.models.store import resolve_model
 from lora_tui.core.names import validate_name
-from lora_tui.core.params import build_params, load_config
-from lora_tui.core.trainer import TrainingJob, latest_checkpoint, run_training
-from lora_tui.locations import Locations
+from lora_tui.core.training.params import build_params, load_config
+from lora_tui.core.training.loop import TrainingJob, latest_checkpoint, run_training
+from lora_tui.core.locations import Locations
 
 
 def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, model: str | None, data: str | None,
@@ -53,7 +53,7 @@ def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, m
 
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
     """Split one data file into folder/train.jsonl and valid.jsonl; return the folder to train on."""
-    from lora_tui.core.split import split_dataset
+    from lora_tui.core.data.split import split_dataset
 
     if data.is_dir():
         raise UserError(f"{data} is a folder: it brings its own valid.jsonl; the validation fraction is for a single file.")

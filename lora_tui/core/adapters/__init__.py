@@ -1,0 +1,1 @@
+"""Adapters: the files of an adapter folder, the registry, and conversions (fuse, export)."""

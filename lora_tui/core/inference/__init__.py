@@ -1,0 +1,1 @@
+"""Inference: streaming generation from a base model, with or without an adapter."""

@@ -1,0 +1,1 @@
+"""Models: find local models, load them, get the demo model, import GGUF files."""

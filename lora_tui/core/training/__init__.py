@@ -1,0 +1,1 @@
+"""Training: the parameter table, the job, batching, the loop and its events, estimates, ranks."""
