@@ -30,7 +30,8 @@ PROMPT = "Write a short story about a robot who learns to paint."
 
 def make_adapter(model: Path, root: Path) -> Path:
     from lora_tui.core.training.params import build_params
-    from lora_tui.core.training.loop import TrainingJob, run_training
+    from lora_tui.core.training.job import TrainingJob
+    from lora_tui.core.training.loop import run_training
 
     data = root / "data"
     data.mkdir()

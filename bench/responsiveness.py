@@ -92,7 +92,7 @@ async def measure(presses: int) -> tuple[list[float], int]:
     from lora_tui.app import make_app
     from lora_tui.core.models.demo import ensure_demo_model
     from lora_tui.core.training.params import build_params
-    from lora_tui.core.training.loop import TrainingJob
+    from lora_tui.core.training.job import TrainingJob
     from lora_tui.core.locations import Locations
     from lora_tui.messages import TrainingRequested
 

@@ -79,7 +79,8 @@ SHARED = {"rank": 8, "alpha": 16.0, "target_modules": ["q", "k", "v", "o"], "num
 
 def run_lora_tui(model: Path, data: Path, out: Path, epochs: int = 1, **overrides) -> dict:
     from lora_tui.core.training.params import build_params
-    from lora_tui.core.training.loop import TrainingJob, run_training
+    from lora_tui.core.training.job import TrainingJob
+    from lora_tui.core.training.loop import run_training
 
     steps = []
     job = TrainingJob(model, data, out, build_params({**SHARED, "epochs": epochs, **overrides}))

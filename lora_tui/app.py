@@ -1,27 +1,48 @@
 """The Textual app: one mode per area, themes from files, the training worker.
 
-The app (not a screen) owns the training worker, so switching areas never
-stops a run. The worker never touches widgets: it posts each training event
-as a message; the app's handler keeps the shown run's events and hands each
-to the dashboard, which replays them all when it is (re)mounted.
+The app makes the five area screens and keeps typed references to them. It
+(not a screen) owns the training worker, so switching areas never stops a
+run. The worker never touches widgets: it posts each training event as a
+message; the app's handler keeps the shown run's events and hands each to the
+dashboard, which replays them all when it is mounted. Screens ask for moves
+between areas with the requests in messages.py.
 """
 
 from __future__ import annotations
 
 import threading
 from functools import partial
-from importlib import import_module
+from pathlib import Path
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.screen import Screen
 
 from lora_tui.core.adapters.layout import EVENTS
-from lora_tui.core.training.events import EventsFollower
-from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.core.locations import Locations
-from lora_tui.messages import TrainingEventPosted, TrainingRequested
+from lora_tui.core.threads import mlx_worker_thread
+from lora_tui.core.training import launch
+from lora_tui.core.training.events import EventsFollower, Failed
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.loop import run_training
+from lora_tui.gc_pauses import freeze_long_lived_objects
+from lora_tui.messages import (
+    AdapterChatRequested,
+    AdapterShowRequested,
+    AdapterTrainAgainRequested,
+    DatasetTrainRequested,
+    TrainingCancelRequested,
+    TrainingEventPosted,
+    TrainingRequested,
+)
+from lora_tui.screens.adapters import AdaptersScreen
+from lora_tui.screens.chat import ChatScreen
+from lora_tui.screens.dashboard import DashboardScreen
+from lora_tui.screens.datasets import DatasetsScreen
+from lora_tui.screens.dialogs import ConfirmDialog
+from lora_tui.screens.train import TrainScreen
 from lora_tui.settings import Settings
 from lora_tui.themes import BUILT_IN_THEMES, load_themes
 from lora_tui.widgets.area_bar import AREAS
@@ -54,26 +75,9 @@ class AreaCommands(Provider):
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
 
 
-# Each area's screen module is imported when the area is first opened, so the
-# app starts without loading what it does not show yet.
-SCREENS = {
-    "datasets": ("lora_tui.screens.datasets", "DatasetsScreen"),
-    "train": ("lora_tui.screens.train", "TrainScreen"),
-    "dashboard": ("lora_tui.screens.dashboard", "DashboardScreen"),
-    "adapters": ("lora_tui.screens.adapters", "AdaptersScreen"),
-    "chat": ("lora_tui.screens.chat", "ChatScreen"),
-}
-
-
-def _screen(area: str):
-    module, name = SCREENS[area]
-    return lambda: getattr(import_module(module), name)()
-
-
 class LoraTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "lora-tui"
-    MODES = {area: _screen(area) for area in AREAS}
     COMMANDS = App.COMMANDS | {AreaCommands}
     BINDINGS = [
         Binding("1", "switch_mode('datasets')", "Datasets", id="area-datasets", group=AREA_KEYS),
@@ -92,8 +96,13 @@ class LoraTuiApp(App):
         self.settings = settings
         self.stop_flag = threading.Event()
         self.training_running = False
-        self.dashboard = None  # the dashboard screen registers itself when mounted
-        self.chat = None  # and so does the chat screen
+        self.datasets_screen = DatasetsScreen()
+        self.train_screen = TrainScreen()
+        self.dashboard_screen = DashboardScreen()
+        self.adapters_screen = AdaptersScreen()
+        self.chat_screen = ChatScreen()
+        for area, screen in self.area_screens().items():
+            self.add_mode(area, partial(_same_screen, screen))
         self.run_events: list = []  # the shown run's events; the dashboard replays them on mount
         self.following: EventsFollower | None = None
         self.follow_timer = None
@@ -102,6 +111,10 @@ class LoraTuiApp(App):
             self.register_theme(theme)
         self.theme_problems = problems
         self.theme = settings.theme if settings.theme in self.available_themes else "lora-dark"
+
+    def area_screens(self) -> dict[str, Screen]:
+        return {"datasets": self.datasets_screen, "train": self.train_screen, "dashboard": self.dashboard_screen,
+                "adapters": self.adapters_screen, "chat": self.chat_screen}
 
     def on_mount(self) -> None:
         for problem in self.theme_problems:
@@ -131,14 +144,12 @@ class LoraTuiApp(App):
         self.train(message.job, message.hostfile)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def train(self, job, hostfile=None) -> None:
-        from lora_tui.core.threads import mlx_worker_thread
-
+    def train(self, job: TrainingJob, hostfile: Path | None = None) -> None:
         with mlx_worker_thread():
             self.run_job(job, hostfile)
         freeze_long_lived_objects()  # lets the run's model go
 
-    def run_job(self, job, hostfile) -> None:
+    def run_job(self, job: TrainingJob, hostfile: Path | None) -> None:
         """In the worker: the loop here, or ranks launched on the hosts and watched through rank 0's events."""
 
         def listener(event) -> None:
@@ -147,31 +158,28 @@ class LoraTuiApp(App):
             self.post_message(TrainingEventPosted(event))
 
         if hostfile is None:
-            from lora_tui.core.training.loop import run_training
-
             run_training(job, listener, self.stop_flag)
             return
-        from lora_tui.core.training import launch as distributed
-
-        command = distributed.launch_command(distributed.rank_spec(job), hostfile)
+        command = launch.launch_command(job, hostfile)
         log = self.locations.runs_dir / job.adapter_dir.name / "launch.log"  # the ranks' own output
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as output:
-            distributed.run_distributed(job, listener, self.stop_flag, command, output)
+            launch.run_distributed(job, listener, self.stop_flag, command, output)
 
     @on(TrainingEventPosted)
     def route_event(self, message: TrainingEventPosted) -> None:
         if message.event.type in ("finished", "cancelled", "failed") and message.live:
             self.training_running = False
-            if message.event.type == "failed":
-                self.notify(f"Training failed: {message.event.reason} {message.event.advice}".rstrip(), severity="error", timeout=15)
+            if isinstance(message.event, Failed):
+                self.notify(f"Training failed: {message.event.reason} {message.event.advice}".rstrip(), severity="error",
+                            timeout=15)
             else:
                 self.notify(f"Training {message.event.type}: {message.event.adapter_path}")
         if message.event.type == "started":
             self.run_events = []
         self.run_events.append(message.event)
-        if self.dashboard is not None:
-            self.dashboard.show_event(message.event)
+        if self.dashboard_screen.is_mounted:
+            self.dashboard_screen.show_event(message.event)
 
     def follow_run(self, adapter_dir) -> None:
         """Replay a run's events.jsonl, then keep reading what is appended to it."""
@@ -180,8 +188,8 @@ class LoraTuiApp(App):
             return
         self.following = EventsFollower(adapter_dir / EVENTS)
         self.run_events = []
-        if self.dashboard is not None:
-            self.dashboard.reset()
+        if self.dashboard_screen.is_mounted:
+            self.dashboard_screen.reset()
         self.read_followed_run()
         if self.follow_timer is None:
             self.follow_timer = self.set_interval(FOLLOW_SECONDS, self.read_followed_run)
@@ -195,23 +203,25 @@ class LoraTuiApp(App):
 
     # Between areas ---------------------------------------------------------------
 
-    async def open_chat(self, adapter_name: str | None = None) -> None:
+    @on(AdapterChatRequested)
+    async def open_adapter_in_chat(self, message: AdapterChatRequested) -> None:
         await self.switch_mode("chat")
-        if adapter_name is not None:
-            self.screen.choose_adapter(adapter_name)
+        self.chat_screen.choose_adapter(message.name)
 
-    async def train_on(self, dataset) -> None:
-        await self.switch_mode("train")
-        self.screen.use_dataset(dataset)
-
-    async def open_adapters(self, adapter_name: str) -> None:
+    @on(AdapterShowRequested)
+    async def show_adapter(self, message: AdapterShowRequested) -> None:
         await self.switch_mode("adapters")
-        self.screen.select_adapter(adapter_name)
+        self.adapters_screen.select_adapter(message.name)
 
-    async def train_again(self, adapter) -> None:
-        """The Train form, filled with an adapter's model, data and parameters, under a new name."""
+    @on(DatasetTrainRequested)
+    async def train_on_dataset(self, message: DatasetTrainRequested) -> None:
         await self.switch_mode("train")
-        self.screen.fill_from_adapter(adapter)
+        self.train_screen.use_dataset(message.path)
+
+    @on(AdapterTrainAgainRequested)
+    async def train_adapter_again(self, message: AdapterTrainAgainRequested) -> None:
+        await self.switch_mode("train")
+        self.train_screen.fill_from_adapter(message.adapter)
 
     # Quitting -------------------------------------------------------------------
 
@@ -219,8 +229,6 @@ class LoraTuiApp(App):
         if not self.training_running:
             self.quit_when_idle()
             return
-        from lora_tui.screens.dialogs import ConfirmDialog
-
         question = "A run is training. Stop it after this step (it is saved; --resume continues it) and quit?"
         self.push_screen(ConfirmDialog(question, "Stop and quit"), lambda yes: yes and self.quit_when_idle())
 
@@ -228,20 +236,25 @@ class LoraTuiApp(App):
     async def quit_when_idle(self) -> None:
         """Stop training and generation, let their threads end, then exit."""
         self.stop_flag.set()
-        if self.chat is not None:
-            self.chat.stop_flag.set()
+        self.chat_screen.stop_flag.set()
         busy = [w for w in self.workers if w.group in self.MLX_WORKER_GROUPS and not w.is_finished]
         if busy:
             self.notify("Finishing the current step before quitting...", timeout=30)
             await self.workers.wait_for_complete(busy)
         self.exit()
 
-    def stop_training(self) -> None:
+    @on(TrainingCancelRequested)
+    def cancel_training(self) -> None:
         self.stop_flag.set()
 
-    def action_cancel_training(self) -> None:
-        self.switch_mode("dashboard")
-        self.screen.action_cancel_training()
+    async def action_cancel_training(self) -> None:
+        await self.switch_mode("dashboard")
+        self.dashboard_screen.action_cancel_training()
+
+
+def _same_screen(screen: Screen) -> Screen:
+    """A mode's base screen: the one the app made (Textual's MODES take a factory, not an instance)."""
+    return screen
 
 
 def make_app(locations: Locations | None = None, settings: Settings | None = None) -> LoraTuiApp:

@@ -1,4 +1,9 @@
-"""App-wide messages: the training worker posts these; handlers own all state."""
+"""App-wide messages. Screens post requests that bubble up to the app; the app owns the training
+worker and the moves between areas.
+
+Training:        TrainingRequested -> TrainingEventPosted ... (TrainingCancelRequested) -> TrainingEventPosted(finished)
+Between areas:   AdapterChatRequested, AdapterShowRequested, AdapterTrainAgainRequested, DatasetTrainRequested
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ from pathlib import Path
 
 from textual.message import Message
 
+from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.training.events import Event
-from lora_tui.core.training.loop import TrainingJob
+from lora_tui.core.training.job import TrainingJob
 
 
 @dataclass
@@ -23,3 +29,35 @@ class TrainingEventPosted(Message):
 
     event: Event
     live: bool = True
+
+
+class TrainingCancelRequested(Message):
+    """Stop the run after its current step; it saves, and --resume continues it."""
+
+
+@dataclass
+class AdapterChatRequested(Message):
+    """Open Chat talking to this adapter."""
+
+    name: str
+
+
+@dataclass
+class AdapterShowRequested(Message):
+    """Open Adapters with this adapter selected."""
+
+    name: str
+
+
+@dataclass
+class AdapterTrainAgainRequested(Message):
+    """Open Train filled with this adapter's model, data and parameters, under a new name."""
+
+    adapter: AdapterInfo
+
+
+@dataclass
+class DatasetTrainRequested(Message):
+    """Open Train with this dataset chosen."""
+
+    path: Path

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
 from lora_tui.core.locations import Locations
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from lora_tui.core.toml import read_toml, to_toml
 
 
 @dataclass
@@ -36,11 +31,7 @@ class Settings:
         path = locations.settings_file
         if not path.exists():
             return cls()
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid TOML ({exc}).") from None
-        return cls.from_dict(raw, source=path)
+        return cls.from_dict(read_toml(path), source=path)
 
     @classmethod
     def from_dict(cls, raw: dict, source: Path | str = "settings") -> Settings:
@@ -66,21 +57,3 @@ class Settings:
 
 def _type_word(kind: type) -> str:
     return {str: "string", list: "list of strings", int: "whole number", float: "number", bool: "true or false"}[kind]
-
-
-def to_toml(values: dict) -> str:
-    """TOML for a flat table of strings, numbers, booleans and lists of those."""
-    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items() if value is not None)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -13,10 +13,7 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from lora_tui.core.toml import TOMLDecodeError, tomllib
 
 
 def _built_in_themes() -> Path:
@@ -38,7 +35,7 @@ class ThemeProblem:
 def theme_from_file(path: Path) -> Theme:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, TOMLDecodeError) as exc:
         raise ValueError(f"not valid TOML ({exc})") from None
     if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise ValueError("it needs a name")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core.adapters.registry import export_peft, fuse_adapter, get_adapter, list_adapters, rename_adapter
+from lora_tui.core.adapters.convert import export_peft, fuse_adapter
+from lora_tui.core.adapters.registry import get_adapter, list_adapters, rename_adapter
 from lora_tui.core.errors import UserError
 
 

@@ -149,7 +149,7 @@ def test_ranks_with_different_versions_are_refused(tmp_path):
     """Ranks.check_versions across two real ranks; each rank is told a different lora-tui version."""
     script = tmp_path / "versions.py"
     script.write_text(
-        "from lora_tui.core.training.launch import Ranks\n"
+        "from lora_tui.core.training.ranks import Ranks\n"
         "from lora_tui.core.errors import UserError\n"
         "ranks = Ranks()\n"
         "try:\n"
@@ -165,12 +165,16 @@ def test_ranks_with_different_versions_are_refused(tmp_path):
 
 
 def test_local_ranks_share_the_cores_between_their_blas_threads(monkeypatch):
+    from lora_tui.core.training.job import TrainingJob
     from lora_tui.core.training.launch import launch_command
+    from lora_tui.core.training.params import build_params
 
+    job = TrainingJob(Path("model"), Path("data.jsonl"), Path("adapter"), build_params())
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    command = launch_command({}, local_ranks=2)
+    command = launch_command(job, local_ranks=2)
+    assert command[-1] == json.dumps(job.to_json())  # each rank rebuilds the same job
     assert "OPENBLAS_NUM_THREADS=4" in command and "OMP_NUM_THREADS=4" in command
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's own limit stands
-    assert not any(part.startswith("OPENBLAS_NUM_THREADS=") for part in launch_command({}, local_ranks=2))
-    assert not any("NUM_THREADS" in part for part in launch_command({}, Path("hosts.json")))
+    assert not any(part.startswith("OPENBLAS_NUM_THREADS=") for part in launch_command(job, local_ranks=2))
+    assert not any("NUM_THREADS" in part for part in launch_command(job, Path("hosts.json")))

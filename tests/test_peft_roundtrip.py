@@ -10,7 +10,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from lora_tui.core.adapters.registry import export_peft
+from lora_tui.core.adapters.convert import export_peft
 
 torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from lora_tui.core.training.params import build_params
-from lora_tui.core.training.loop import TrainingJob, run_training
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.loop import run_training
 
 
 def arithmetic_rows(count: int, offset: int = 0) -> list[dict]:

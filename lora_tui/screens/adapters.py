@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -15,9 +16,26 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from lora_tui.core.adapters.convert import export_peft, fuse_adapter
+from lora_tui.core.adapters.layout import EVENTS
+from lora_tui.core.adapters.registry import (
+    AdapterInfo,
+    adapter_base_path,
+    delete_adapter,
+    list_adapters,
+    list_checkpoints,
+    promote_checkpoint,
+    rename_adapter,
+)
 from lora_tui.core.errors import UserError
+from lora_tui.core.locations import Locations
+from lora_tui.core.names import validate_name
 from lora_tui.core.threads import mlx_worker_thread
+from lora_tui.core.training.events import read_events
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.setup import prepare_job
 from lora_tui.core.units import human_bytes
+from lora_tui.messages import AdapterChatRequested, AdapterTrainAgainRequested, TrainingRequested
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
 from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
@@ -56,57 +74,116 @@ class DetailLoaded(Message):
 class ActionDone(Message):
     text: str
     failed: bool = False
+    training: TrainingJob | None = None  # a resumed run, to hand to the app
 
 
 @dataclass(frozen=True)
-class FuseRequest:
-    out: Path
-    dequantize: bool
+class AdapterAction:
+    """Something done to one adapter, in a worker thread; `carry_out` says what happened."""
+
+    adapter: AdapterInfo
+    verb: ClassVar[str] = ""
+
+    def carry_out(self, locations: Locations, extra_model_dirs: list[Path]) -> ActionDone:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Rename(AdapterAction):
+    new_name: str = ""
+    verb: ClassVar[str] = "Rename"
+
+    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+        return ActionDone(f"Renamed to {rename_adapter(locations.adapters_dir, self.adapter.name, self.new_name).name}.")
+
+
+@dataclass(frozen=True)
+class Delete(AdapterAction):
+    verb: ClassVar[str] = "Delete"
+
+    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+        delete_adapter(locations.adapters_dir, self.adapter.name)
+        return ActionDone(f"Deleted {self.adapter.name}.")
+
+
+@dataclass(frozen=True)
+class Promote(AdapterAction):
+    checkpoint: str = ""
+    verb: ClassVar[str] = "Promote"
+
+    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+        chosen = promote_checkpoint(locations.adapters_dir, self.adapter.name, self.checkpoint)
+        return ActionDone(f"{self.adapter.name} now has the weights of {chosen.name}.")
+
+
+@dataclass(frozen=True)
+class Fuse(AdapterAction):
+    out: Path = Path()
+    dequantize: bool = False
+    verb: ClassVar[str] = "Fuse"
+
+    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+        base = adapter_base_path(self.adapter, locations.models_dir, extra_model_dirs)
+        out = fuse_adapter(locations.adapters_dir, self.adapter.name, base, self.out, self.dequantize)
+        return ActionDone(f"Fused into {out} (it is in `models list` when it is under the models folder).")
+
+
+@dataclass(frozen=True)
+class Export(AdapterAction):
+    out: Path = Path()
+    base_model_name: str | None = None
+    verb: ClassVar[str] = "Export"
+
+    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+        return ActionDone(f"Exported to {export_peft(locations.adapters_dir, self.adapter.name, self.out, self.base_model_name)}.")
+
+
+@dataclass(frozen=True)
+class Resume(AdapterAction):
+    verb: ClassVar[str] = "Resume"
+
+    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+        job, _ = prepare_job(locations, extra_model_dirs, self.adapter.name, None, None, resume=True)
+        return ActionDone(f"Resuming {self.adapter.name}.", training=job)
 
 
 class FuseDialog(Dialog):
     ok_label = "Fuse"
 
-    def __init__(self, name: str, default_out: Path) -> None:
+    def __init__(self, adapter: AdapterInfo, default_out: Path) -> None:
         super().__init__()
-        self.heading = f"Fuse {name} into its base model (a new model folder)"
-        self.default_out = default_out
+        self.heading = f"Fuse {adapter.name} into its base model (a new model folder)"
+        self.adapter, self.default_out = adapter, default_out
 
     def fields(self) -> ComposeResult:
         yield self.row("into folder", Input(str(self.default_out), id="fuse-out"))
         yield self.row("", Checkbox("full precision (dequantize the base)", id="fuse-dequantize"))
 
-    def request(self) -> FuseRequest:
+    def request(self) -> Fuse:
         out = new_path(self.value("fuse-out"), "output folder")
         if out.exists():
             raise UserError(f"{out} already exists; choose another folder.")
-        return FuseRequest(out, self.query_one("#fuse-dequantize", Checkbox).value)
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    out: Path
-    base_model_name: str | None
+        return Fuse(self.adapter, out, self.query_one("#fuse-dequantize", Checkbox).value)
 
 
 class ExportDialog(Dialog):
     ok_label = "Export"
 
-    def __init__(self, name: str, default_out: Path, base_model: str | None) -> None:
+    def __init__(self, adapter: AdapterInfo, default_out: Path, base_model: str | None) -> None:
         super().__init__()
-        self.heading = f"Export {name} for PEFT (Hugging Face)"
-        self.default_out, self.base_model = default_out, base_model
+        self.heading = f"Export {adapter.name} for PEFT (Hugging Face)"
+        self.adapter, self.default_out, self.base_model = adapter, default_out, base_model
 
     def fields(self) -> ComposeResult:
         yield self.row("into folder", Input(str(self.default_out), id="export-out"))
         yield self.row("base model id", Input(self.base_model or "", placeholder="e.g. HuggingFaceTB/SmolLM2-135M-Instruct",
                                               id="export-base"))
 
-    def request(self) -> ExportRequest:
+    def request(self) -> Export:
         out = new_path(self.value("export-out"), "output folder")
         if out.exists():
             raise UserError(f"{out} already exists; choose another folder.")
-        return ExportRequest(out, self.value("export-base").strip() or None)
+        return Export(self.adapter, out, self.value("export-base").strip() or None)
 
 
 class CheckpointList(OptionList):
@@ -159,8 +236,6 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="adapters-list", exit_on_error=False)
     def load_adapters(self) -> None:
-        from lora_tui.core.adapters.registry import list_adapters
-
         self.post_message(AdaptersFound(list_adapters(self.app.locations.adapters_dir)))
 
     @on(AdaptersFound)
@@ -224,10 +299,6 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="adapter-detail", exit_on_error=False)
     def load_detail(self, info) -> None:
-        from lora_tui.core.adapters.layout import EVENTS
-        from lora_tui.core.adapters.registry import list_checkpoints
-        from lora_tui.core.training.events import read_events
-
         events_file = info.path / EVENTS
         events = read_events(events_file) if events_file.is_file() else []
         self.post_message(DetailLoaded(info, events, list_checkpoints(info.path)))
@@ -256,33 +327,27 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def action_rename(self) -> None:
         if (info := self.selected()) is None:
             return
-        from lora_tui.core.names import validate_name
 
-        def check(text: str) -> str:
+        def renamed(text: str) -> Rename:
             if text == info.name:
                 raise UserError("That is its name already.")
-            return validate_name(text, "new adapter name")
+            return Rename(info, validate_name(text, "new adapter name"))
 
-        self.app.push_screen(TextDialog(f"Rename {info.name}", "new name", info.name, check, "Rename"),
-                             self.when_answered("rename", info))
+        self.app.push_screen(TextDialog(f"Rename {info.name}", "new name", info.name, renamed, "Rename"), self.run_action)
 
     def action_delete(self) -> None:
         if (info := self.selected()) is None:
             return
         question = f"Delete the adapter {info.name} ({human_bytes(info.size_bytes)}, with its checkpoints)? This cannot be undone."
-        self.app.push_screen(ConfirmDialog(question, "Delete"), self.when_answered("delete", info))
+        self.confirm(question, "Delete", Delete(info))
 
     def action_fuse(self) -> None:
-        if (info := self.selected()) is None:
-            return
-        default = self.app.locations.models_dir / f"{info.name}-fused"
-        self.app.push_screen(FuseDialog(info.name, default), self.when_answered("fuse", info))
+        if (info := self.selected()) is not None:
+            self.app.push_screen(FuseDialog(info, self.app.locations.models_dir / f"{info.name}-fused"), self.run_action)
 
     def action_export(self) -> None:
-        if (info := self.selected()) is None:
-            return
-        default = Path.home() / f"{info.name}-peft"
-        self.app.push_screen(ExportDialog(info.name, default, None), self.when_answered("export", info))
+        if (info := self.selected()) is not None:
+            self.app.push_screen(ExportDialog(info, Path.home() / f"{info.name}-peft", None), self.run_action)
 
     def promote_highlighted(self) -> None:
         info = self.selected()
@@ -293,72 +358,44 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         if option.id is None:
             return
         question = f"Make {option.id} the weights of {info.name}? The current weights are replaced; the checkpoints stay."
-        self.app.push_screen(ConfirmDialog(question, "Promote"), self.when_answered("promote", info, option.id))
+        self.confirm(question, "Promote", Promote(info, option.id))
 
-    async def action_chat(self) -> None:
+    def action_chat(self) -> None:
         if (info := self.selected()) is not None:
-            await self.app.open_chat(info.name)
+            self.post_message(AdapterChatRequested(info.name))
 
     def action_resume(self) -> None:
         if (info := self.selected()) is not None:
-            self.run_action_job("resume", info)
+            self.run_action(Resume(info))
 
-    async def action_train_again(self) -> None:
+    def action_train_again(self) -> None:
         if (info := self.selected()) is not None:
-            await self.app.train_again(info)
+            self.post_message(AdapterTrainAgainRequested(info))
 
-    def when_answered(self, kind: str, info, argument=None):
-        """A dialog callback that runs the job when the answer is not None (cancelled) or False."""
+    def confirm(self, question: str, ok_label: str, action: AdapterAction) -> None:
+        self.app.push_screen(ConfirmDialog(question, ok_label), lambda yes: self.run_action(action if yes else None))
 
-        def run_if_answered(answer) -> None:
-            if answer:
-                self.run_action_job(kind, info, argument if argument is not None else answer)
-
-        return run_if_answered
-
-    def run_action_job(self, kind: str, info, argument=None) -> None:
-        self.notify(f"{kind.title()}: {info.name} ...", timeout=3)
-        self.action_job(kind, info, argument)
+    def run_action(self, action: AdapterAction | None) -> None:
+        """Carry out `action` in a worker; None (a dialog cancelled) does nothing."""
+        if action is not None:
+            self.notify(f"{action.verb}: {action.adapter.name} ...", timeout=3)
+            self.action_job(action)
 
     @work(thread=True, group="adapter-actions", exit_on_error=False)
-    def action_job(self, kind: str, info, argument) -> None:
+    def action_job(self, action: AdapterAction) -> None:
         with mlx_worker_thread():
             try:
-                self.post_message(ActionDone(self.carry_out(kind, info, argument)))
+                self.post_message(action.carry_out(self.app.locations, self.app.settings.extra_model_dirs()))
             except UserError as exc:
                 self.post_message(ActionDone(str(exc), failed=True))
             except OSError as exc:
-                self.post_message(ActionDone(f"{kind} failed: {exc}", failed=True))
-
-    def carry_out(self, kind: str, info, argument) -> str:
-        from lora_tui.core.adapters import registry
-
-        folder = self.app.locations.adapters_dir
-        if kind == "rename":
-            return f"Renamed to {registry.rename_adapter(folder, info.name, argument).name}."
-        if kind == "delete":
-            registry.delete_adapter(folder, info.name)
-            return f"Deleted {info.name}."
-        if kind == "promote":
-            chosen = registry.promote_checkpoint(folder, info.name, argument)
-            return f"{info.name} now has the weights of {chosen.name}."
-        if kind == "fuse":
-            base = registry.adapter_base_path(info, self.app.locations.models_dir, self.app.settings.extra_model_dirs())
-            out = registry.fuse_adapter(folder, info.name, base, argument.out, argument.dequantize)
-            return f"Fused into {out} (it is in `models list` when it is under the models folder)."
-        if kind == "export":
-            return f"Exported to {registry.export_peft(folder, info.name, argument.out, argument.base_model_name)}."
-        assert kind == "resume"
-        from lora_tui.core.training.setup import prepare_job
-        from lora_tui.messages import TrainingRequested
-
-        job, _ = prepare_job(self.app.locations, self.app.settings.extra_model_dirs(), info.name, None, None, resume=True)
-        self.app.post_message(TrainingRequested(job))
-        return f"Resuming {info.name}."
+                self.post_message(ActionDone(f"{action.verb} failed: {exc}", failed=True))
 
     @on(ActionDone)
     def action_done(self, message: ActionDone) -> None:
         self.notify(message.text, severity="error" if message.failed else "information", timeout=10 if message.failed else 5)
+        if message.training is not None:
+            self.post_message(TrainingRequested(message.training))
         self.load_adapters()
 
 

@@ -30,6 +30,11 @@ from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
+from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
+from lora_tui.core.adapters.registry import list_adapters
+from lora_tui.core.data.records import append_chat_example
+from lora_tui.core.inference.generate import Generator
+from lora_tui.core.models.store import discover_models
 
 ADAPTER_PREFIX = "lora:"
 SAMPLING_FIELDS = [  # (Sampling field, label, parser)
@@ -52,9 +57,6 @@ class ChatModelPicker(ModelPicker):
 
     @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
-        from lora_tui.core.adapters.registry import list_adapters
-        from lora_tui.core.models.store import discover_models
-
         app = self.app
         models = discover_models(app.locations.models_dir, app.settings.extra_model_dirs())
         self.adapters = list_adapters(app.locations.adapters_dir)
@@ -165,7 +167,6 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        self.app.chat = self
         self.query_one("#chat-model-b").display = False
         self.query_one("#pane-b").display = False
         self.query_one("#chat-settings-panel").display = self.app.size.width >= 100
@@ -202,8 +203,6 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             raise UserError("Choose a model (or an adapter) first.")
         if not str(value).startswith(ADAPTER_PREFIX):
             return Target(Path(value).name, Path(value), None)
-        from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
-
         info = get_adapter(self.app.locations.adapters_dir, str(value).removeprefix(ADAPTER_PREFIX))
         base = adapter_base_path(info, self.app.locations.models_dir, self.app.settings.extra_model_dirs())
         return Target(f"lora/{info.name}", base, info.path)
@@ -271,8 +270,6 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                     break
 
     def generator_for(self, target: Target):
-        from lora_tui.core.inference.generate import Generator
-
         if self.generator is None or self.generator.model_path != target.base:
             self.generator = None  # let the old base go before the new one loads
             try:
@@ -350,8 +347,6 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     def save_example(self, request: SaveRequest | None) -> None:
         if request is None:
             return
-        from lora_tui.core.data.records import append_chat_example
-
         history = self.sides[request.side].history
         system = self.system_prompt()
         messages = ([{"role": "system", "content": system}] if system else []) + [

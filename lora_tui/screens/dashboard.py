@@ -4,32 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Label, ProgressBar, RichLog, Static
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ProgressBar, RichLog, Static
 
-from lora_tui.core.training.events import Cancelled, Checkpoint, Failed, Finished, Started, Step, Validation
+from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation, describe
 from lora_tui.core.units import human_bytes, human_duration
+from lora_tui.messages import AdapterChatRequested, AdapterShowRequested, TrainingCancelRequested
+from lora_tui.screens.dialogs import ConfirmDialog
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
-
-
-class ConfirmCancel(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "dismiss(False)", "Keep training", id="keep-training")]
-
-    def compose(self) -> ComposeResult:
-        with Grid(id="confirm"):
-            yield Label("Stop training? The adapter is saved after the current step.", id="confirm-question")
-            yield Button("Stop and save", variant="error", id="stop")
-            yield Button("Keep training", variant="primary", id="keep")
-
-    @on(Button.Pressed)
-    def answer(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "stop")
 
 
 class DashboardScreen(Screen):
@@ -53,7 +40,6 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.reset()
-        self.app.dashboard = self
         for event in self.app.run_events:
             self.show_event(event)
 
@@ -68,7 +54,7 @@ class DashboardScreen(Screen):
         self.query_one(RichLog).clear()
         self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
 
-    def show_event(self, event) -> None:
+    def show_event(self, event: Event) -> None:
         """Called by the app's handler, on the UI thread, for each event of the shown run."""
         log = self.query_one(RichLog)
         if isinstance(event, Started):
@@ -80,9 +66,7 @@ class DashboardScreen(Screen):
                 title += f", {event.ranks} ranks"
             self.ranks = event.ranks
             self.query_one("#run-title", Static).update(title)
-            for note in event.notes:
-                log.write(f"note: {note}")
-            log.write(f"started: {event.trainable_parameters:,} trainable parameters")
+            log.write(describe(event))
         elif isinstance(event, Step):
             self.last_step = event
             self.query_one(LossChart).add_train(event.step, event.train_loss, event.learning_rate)
@@ -90,16 +74,16 @@ class DashboardScreen(Screen):
         elif isinstance(event, Validation):
             self.best_val = event.val_loss if self.best_val is None else min(self.best_val, event.val_loss)
             self.query_one(LossChart).add_valid(event.step, event.val_loss)
-            log.write(f"step {event.step}: validation loss {event.val_loss:.4f}")
+            log.write(describe(event))
         elif isinstance(event, Checkpoint):
             self.last_checkpoint = Path(event.path).name
-            log.write(f"checkpoint {self.last_checkpoint}")
+            log.write(describe(event))
         elif isinstance(event, (Finished, Cancelled)):
             self.adapter_path = event.adapter_path
-            log.write(f"{event.type} at step {event.step}: {event.adapter_path}")
+            log.write(describe(event))
             log.write("c: chat with it; a: see it in Adapters")
         elif isinstance(event, Failed):
-            log.write(f"failed: {event.reason} {event.advice}".rstrip())
+            log.write(describe(event))
         self.show_numbers()
 
     def show_numbers(self) -> None:
@@ -127,10 +111,11 @@ class DashboardScreen(Screen):
 
         def confirmed(stop: bool | None) -> None:
             if stop:
-                self.app.stop_training()
+                self.post_message(TrainingCancelRequested())
                 self.query_one(RichLog).write("stopping after this step...")
 
-        self.app.push_screen(ConfirmCancel(), confirmed)
+        question = "Stop training? The adapter is saved after the current step."
+        self.app.push_screen(ConfirmDialog(question, "Stop and save"), confirmed)
 
     def finished_adapter(self) -> str | None:
         if not self.adapter_path or self.app.training_running:
@@ -138,10 +123,10 @@ class DashboardScreen(Screen):
             return None
         return Path(self.adapter_path).name
 
-    async def action_open_in_chat(self) -> None:
+    def action_open_in_chat(self) -> None:
         if (name := self.finished_adapter()) is not None:
-            await self.app.open_chat(name)
+            self.post_message(AdapterChatRequested(name))
 
-    async def action_open_in_adapters(self) -> None:
+    def action_open_in_adapters(self) -> None:
         if (name := self.finished_adapter()) is not None:
-            await self.app.open_adapters(name)
+            self.post_message(AdapterShowRequested(name))

@@ -18,6 +18,8 @@ from textual.widgets import Input, Select, Static
 
 from lora_tui.core.errors import UserError
 from lora_tui.screens.dialogs import Dialog, new_path, number
+from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
+from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redacted_lines
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,6 @@ class RedactDialog(Dialog):
     def preview(self) -> None:
         from itertools import islice
 
-        from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redacted_lines
-
         try:
             redactor = make_redactor(self.spacy_pipeline)
             rows = list(islice(redacted_lines(self.source, redactor), self.PREVIEW_RECORDS))
@@ -132,8 +132,6 @@ class DocsDialog(Dialog):
         self.counted_in = counted_in
 
     def fields(self) -> ComposeResult:
-        from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
-
         source = str(self.source) if self.source else ""
         out = str(self.source.with_name(f"{self.source.stem}.jsonl")) if self.source and self.source.is_file() else ""
         yield self.row("documents", Input(source, placeholder="file or folder", id="docs-source"))

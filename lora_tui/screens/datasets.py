@@ -20,6 +20,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, OptionList, 
 from textual.widgets.option_list import Option
 
 from lora_tui.core.errors import UserError
+from lora_tui.messages import DatasetTrainRequested
 from lora_tui.core.units import counted
 from lora_tui.screens.dataset_dialogs import (
     DocsDialog,
@@ -34,6 +35,13 @@ from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 from lora_tui.widgets.token_histogram import TokenHistogram
+from lora_tui.core.data.check import DatasetReport, check_dataset
+from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
+from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
+from lora_tui.core.data.recent import RecentFiles
+from lora_tui.core.data.records import browse_entries
+from lora_tui.core.data.split import split_dataset
+from lora_tui.core.data.tokens import load_token_counter
 
 SHOWN_SUFFIXES = {".jsonl", ".json", ".txt", ".md", ".pdf"}
 DOCUMENT_SUFFIXES = {".md", ".pdf"}
@@ -52,7 +60,7 @@ class DatasetTree(DirectoryTree):
 @dataclass
 class DatasetChecked(Message):
     path: Path
-    report: object  # core.check.DatasetReport
+    report: DatasetReport
     entries: list  # core.datasets.Entry
     render: object | None  # record -> the chat-template text, when a model's tokenizer loaded
     note: str | None
@@ -119,8 +127,6 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        from lora_tui.core.data.recent import RecentFiles
-
         self.show_recent(RecentFiles(self.app.locations.recent_datasets_file).load())
         self.query_one("#token-table", DataTable).add_columns("measure", "tokens")
 
@@ -172,10 +178,6 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, group="dataset-check", exit_on_error=False)
     def check(self, path: Path, model_path: str | None) -> None:
-        from lora_tui.core.data.check import check_dataset
-        from lora_tui.core.data.records import browse_entries
-        from lora_tui.core.data.recent import RecentFiles
-
         counter, note = self.token_counter(model_path)
         try:
             report = check_dataset(path, counter)
@@ -194,8 +196,6 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         if model_path is None:
             return None, "Choose a model above for token counts."
         if model_path not in self.counters:
-            from lora_tui.core.data.tokens import load_token_counter
-
             try:
                 self.counters[model_path] = load_token_counter(Path(model_path))
             except Exception as exc:  # any tokenizer failure: report it, check the data anyway
@@ -221,10 +221,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             return  # another file was chosen while this one was being read
         self.show_recent(message.recent)
         verdict = "ready to train" if report.ok else f"{counted(report.error_count, 'error')}: fix them before training"
-        splits = ", ".join(f"{name} {count}" for name, count in report.splits.items()) if len(report.splits) > 1 else ""
-        lines = [f"{report.path.name}: {report.format or 'unknown format'}, {report.valid_records} valid of "
-                 f"{report.records} records{'; ' + splits if splits else ''}",
-                 f"{verdict}; {counted(len(report.warnings), 'warning')}"]
+        lines = [report.headline(full_path=False), f"{verdict}; {counted(len(report.warnings), 'warning')}"]
         if message.note:
             lines.append(message.note)
         self.show_summary("\n".join(lines))
@@ -233,15 +230,13 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.entries, self.render_record, self.entry_index = message.entries, message.render, 0
         self.show_entry()
 
-    def show_problems(self, report) -> None:
+    def show_problems(self, report: DatasetReport) -> None:
         """Errors, then warnings; each option's id is its (file, line) in `problem_targets`."""
-        rows = [(f"error   {e.file + ', ' if e.file else ''}line {e.line}: {e.message}", e.file, e.line) for e in report.errors]
-        rows += [(f"warning line {w.line} [{w.kind}]: {w.message}", None, w.line) for w in report.warnings]
+        rows = report.problems()
         self.problem_targets = {f"problem-{i}": (file, line) for i, (_, file, line) in enumerate(rows)}
         options = [Option(Text(label), id=f"problem-{i}") for i, (label, _, _) in enumerate(rows)]
-        if report.error_count > len(report.errors):
-            options.insert(len(report.errors), Option(f"... and {report.error_count - len(report.errors)} more errors",
-                                                      disabled=True))
+        if report.errors_not_listed():
+            options.insert(len(report.errors), Option(report.errors_not_listed(), disabled=True))
         problems = self.query_one("#problem-list", OptionList)
         problems.clear_options()
         problems.add_options(options or [Option("No errors, no warnings.", disabled=True)])
@@ -310,11 +305,11 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             return None
         return self.path
 
-    async def action_train_on(self) -> None:
+    def action_train_on(self) -> None:
         if self.path is None or self.path.suffix.lower() in DOCUMENT_SUFFIXES:
             self.notify("Open a dataset first.", severity="warning")
             return
-        await self.app.train_on(self.path)
+        self.post_message(DatasetTrainRequested(self.path))
 
     def action_split(self) -> None:
         if (source := self.dataset_file()) is not None:
@@ -344,21 +339,15 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     def carry_out(self, request, model_path: str | None) -> JobFinished:
         if isinstance(request, SplitRequest):
-            from lora_tui.core.data.split import split_dataset
-
             counts = split_dataset(request.source, request.out_dir, request.valid_fraction, request.test_fraction, request.seed)
             made = ", ".join(f"{name} {count}" for name, count in counts.items())
             return JobFinished(f"Split into {request.out_dir}: {made} records.", request.out_dir)
         if isinstance(request, RedactRequest):
-            from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
-
             result = redact_file(request.source, request.out, make_redactor(self.app.settings.spacy_pipeline))
             counts = ", ".join(f"{c} {n}" for c, n in result.counts.items()) or "nothing found"
             note = f" {NER_SKIPPED_NOTE}" if result.skipped_categories else ""
             return JobFinished(f"Wrote {request.out} ({result.records} records; {counts}).{note}", request.out)
         assert isinstance(request, DocsRequest)
-        from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
-
         counter, _ = self.token_counter(model_path)
         summary = documents_to_jsonl(request.sources, request.out, request.chunking, request.chunk_tokens,
                                      ModelTokens(counter.hf) if counter else None)

@@ -14,19 +14,24 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.training.params import PARAMS, Param, build_params
+from lora_tui.core.training.params import PARAMS, PRESETS, Param, build_params
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.units import counted, human_bytes, human_duration
 from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
-
-PRESETS = {
-    "style": {"rank": "8", "epochs": "3", "learning_rate": "0.0001"},
-    "knowledge": {"rank": "32", "epochs": "8", "learning_rate": "0.0002", "target_modules": "q,k,v,o,gate,up,down"},
-}
-
+from lora_tui.core.adapters.layout import read_metadata
+from lora_tui.core.adapters.registry import AdapterInfo
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.files import atomic_write_text
+from lora_tui.core.names import validate_name
+from lora_tui.core.training.estimate import estimate_run
+from lora_tui.core.training.launch import read_hostfile
+from lora_tui.core.training.ranks import check_batch_split
+from lora_tui.core.training.launch import check_hosts
+from lora_tui.core.training.setup import prepare_job
+from lora_tui.messages import TrainingRequested
 
 def shown(value) -> str:
     if value is None:
@@ -146,16 +151,17 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         if not self.query_one("#pick-name", Input).value.strip():
             self.query_one("#pick-name", Input).value = _free_name(path.stem, self.app.locations.adapters_dir)
 
-    def fill_from_adapter(self, adapter) -> None:
+    def fill_from_adapter(self, adapter: AdapterInfo) -> None:
         """Model, dataset and every parameter of an earlier run; a free name derived from its own."""
-        from lora_tui.core.adapters.layout import read_metadata, read_run_spec
-
-        spec = read_run_spec(adapter.path) or {}
-        parameters = spec.get("parameters") or read_metadata(adapter.path).get("parameters", {})
-        model = spec.get("model_path") or adapter.base_model_path
+        try:
+            job = TrainingJob.load(adapter.path)
+        except UserError:
+            job = None
+        parameters = job.params.to_json() if job else read_metadata(adapter.path).get("parameters", {})
+        model = str(job.model_path) if job else adapter.base_model_path
         if model:
             self.query_one(ModelPicker).choose(model)
-        self.query_one("#pick-data", Input).value = spec.get("data") or adapter.dataset or ""
+        self.query_one("#pick-data", Input).value = str(job.data) if job else adapter.dataset or ""
         self.query_one("#pick-name", Input).value = _free_name(adapter.name, self.app.locations.adapters_dir)
         for field in self.fields():
             if field.param.name in parameters:
@@ -189,8 +195,6 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         return self.name_problem() or self.hosts_problem()
 
     def name_problem(self) -> str | None:
-        from lora_tui.core.names import validate_name
-
         try:
             name = validate_name(self.query_one("#pick-name", Input).value, "adapter name")
         except UserError as exc:
@@ -205,8 +209,6 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def hosts_problem(self) -> str | None:
         """The hostfile checked as it is typed (reachability is checked on Start)."""
-        from lora_tui.core.training.launch import check_batch_split, read_hostfile
-
         hostfile = self.hostfile()
         if hostfile is None:
             return None
@@ -230,12 +232,10 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         if event.button.id == "save-config":
             self.save_config()
             return
-        for name, value in PRESETS[event.button.id.removeprefix("preset-")].items():
-            self.query_one(f"#param-{name}", Input).value = value
+        for name, value in PRESETS[event.button.id.removeprefix("preset-")].values.items():
+            self.query_one(f"#param-{name}", Input).value = shown(value)
 
     def save_config(self) -> None:
-        from lora_tui.core.files import atomic_write_text
-
         target = self.query_one("#config-path", Input).value.strip()
         if not target:
             self.notify("Type a file name for the config first.", severity="warning")
@@ -274,9 +274,6 @@ class TrainScreen(ReportsWorkerErrors, Screen):
                         estimate_only: bool, hostfile: Path | None) -> None:
         """Off the UI thread: resolving (maybe downloading) the model, checking every line of the data
         and reaching every host take time."""
-        from lora_tui.core.training.launch import check_hosts
-        from lora_tui.core.training.setup import prepare_job
-
         app = self.app
         try:
             if hostfile is not None:
@@ -302,24 +299,17 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             self.measure(message.job)
             return
         self.refresh_start()
-        from lora_tui.messages import TrainingRequested
-
         self.app.post_message(TrainingRequested(message.job, message.hostfile))
 
     @work(thread=True, exclusive=True, group="train-estimate", exit_on_error=False)
     def measure(self, job) -> None:
-        from lora_tui.core.training.estimate import estimate_run
-
         with mlx_worker_thread():
             try:
                 estimate = estimate_run(job)
             except UserError as exc:
                 self.post_message(EstimateMeasured(str(exc), failed=True))
                 return
-            self.post_message(EstimateMeasured(
-                f"measured: {human_duration(estimate.seconds_per_epoch)}/epoch ({estimate.steps_per_epoch} steps of "
-                f"{estimate.seconds_per_step:.2f} s), {human_duration(estimate.total_seconds)} in all; "
-                f"peak {human_bytes(estimate.peak_memory_bytes)}"))
+            self.post_message(EstimateMeasured(f"measured: {estimate.describe()}"))
 
     @on(EstimateMeasured)
     def show_estimate(self, message: EstimateMeasured) -> None:

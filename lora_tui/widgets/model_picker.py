@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Select
 
 from lora_tui.worker_errors import ReportsWorkerErrors
+from lora_tui.core.models.store import discover_models
 
 
 class ModelPicker(ReportsWorkerErrors, Select[str]):
@@ -32,8 +33,6 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
 
     @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
-        from lora_tui.core.models.store import discover_models
-
         app = self.app
         models = discover_models(app.locations.models_dir, app.settings.extra_model_dirs())
         self.post_message(self.Found(self, models))

@@ -1,4 +1,4 @@
-"""Generation, compare, fuse and export on the real demo model with a real adapter."""
+"""Generation, adapter switching, fuse and export on the real demo model with a real adapter."""
 
 import json
 import os
@@ -9,9 +9,10 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from lora_tui.core.adapters.registry import export_peft, fuse_adapter
-from lora_tui.core.inference.generate import Generator, Sampling, Turn, compare
+from lora_tui.core.adapters.convert import export_peft, fuse_adapter
+from lora_tui.core.inference.generate import Generator, Sampling, Turn
 from trainkit import train, write_dataset
+from generation import complete
 
 pytestmark = pytest.mark.e2e
 GREEDY = Sampling(temperature=0.0, max_tokens=16)
@@ -29,13 +30,14 @@ def demo_adapter(demo_model_dir, tmp_path_factory):
 
 def test_demo_generation_streams_and_switches(demo_model_dir, demo_adapter):
     generator = Generator(demo_model_dir)
-    text, stats = generator.complete([Turn("user", "What is the capital of France?")], GREEDY)
+    text, stats = complete(generator, [Turn("user", "What is the capital of France?")], GREEDY)
     assert "Paris" in text and stats.tokens_per_second > 0 and stats.time_to_first_token > 0
     switch_seconds = generator.use_adapter(demo_adapter)
     assert switch_seconds < 2.0
-    results = compare(generator, "Say the code word.", [None, demo_adapter], GREEDY)
-    assert [r.label for r in results] == ["base", "codeword"]
-    assert results[0].text != results[1].text
+    adapted, _ = complete(generator, [Turn("user", "Say the code word.")], GREEDY)
+    generator.use_adapter(None)
+    base, _ = complete(generator, [Turn("user", "Say the code word.")], GREEDY)
+    assert adapted != base
 
 
 def test_demo_chat_command_streams_tokens(demo_model_dir, tmp_path):

@@ -128,12 +128,12 @@ async def test_fuse_and_export(two_adapters, tmp_path):
 
 
 async def test_an_unexpected_error_in_a_job_is_a_notice(two_adapters, tmp_path, monkeypatch):
-    from lora_tui.core.adapters import registry
+    from lora_tui.screens import adapters as adapters_screen
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("the disk spoke in riddles")
 
-    monkeypatch.setattr(registry, "export_peft", broken_export)
+    monkeypatch.setattr(adapters_screen, "export_peft", broken_export)
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await _adapters(pilot)
@@ -178,4 +178,4 @@ async def test_resume_runs_from_the_last_checkpoint(two_adapters):
             await asyncio.sleep(0.1)
         assert app.current_mode == "dashboard"
         log = "".join(line.text for line in app.screen.query_one("#run-log").lines)
-        assert "Resumed from step-0000008" in log and "finished at step 8" in log
+        assert "Resumed from step-0000008" in log and "finished (completed) at step 8" in log

@@ -12,6 +12,7 @@ from lora_tui.core.adapters.layout import METADATA
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
 from uikit import settle
+from generation import complete
 
 PROMPT = "What is 3 plus 3?"
 GREEDY = {"temperature": "0", "max_tokens": "12"}
@@ -51,7 +52,7 @@ async def _ask(pilot, text):
 def _expected(model_dir, adapter_dir=None, history=(Turn("user", PROMPT),)):
     generator = Generator(model_dir)
     generator.use_adapter(adapter_dir)
-    return generator.complete(list(history), Sampling(temperature=0.0, max_tokens=12))[0]
+    return complete(generator, list(history), Sampling(temperature=0.0, max_tokens=12))[0]
 
 
 async def test_streams_a_real_reply_with_its_speed(chat_home, tiny_model_dir):

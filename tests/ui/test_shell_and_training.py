@@ -131,7 +131,7 @@ async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
         assert len(dashboard.query_one(LossChart).train) == 8  # 16 records / 4 x 2 epochs
         assert len(dashboard.query_one(LossChart).valid) >= 1
         assert dashboard.query_one(ProgressBar).progress == 8
-        assert "finished at step 8" in _log_text(dashboard)
+        assert "finished (completed) at step 8" in _log_text(dashboard)
         assert "step 8/8" in str(dashboard.query_one("#run-numbers").render())
         await pilot.press("c")  # the finished adapter, in Chat
         await _settle(app, pilot)
@@ -173,7 +173,7 @@ async def test_cancel_asks_then_saves(home, tmp_path, slow_training):
         await _start_a_long_run(app, pilot, tmp_path / "data", "long")
         await pilot.press("x")
         await pilot.pause()
-        await pilot.click("#stop")
+        await pilot.click("#ok")
         await _wait_for_run(app, pilot)
         assert "cancelled at step" in _log_text(app.screen), _log_text(app.screen)[-400:]
     assert json.loads((home.adapters_dir / "long" / "lora_tui.json").read_text())["status"] == "cancelled"
@@ -234,7 +234,7 @@ async def test_dashboard_follows_a_run_from_another_terminal(home, tiny_model_di
         await asyncio.sleep(1.2)
         await pilot.pause()
         assert len(app.screen.query_one(LossChart).train) == 8
-        assert "finished at step 8" in _log_text(app.screen)
+        assert "finished (completed) at step 8" in _log_text(app.screen)
         assert not app.training_running
 
 
@@ -264,7 +264,7 @@ async def test_estimate_measures_real_steps_and_starts_nothing(home, tmp_path):
         await pilot.press("ctrl+e")
         await _settle(app, pilot)
         status = str(app.screen.query_one("#form-status").render())
-        assert status.startswith("measured: ") and "/epoch (4 steps of" in status and "peak " in status
+        assert status.startswith("measured: ") and " per epoch (4 steps of" in status and "peak " in status
         assert app.current_mode == "train" and not app.training_running
     assert not (home.adapters_dir / "estimated").exists()
 
@@ -303,7 +303,7 @@ async def test_hosts_field_is_checked_then_two_ranks_train_from_the_form(home, t
         dashboard = app.screen
         assert "2 ranks" in str(dashboard.query_one("#run-title").render())
         assert "tok/s (all ranks)" in str(dashboard.query_one("#run-numbers").render())
-        assert "finished at step 8" in _log_text(dashboard)
+        assert "finished (completed) at step 8" in _log_text(dashboard)
     assert (home.runs_dir / "two-ranks" / "launch.log").exists()
     assert json.loads((home.adapters_dir / "two-ranks" / "lora_tui.json").read_text())["status"] == "finished"
 

@@ -6,7 +6,7 @@ adapters/NAME/
   lora_tui.json          metadata: base model, dataset and its sha256, losses, ...
   events.jsonl           every training event, one JSON object a line
   run.json               what the run was asked to do (model, data, parameters)
-  checkpoints/step-N/    weights, optimizer and RNG state, progress
+  checkpoints/step-N/    weights, optimizer state, progress (step, epoch, batch, losses)
 """
 
 from __future__ import annotations
@@ -24,28 +24,40 @@ RUN_SPEC = "run.json"
 CHECKPOINTS = "checkpoints"
 STOP_FILE = ".stop"  # `train --hosts` creates it to ask its ranks to stop and save
 
+CHECKPOINT_PREFIX = "step-"
+OPTIMIZER_STATE = "optimizer.safetensors"
+PROGRESS = "progress.json"
 
-def _write_json(path: Path, data: dict) -> None:
+
+def write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_adapter_config(folder: Path, config: dict) -> None:
-    _write_json(Path(folder) / ADAPTER_CONFIG, config)
+    write_json(Path(folder) / ADAPTER_CONFIG, config)
 
 
 def write_metadata(folder: Path, metadata: dict) -> None:
-    _write_json(Path(folder) / METADATA, metadata)
-
-
-def write_run_spec(folder: Path, spec: dict) -> None:
-    _write_json(Path(folder) / RUN_SPEC, spec)
-
-
-def read_run_spec(folder: Path) -> dict | None:
-    path = Path(folder) / RUN_SPEC
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    write_json(Path(folder) / METADATA, metadata)
 
 
 def read_metadata(folder: Path) -> dict:
     path = Path(folder) / METADATA
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{step:07d}"
+
+
+def checkpoint_folders(adapter_dir: Path) -> list[Path]:
+    """The complete checkpoints (their progress written last), oldest first."""
+    folder = Path(adapter_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if (p / PROGRESS).is_file())
+
+
+def latest_checkpoint(adapter_dir: Path) -> Path | None:
+    found = checkpoint_folders(adapter_dir)
+    return found[-1] if found else None

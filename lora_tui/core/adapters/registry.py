@@ -1,4 +1,4 @@
-"""The adapter registry: list, show, rename, delete, fuse, export.
+"""The adapter registry: list, show, rename, delete, checkpoints and promoting one.
 
 Adapters trained by lora-tui carry lora_tui.json; adapter folders made by plain
 mlx-lm (adapter_config.json + adapters.safetensors) placed in adapters/ are
@@ -13,9 +13,17 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lora_tui.core.adapters.layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHECKPOINTS, read_metadata, write_metadata
+from lora_tui.core.adapters.layout import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    PROGRESS,
+    checkpoint_folders,
+    read_metadata,
+    write_metadata,
+)
 from lora_tui.core.errors import UserError
-from lora_tui.core.files import atomic_writer, building_dir, folder_size
+from lora_tui.core.files import atomic_writer, folder_size
+from lora_tui.core.models.store import resolve_model_path
 from lora_tui.core.names import validate_name
 
 
@@ -112,8 +120,6 @@ def get_adapter(adapters_dir: Path, name: str) -> AdapterInfo:
 
 def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
     """The base model folder the adapter was trained on; a clear error when it is gone."""
-    from lora_tui.core.models.store import resolve_model_path
-
     base = info.base_model_path or info.base_model
     if not base:
         raise UserError(f"The adapter {info.name!r} does not record its base model.")
@@ -155,11 +161,10 @@ class CheckpointInfo:
 
 def list_checkpoints(adapter_dir: Path) -> list[CheckpointInfo]:
     """The run's saved checkpoints, oldest first."""
-    folder = Path(adapter_dir) / CHECKPOINTS
     found = []
-    for path in sorted(folder.glob("step-*")) if folder.is_dir() else []:
+    for path in checkpoint_folders(adapter_dir):
         try:
-            progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
+            progress = json.loads((path / PROGRESS).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # half-written or foreign: not a checkpoint one can use
         if (path / ADAPTER_WEIGHTS).is_file():
@@ -181,85 +186,3 @@ def promote_checkpoint(adapters_dir: Path, name: str, checkpoint: str) -> Checkp
         write_metadata(path, {**meta, "promoted_checkpoint": chosen.name, "steps": chosen.step,
                               "best_val_loss": chosen.val_loss if chosen.val_loss is not None else meta.get("best_val_loss")})
     return chosen
-
-
-# Fuse --------------------------------------------------------------------------------
-
-
-def fuse_adapter(adapters_dir: Path, name: str, base_path: Path, out: Path, dequantize: bool = False) -> Path:
-    """Write base + adapter merged into one MLX model folder that mlx-lm loads."""
-    from mlx.utils import tree_unflatten
-    from mlx_lm.utils import dequantize_model, save
-
-    from lora_tui.core.inference.generate import load_adapter_weights
-    from lora_tui.core.models.store import load_model
-
-    path = adapter_path(adapters_dir, name)
-    out = Path(out)
-    if out.exists():
-        raise UserError(f"{out} already exists; choose another --out.")
-    model, tokenizer = load_model(base_path)
-    load_adapter_weights(model, path)
-    fused = [(n, m.fuse(dequantize=dequantize)) for n, m in model.named_modules() if hasattr(m, "fuse")]
-    model.update_modules(tree_unflatten(fused))
-    config = json.loads((Path(base_path) / "config.json").read_text())
-    if dequantize:
-        dequantize_model(model)
-        config.pop("quantization", None)
-        config.pop("quantization_config", None)
-    with building_dir(out) as staging:
-        save(staging, str(base_path), model, tokenizer, config, donate_model=False)
-    return out
-
-
-# Export ------------------------------------------------------------------------------
-
-def export_peft(adapters_dir: Path, name: str, out: Path, base_model_name: str | None = None) -> Path:
-    """adapter_model.safetensors + adapter_config.json in PEFT's layout.
-
-    MLX's LoRALinear computes x W^T + scale * (x A) B with A (in, r) and B (r, out);
-    PEFT computes x W^T + (alpha / r) * B(A(x)) with A.weight (r, in), B.weight
-    (out, r): so A and B are transposed and lora_alpha = scale * r.
-    """
-    import mlx.core as mx
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    path = adapter_path(adapters_dir, name)
-    config = read_adapter_config(path)
-    if config.get("fine_tune_type", "lora") != "lora":
-        raise UserError(f"{name}: only LoRA adapters can be exported to PEFT (this one is {config['fine_tune_type']}).")
-    out = Path(out)
-    if out.exists():
-        raise UserError(f"{out} already exists; choose another --out.")
-    lora = config["lora_parameters"]
-    weights = mx.load(str(path / ADAPTER_WEIGHTS))
-    tensors, modules, layers = {}, set(), set()
-    for key, value in weights.items():
-        module, leaf = key.rsplit(".", 1)  # model.layers.N.self_attn.q_proj, lora_a
-        if leaf not in ("lora_a", "lora_b"):
-            raise UserError(f"{name}: tensor {key} cannot be expressed in PEFT's LoRA layout.")
-        array = np.array(value.astype(mx.float32)).T.copy()
-        peft_leaf = "lora_A" if leaf == "lora_a" else "lora_B"
-        tensors[f"base_model.model.{module}.{peft_leaf}.weight"] = array
-        modules.add(module.rsplit(".", 1)[-1])
-        layers.add(int(module.split(".")[2]))
-    meta = read_metadata(path)
-    peft_config = {
-        "peft_type": "LORA",
-        "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": base_model_name or meta.get("base_model") or config.get("model"),
-        "r": lora["rank"],
-        "lora_alpha": lora["scale"] * lora["rank"],
-        "lora_dropout": lora.get("dropout", 0.0),
-        "target_modules": sorted(modules),
-        "layers_to_transform": sorted(layers),
-        "bias": "none",
-        "fan_in_fan_out": False,
-        "inference_mode": True,
-        "use_dora": False,
-    }
-    with building_dir(out) as staging:
-        save_file(tensors, str(staging / "adapter_model.safetensors"), metadata={"format": "pt"})
-        (staging / "adapter_config.json").write_text(json.dumps(peft_config, indent=2))
-    return out

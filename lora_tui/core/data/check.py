@@ -28,6 +28,33 @@ class DatasetReport:
     def ok(self) -> bool:
         return self.error_count == 0
 
+    def headline(self, full_path: bool = True) -> str:
+        """"FILE: FORMAT, N valid of M records" (and the splits of a folder)."""
+        splits = ", ".join(f"{name} {count}" for name, count in self.splits.items()) if len(self.splits) > 1 else ""
+        return (f"{self.path if full_path else self.path.name}: {self.format or 'unknown format'}, {self.valid_records} valid of {self.records} records"
+                + (f"; {splits}" if splits else ""))
+
+    def problems(self) -> list[tuple[str, str | None, int]]:
+        """Each error, then each warning, as (the line shown, its file or None for the dataset's own, its line)."""
+        rows = [(f"error   {e.file + ', ' if e.file else ''}line {e.line}: {e.message}", e.file, e.line) for e in self.errors]
+        rows += [(f"warning line {w.line} [{w.kind}]: {w.message}", None, w.line) for w in self.warnings]
+        return rows
+
+    def errors_not_listed(self) -> str | None:
+        hidden = self.error_count - len(self.errors)
+        return f"... and {hidden} more errors" if hidden > 0 else None
+
+    def describe(self) -> list[str]:
+        """The whole report as lines of text (what `data check` prints)."""
+        lines = [self.headline()]
+        problems = [f"  {text}" for text, _, _ in self.problems()]
+        if self.errors_not_listed():
+            problems.insert(len(self.errors), f"  {self.errors_not_listed()}")
+        lines += problems
+        if self.tokens is not None:
+            lines += self.tokens.describe()
+        return lines
+
     def to_json(self) -> dict:
         return {
             "path": str(self.path),

@@ -53,6 +53,12 @@ class ModelTokens:
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
 
+    @classmethod
+    def from_model(cls, model_path: Path) -> ModelTokens:
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(model_path)))
+
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
+from lora_tui.core.files import atomic_writer
 
 ROLES = ("system", "user", "assistant", "tool")
 SPLITS = ("train", "valid", "test")
@@ -308,8 +309,6 @@ def append_chat_example(path: Path, messages: list[dict]) -> int:
     empty, missing or already in chat format. The file is rewritten through a
     temp file, so a failure leaves it as it was.
     """
-    from lora_tui.core.files import atomic_writer
-
     path = Path(path).expanduser()
     record = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
     try:

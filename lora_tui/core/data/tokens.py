@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_tui.core.data.records import Record
+from lora_tui.core.units import human_count
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 # GPT-2's pattern after splitting digits one by one (SmolLM, StarCoder): a digit
@@ -65,6 +66,17 @@ class TokenStats:
             "max_seq_length": self.max_seq_length,
             "over_limit": int((counts > self.max_seq_length).sum()),
         }
+
+    def describe(self) -> list[str]:
+        """The budget and a text histogram, as `data check` prints them."""
+        t = self.to_json()
+        lines = [f"tokens ({t['tokenizer']}): total {human_count(t['total'])}, min {t['min']}, median {t['median']:.0f}, "
+                 f"p75 {t['p75']:.0f}, p95 {t['p95']:.0f}, max {t['max']}, mean {t['mean']:.1f}",
+                 f"  {t['over_limit']} records over the max sequence length of {t['max_seq_length']}"]
+        rows = self.histogram()
+        peak = max((count for _, _, count in rows), default=0) or 1
+        lines += [f"  {low:>7}-{high:<7} {'#' * round(30 * count / peak):<30} {count}" for low, high, count in rows]
+        return lines
 
     def histogram(self, bins: int = 10) -> list[tuple[int, int, int]]:
         """(low, high, count) rows."""

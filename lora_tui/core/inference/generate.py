@@ -10,11 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS
-from lora_tui.core.adapters.registry import is_adapter_dir, read_adapter_config, read_metadata
+from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS, read_metadata
+from lora_tui.core.adapters.registry import is_adapter_dir, read_adapter_config
+from lora_tui.core.adapters.weights import load_adapter_weights, remove_adapter_layers
 from lora_tui.core.errors import UserError
 from lora_tui.core.models.store import expand_for_cpu, load_model
 
@@ -59,32 +60,6 @@ class GenerationStats:
 class Turn:
     role: str
     content: str
-
-
-def is_lora_module(module) -> bool:
-    from mlx_lm.tuner.dora import DoRALinear
-    from mlx_lm.tuner.lora import LoRALinear
-
-    return isinstance(module, (LoRALinear, DoRALinear))
-
-
-def remove_adapter_layers(model) -> None:
-    from mlx.utils import tree_unflatten
-
-    plain = [(name, module.linear) for name, module in model.named_modules() if is_lora_module(module)]
-    if plain:
-        model.update_modules(tree_unflatten(plain))
-
-
-def load_adapter_weights(model, adapter_dir: Path) -> None:
-    """Apply an adapter to a model loaded without one (as mlx-lm does, with clear errors)."""
-    from mlx_lm.tuner.utils import load_adapters
-
-    try:
-        load_adapters(model, str(adapter_dir))
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{adapter_dir}: cannot load this adapter ({detail}).") from None
 
 
 class Generator:
@@ -198,25 +173,3 @@ class Generator:
             # or a process exiting right after a stop aborts inside MLX.
             responses.close()
             mx.synchronize(stream)
-
-    def complete(self, history: list[Turn], sampling: Sampling = Sampling(), system: str | None = None) -> tuple[str, GenerationStats]:
-        stats = GenerationStats()
-        return "".join(self.stream(history, sampling, system, stats=stats)), stats
-
-
-@dataclass
-class Comparison:
-    label: str
-    text: str = ""
-    stats: GenerationStats = field(default_factory=GenerationStats)
-
-
-def compare(generator: Generator, prompt: str, adapters: list[Path | None], sampling: Sampling = Sampling(),
-            system: str | None = None) -> list[Comparison]:
-    """One prompt through each of `adapters` (None = the base model), same sampling and seed."""
-    results = []
-    for adapter in adapters:
-        generator.use_adapter(adapter)
-        text, stats = generator.complete([Turn("user", prompt)], sampling, system)
-        results.append(Comparison(adapter.name if adapter else "base", text, stats))
-    return results

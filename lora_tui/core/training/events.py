@@ -10,6 +10,8 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 
+from lora_tui.core.units import human_bytes, human_duration
+
 
 @dataclass(frozen=True)
 class Event:
@@ -87,6 +89,28 @@ class Failed(Event):
 _TYPE_NAMES = {Started: "started", Step: "step", Validation: "validation", Checkpoint: "checkpoint",
                Finished: "finished", Cancelled: "cancelled", Failed: "failed"}
 _BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
+
+
+def describe(event: Event) -> str:
+    """The event as one line for people: the headless log prints it, the dashboard's log shows it."""
+    if isinstance(event, Started):
+        notes = "".join(f"note: {note}\n" for note in event.notes)
+        return (f"{notes}started: {event.train_records} train / {event.valid_records} valid records, "
+                f"{event.total_steps} steps, {event.trainable_parameters:,} trainable of {event.total_parameters:,} parameters")
+    if isinstance(event, Step):
+        return (f"step {event.step} epoch {event.epoch:.2f} loss {event.train_loss:.4f} lr {event.learning_rate:.2e} "
+                f"{event.tokens_per_second:.0f} tok/s {event.iterations_per_second:.2f} it/s "
+                f"peak {human_bytes(event.peak_memory_bytes)} eta {human_duration(event.eta_seconds)}")
+    if isinstance(event, Validation):
+        return f"validation step {event.step} val_loss {event.val_loss:.4f}"
+    if isinstance(event, Checkpoint):
+        return f"checkpoint step {event.step}: {event.path}"
+    if isinstance(event, Finished):
+        return f"finished ({event.reason}) at step {event.step}: {event.adapter_path}"
+    if isinstance(event, Cancelled):
+        return f"cancelled at step {event.step}; saved {event.adapter_path} (continue with --resume)"
+    assert isinstance(event, Failed)
+    return f"training failed: {event.reason} {event.advice}".rstrip()
 
 
 def event_from_json(data: dict) -> Event:

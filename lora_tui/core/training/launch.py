@@ -1,23 +1,28 @@
-"""Data-parallel training across processes and machines with MLX's own runtime.
+"""Starting data-parallel training across processes and machines, and watching it.
 
-`mlx.launch` starts one process (rank) per host entry. Every rank runs the
-same loop on its own rows of each global batch; gradients are combined with
-`mx.distributed.all_sum`, weighted by each rank's share of the batch's target
-tokens, so the update equals the one-process update on the whole batch. Only
-rank 0 writes files and reports progress.
+`mlx.launch` starts one process (rank) per host entry, each running
+`python -m lora_tui.rank JOB_JSON` (see ranks.py for what a rank does). The
+launching process checks the hostfile and the hosts first, then follows rank
+0's events.jsonl.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lora_tui.core.adapters.layout import EVENTS, STOP_FILE, latest_checkpoint
 from lora_tui.core.errors import UserError
+from lora_tui.core.training.events import Event, EventsFollower, Failed
+from lora_tui.core.training.job import TrainingJob
 
 LOOPBACK = "127.0.0.1"  # the one name mlx.launch starts without SSH
 SSH_TIMEOUT_SECONDS = 8
@@ -100,16 +105,10 @@ def check_hosts(path: Path) -> list[Host]:
     return hosts
 
 
-def check_batch_split(batch_size: int, ranks: int) -> None:
-    if batch_size % ranks:
-        raise UserError(f"The batch size ({batch_size}) is the global batch and must split evenly across "
-                        f"{ranks} ranks; use a multiple of {ranks}.")
-
-
 # Launching ---------------------------------------------------------------------------
 
 
-def launch_command(rank_spec: dict, hostfile: Path | None = None, local_ranks: int = 0) -> list[str]:
+def launch_command(job: TrainingJob, hostfile: Path | None = None, local_ranks: int = 0) -> list[str]:
     """The `mlx.launch` command that runs `python -m lora_tui.rank SPEC` once per host (or local rank)."""
     launcher = [sys.executable, "-c", "from mlx._distributed_utils.launch import main; main()"]
     if hostfile:
@@ -117,7 +116,7 @@ def launch_command(rank_spec: dict, hostfile: Path | None = None, local_ranks: i
     else:
         where = ["--hosts", "127.0.0.1", "-n", str(local_ranks), *local_thread_limits(local_ranks)]
     return [*launcher, *where, "--backend", "ring", "--python", sys.executable, "--",
-            "-m", "lora_tui.rank", json.dumps(rank_spec)]
+            "-m", "lora_tui.rank", json.dumps(job.to_json())]
 
 
 def local_thread_limits(ranks: int) -> list[str]:
@@ -134,113 +133,19 @@ def local_thread_limits(ranks: int) -> list[str]:
     return ["--env", f"OPENBLAS_NUM_THREADS={threads}", "--env", f"OMP_NUM_THREADS={threads}"]
 
 
-# Inside a rank -----------------------------------------------------------------------
-
-
-class Ranks:
-    """This process's place in the run; a single process is rank 0 of 1."""
-
-    def __init__(self) -> None:
-        import mlx.core as mx
-
-        self.group = mx.distributed.init()
-        self.rank = self.group.rank()
-        self.size = self.group.size()
-
-    @property
-    def is_writer(self) -> bool:
-        return self.rank == 0
-
-    def shard(self, rows: list[int]) -> tuple[list[int], bool]:
-        """This rank's contiguous share of a batch's rows, and whether it is empty (then a stand-in row is used)."""
-        if self.size == 1:
-            return rows, False
-        per_rank = -(-len(rows) // self.size)
-        mine = rows[self.rank * per_rank:(self.rank + 1) * per_rank]
-        return (mine, False) if mine else (rows[:1], True)
-
-    def sum(self, values: list[float]):
-        """Element-wise sum of `values` over all ranks (a list of floats back)."""
-        import mlx.core as mx
-
-        if self.size == 1:
-            return list(values)
-        total = mx.distributed.all_sum(mx.array(values, dtype=mx.float32), group=self.group)
-        return total.tolist()
-
-    def share_bytes(self, data: bytes | None) -> bytes:
-        """Rank 0's bytes, on every rank (the others pass None)."""
-        import mlx.core as mx
-        import numpy as np
-
-        if self.size == 1:
-            return data or b""
-        length = int(self.sum([float(len(data)) if self.is_writer else 0.0])[0])
-        buffer = np.frombuffer(data, dtype=np.uint8) if self.is_writer else np.zeros(length, dtype=np.uint8)
-        shared = mx.distributed.all_sum(mx.array(buffer.astype(np.int32)), group=self.group)
-        return np.array(shared).astype(np.uint8).tobytes()
-
-    def check_versions(self, versions: dict[str, str]) -> None:
-        """Refuse to train when ranks run different versions of mlx, mlx-lm or lora-tui."""
-        import mlx.core as mx
-
-        if self.size == 1:
-            return
-        width = 512
-        own = list(json.dumps(versions, sort_keys=True).encode().ljust(width)[:width])
-        rows = mx.distributed.all_gather(mx.array([own], dtype=mx.int32), group=self.group).tolist()
-        table = [json.loads(bytes(row).decode()) for row in rows]
-        mismatched = sorted(name for name in versions if len({row.get(name) for row in table}) > 1)
-        if mismatched:
-            detail = "; ".join(f"rank {rank}: " + ", ".join(f"{name} {row.get(name)}" for name in mismatched)
-                               for rank, row in enumerate(table))
-            raise UserError(f"The hosts run different versions ({detail}). Install the same versions on every host.")
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("mlx", "mlx-lm", "lora-tui"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 # Watching a launched run --------------------------------------------------------------
 
 POLL_SECONDS = 0.25
 
 
-def rank_spec(job) -> dict:
-    """What every rank needs to rebuild the job (paths must be the same on every host)."""
-    return {"model_path": str(job.model_path), "model_name": job.model_name, "data": str(job.data),
-            "adapter_dir": str(job.adapter_dir), "parameters": job.params.to_json(), "resume": job.resume}
-
-
-def job_from_spec(spec: dict):
-    from lora_tui.core.training.params import build_params
-    from lora_tui.core.training.loop import TrainingJob
-
-    return TrainingJob(Path(spec["model_path"]), Path(spec["data"]), Path(spec["adapter_dir"]),
-                       build_params(spec["parameters"]), model_name=spec["model_name"], resume=spec["resume"])
-
-
-def run_distributed(job, listener, stop, command: list[str], output=None):
+def run_distributed(job: TrainingJob, listener: Callable[[Event], None], stop: threading.Event, command: list[str],
+                    output=None) -> Event:
     """Run `mlx.launch` and report rank 0's events as they are written; return the terminal event.
 
     Setting `stop` asks the ranks to stop after the current step and save (through a stop
     file rank 0 checks). When the launcher ends without a terminal event (a rank died and
     mlx.launch stopped the others), a failed event is written and returned.
     """
-    import signal
-
-    from lora_tui.core.adapters.layout import EVENTS, STOP_FILE
-    from lora_tui.core.training.events import EventsFollower, Failed
-    from lora_tui.core.training.loop import latest_checkpoint
-
     stop_file = job.adapter_dir / STOP_FILE
     stop_file.unlink(missing_ok=True)
     follower = EventsFollower(job.adapter_dir / EVENTS)

@@ -32,14 +32,18 @@ from lora_tui.core.adapters.layout import (
     ADAPTER_WEIGHTS,
     CHECKPOINTS,
     EVENTS,
+    OPTIMIZER_STATE,
+    PROGRESS,
     STOP_FILE,
+    checkpoint_name,
+    latest_checkpoint,
     write_adapter_config,
     write_metadata,
-    write_run_spec,
 )
 from lora_tui.core.training.batching import make_batch, plan_epoch, tokenize
 from lora_tui.core.data.records import dataset_files, load_records
-from lora_tui.core.training.launch import Ranks, check_batch_split, package_versions
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
 from lora_tui.core.files import building_dir
@@ -48,16 +52,6 @@ from lora_tui.core.training.params import MODULE_KEYS, TrainingParams
 from lora_tui.core.units import counted
 
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    model_path: Path
-    data: Path
-    adapter_dir: Path
-    params: TrainingParams
-    model_name: str = ""  # as the user named it (shown in metadata)
-    resume: bool = False
 
 
 @dataclass
@@ -150,8 +144,7 @@ def run_training(job: TrainingJob, listener: Callable[[Event], None] = lambda e:
     if ranks.is_writer:
         job.adapter_dir.mkdir(parents=True, exist_ok=True)
         if not job.resume:
-            write_run_spec(job.adapter_dir, {"model": job.model_name or str(job.model_path), "model_path": str(job.model_path),
-                                             "data": str(job.data), "parameters": job.params.to_json()})
+            job.save()
     emit = EventLog(job.adapter_dir / EVENTS, listener, active=ranks.is_writer)
     try:
         with mx.stream(mx.new_stream(mx.default_device())):
@@ -436,13 +429,13 @@ class _Run:
             return
         folder = self.job.adapter_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
-        name = f"step-{progress.step:07d}"
+        name = checkpoint_name(progress.step)
         if (folder / name).exists():
             shutil.rmtree(folder / name)
         with building_dir(folder / name) as staging:
             mx.save_safetensors(str(staging / ADAPTER_WEIGHTS), self.adapter_weights())
-            mx.save_safetensors(str(staging / "optimizer.safetensors"), dict(tree_flatten(optimizer.state)))
-            (staging / "progress.json").write_text(json.dumps({**progress.to_json(), "val_loss": val_loss}, indent=2))
+            mx.save_safetensors(str(staging / OPTIMIZER_STATE), dict(tree_flatten(optimizer.state)))
+            (staging / PROGRESS).write_text(json.dumps({**progress.to_json(), "val_loss": val_loss}, indent=2))
             write_adapter_config(staging, self.adapter_config())
         progress.checkpoint_losses[name] = val_loss
         self.prune_checkpoints(progress, latest=name)
@@ -468,10 +461,10 @@ class _Run:
             raise UserError(f"{self.job.adapter_dir}: no checkpoint to resume from.")
         with self.shared_checkpoint(checkpoint) as folder:
             self.model.load_weights(str(folder / ADAPTER_WEIGHTS), strict=False)
-            optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
-            saved = json.loads((folder / "progress.json").read_text())
+            optimizer.state = tree_unflatten(list(mx.load(str(folder / OPTIMIZER_STATE)).items()))
+            saved = json.loads((folder / PROGRESS).read_text())
         saved.pop("val_loss", None)
-        self.notes.append(f"Resumed from step-{saved['step']:07d}.")
+        self.notes.append(f"Resumed from {checkpoint_name(saved['step'])}.")
         return Progress(**saved)
 
     @contextlib.contextmanager
@@ -482,7 +475,7 @@ class _Run:
             return
         copy = Path(tempfile.mkdtemp(prefix="lora-tui-checkpoint-"))
         try:
-            for name in (ADAPTER_WEIGHTS, "optimizer.safetensors", "progress.json"):
+            for name in (ADAPTER_WEIGHTS, OPTIMIZER_STATE, PROGRESS):
                 data = self.ranks.share_bytes((checkpoint / name).read_bytes() if self.ranks.is_writer else None)
                 (copy / name).write_bytes(data)
             yield checkpoint if self.ranks.is_writer else copy
@@ -527,9 +520,3 @@ class _Run:
         self.save_adapter(progress, "finished")
         return self.emit(Finished(step=progress.step, final_train_loss=progress.last_train_loss,
                                   best_val_loss=progress.best_val_loss, adapter_path=str(self.job.adapter_dir), reason=reason))
-
-
-def latest_checkpoint(adapter_dir: Path) -> Path | None:
-    folder = Path(adapter_dir) / CHECKPOINTS
-    candidates = sorted(p for p in folder.glob("step-*") if (p / "progress.json").is_file()) if folder.is_dir() else []
-    return candidates[-1] if candidates else None

@@ -6,16 +6,12 @@ file (`--config`, snake case keys) and the Train screen's form.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from lora_tui.core.toml import read_toml, to_toml
 
 TARGET_MODULES = ("q", "k", "v", "o", "gate", "up", "down")
 MODULE_KEYS = {
@@ -135,6 +131,32 @@ PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
 
 @dataclass(frozen=True)
+class Preset:
+    name: str
+    purpose: str
+    values: dict
+
+    def describe(self) -> str:
+        settings = ", ".join(f"{key.replace('_', '-')} {_shown(value)}" for key, value in self.values.items())
+        return f"{self.name}: {self.purpose} ({settings})"
+
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
+    Preset("style", "tone, format or persona; the defaults", {"rank": 8, "epochs": 3, "learning_rate": 1e-4}),
+    Preset("knowledge", "new facts; more capacity and passes, every projection",
+           {"rank": 32, "epochs": 8, "learning_rate": 2e-4, "target_modules": list(TARGET_MODULES)}),
+)}
+
+
+def preset_values(name: str | None) -> dict:
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise UserError(f"No preset named {name!r} (presets: {', '.join(PRESETS)}).")
+    return dict(PRESETS[name].values)
+
+
+@dataclass(frozen=True)
 class TrainingParams:
     values: dict = field(default_factory=dict)
 
@@ -152,8 +174,6 @@ class TrainingParams:
         return dict(self.values)
 
     def to_toml(self) -> str:
-        from lora_tui.settings import to_toml
-
         return to_toml({k: v for k, v in self.values.items() if v is not None})
 
 
@@ -183,24 +203,16 @@ def _parse(param: Param, value, origin: str):
 
 
 def load_config(path: Path) -> dict:
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such config file.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}).") from None
+    raw = read_toml(path, missing="no such config file")
     build_params(raw, origin=str(path))
     return raw
 
 
 def add_arguments(parser) -> None:
-    """One flag per parameter, defaulting to None so config values show through."""
+    """One flag per parameter, defaulting to None so config and preset values show through."""
     for param in PARAMS:
         label = f"{param.help} [{param.range_text}; default {_default_text(param)}]"
         if param.kind is bool:
-            import argparse
-
             parser.add_argument(param.flag, dest=param.name, action=argparse.BooleanOptionalAction, default=None, help=label)
         else:
             metavar = "A,B,..." if param.kind is list else "N" if param.kind in (int, float) else "NAME"
@@ -208,11 +220,16 @@ def add_arguments(parser) -> None:
 
 
 def _default_text(param: Param) -> str:
-    if param.default is None:
-        return "auto"
-    if isinstance(param.default, list):
-        return ",".join(param.default)
-    return _number(param.default) if not isinstance(param.default, bool) else ("on" if param.default else "off")
+    return "auto" if param.default is None else _shown(param.default)
+
+
+def _shown(value) -> str:
+    """A value as a flag or form field takes it: 8, 0.0002, on, q,k,v."""
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return _number(value)
 
 
 def from_arguments(args) -> dict:

@@ -13,30 +13,34 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from lora_tui.core.adapters.layout import read_run_spec
+from lora_tui.core.adapters.layout import latest_checkpoint
 from lora_tui.core.data.check import DatasetReport, check_dataset
+from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import Event
 from lora_tui.core.models.store import resolve_model
 from lora_tui.core.names import validate_name
-from lora_tui.core.training.params import build_params, load_config
-from lora_tui.core.training.loop import TrainingJob, latest_checkpoint, run_training
+from lora_tui.core.training.params import build_params, load_config, preset_values
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.loop import run_training
 from lora_tui.core.locations import Locations
 
 
 def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, model: str | None, data: str | None,
-                config: str | None = None, flags: dict | None = None, resume: bool = False, overwrite: bool = False,
+                config: str | None = None, flags: dict | None = None, preset: str | None = None,
+                resume: bool = False, overwrite: bool = False,
                 valid_fraction: float | None = None, log: Callable[[str], None] = lambda m: None) -> tuple[TrainingJob | None, DatasetReport | None]:
     """A checked TrainingJob, or (None, report) when the data has errors."""
     name = validate_name(name, "adapter name")
     adapter_dir = locations.adapters_dir / name
     if resume:
-        return _resume_job(adapter_dir, flags, config, log), None
+        return _resume_job(adapter_dir, flags or preset, config, log), None
     if model is None or data is None:
         raise UserError("Training needs --model and --data (or --resume to continue a run).")
     if adapter_dir.exists() and not overwrite:
         raise UserError(f"An adapter named {name!r} already exists; choose another --name, or --resume or --overwrite.")
-    parameters = build_params(load_config(Path(config)) if config else {}, flags or {}, origin="flags")
+    config_values = load_config(Path(config)) if config else {}
+    parameters = build_params(preset_values(preset), config_values, flags or {}, origin="flags")
     model_path, model_name = resolve_model(model, locations.models_dir, extra_model_dirs)
     data_path = Path(data).expanduser()
     report = check_dataset(data_path, max_seq_length=parameters.max_seq_length)
@@ -53,8 +57,6 @@ def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, m
 
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
     """Split one data file into folder/train.jsonl and valid.jsonl; return the folder to train on."""
-    from lora_tui.core.data.split import split_dataset
-
     if data.is_dir():
         raise UserError(f"{data} is a folder: it brings its own valid.jsonl; the validation fraction is for a single file.")
     if not 0 < fraction <= 0.5:
@@ -66,19 +68,17 @@ def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable
     return folder
 
 
-def _resume_job(adapter_dir: Path, flags: dict | None, config: str | None, log: Callable[[str], None]) -> TrainingJob:
-    spec = read_run_spec(adapter_dir)
-    if spec is None:
+def _resume_job(adapter_dir: Path, flags, config: str | None, log: Callable[[str], None]) -> TrainingJob:
+    job = TrainingJob.load(adapter_dir)
+    if job is None:
         raise UserError(f"No run to resume at {adapter_dir}.")
     if latest_checkpoint(adapter_dir) is None:
         raise UserError(f"{adapter_dir}: the run saved no checkpoint yet; start it again with --overwrite.")
     if flags or config:
-        log("Resuming with the run's own parameters; parameter flags and --config are ignored.")
-    model_path = Path(spec["model_path"])
-    if not model_path.is_dir():
-        raise UserError(f"The run's base model is gone: {model_path}.")
-    return TrainingJob(model_path, Path(spec["data"]), adapter_dir, build_params(spec["parameters"]),
-                       model_name=spec["model"], resume=True)
+        log("Resuming with the run's own parameters; parameter flags, --preset and --config are ignored.")
+    if not job.model_path.is_dir():
+        raise UserError(f"The run's base model is gone: {job.model_path}.")
+    return job.resumed()
 
 
 def _check_writable(folder: Path) -> None:

@@ -1,0 +1,57 @@
+"""The `lora-tui` command: the TUI with no arguments, subcommands for scripts.
+
+Exit codes: 0 success, 1 a user error (one sentence on stderr, no traceback),
+2 a usage error (argparse), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from lora_tui import __version__
+from lora_tui.cli import adapters, chat, data, models, train
+from lora_tui.cli.output import Context
+from lora_tui.core.errors import UserError
+from lora_tui.core.locations import Locations
+
+
+COMMAND_GROUPS = (models, data, train, adapters, chat)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lora-tui",
+        description="Fine-tune local language models with LoRA on MLX. With no command, opens the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"lora-tui {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def run_tui(context: Context) -> int:
+    # Deferred: the subcommands never pay for loading Textual.
+    from lora_tui.app import make_app
+
+    make_app(context.locations, context.settings).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" notices
+    args = build_parser().parse_args(argv)
+    context = Context(Locations.from_environment())
+    try:
+        if args.command is None:
+            return run_tui(context)
+        return args.handler(args, context)
+    except UserError as error:
+        print(f"lora-tui: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lora-tui: interrupted", file=sys.stderr)
+        return 130

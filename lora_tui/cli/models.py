@@ -1,0 +1,51 @@
+"""`lora-tui models ...`: list, get the demo model, import GGUF files."""
+
+from __future__ import annotations
+
+from lora_tui.cli.output import Context, print_json, print_table, say
+from lora_tui.core.models.demo import ensure_demo_model
+from lora_tui.core.models.gguf_import import import_gguf
+from lora_tui.core.models.store import discover_models
+from lora_tui.core.units import human_bytes, human_count
+
+
+def models_list(args, context: Context) -> int:
+    models = discover_models(context.locations.models_dir, context.extra_model_dirs())
+    if args.json:
+        print_json([model.to_json() for model in models])
+        return 0
+    if not models:
+        say("No models found. Get the demo model with `lora-tui models demo`, or import one with `lora-tui models import-gguf`.")
+        return 0
+    rows = [
+        (m.name, m.architecture, human_count(m.parameters), m.quantization_label, human_bytes(m.size_bytes),
+         "yes" if m.has_chat_template else "no", m.source)
+        for m in models
+    ]
+    print_table(("NAME", "ARCH", "PARAMS", "QUANTIZATION", "SIZE", "CHAT", "SOURCE"), rows)
+    return 0
+
+
+def models_demo(args, context: Context) -> int:
+    context.locations.ensure()
+    print(ensure_demo_model(context.locations.models_dir, context.locations.cache_dir, log=say))
+    return 0
+
+
+def models_import_gguf(args, context: Context) -> int:
+    context.locations.ensure()
+    print(import_gguf(args.file, context.locations.models_dir, args.name, log=say))
+    return 0
+
+
+def add_commands(commands) -> None:
+    models = commands.add_parser("models", help="find, import and get models")
+    sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    listing = sub.add_parser("list", help="list local MLX models")
+    listing.add_argument("--json", action="store_true", help="print one JSON document")
+    listing.set_defaults(handler=models_list)
+    sub.add_parser("demo", help="get SmolLM2-135M-Instruct; print its folder").set_defaults(handler=models_demo)
+    gguf = sub.add_parser("import-gguf", help="turn a GGUF file into an MLX model")
+    gguf.add_argument("file", help="the .gguf file (from Ollama, LM Studio, ...)")
+    gguf.add_argument("--name", help="name in the model store (default: from the file name)")
+    gguf.set_defaults(handler=models_import_gguf)
