@@ -1,8 +1,10 @@
 # `make run`: set up, make sure a model exists (the demo model if none), open the app.
 # `make test`: set up and run the whole test suite (what .ci/run calls).
 SHELL := /bin/bash
-PYTHON ?= python3
 VENV ?= .venv
+# The newest Python 3.10+ on PATH (a Mac's own python3 is Xcode's 3.9, which lora-tui cannot run on).
+PYTHON ?= $(firstword $(foreach candidate,python3.13 python3.12 python3.11 python3.10 python3,\
+	$(shell command -v $(candidate) >/dev/null 2>&1 && $(candidate) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null && echo $(candidate))))
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -12,7 +14,7 @@ ifeq ($(shell uname -s),Linux)
 export LD_PRELOAD = $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3))
 endif
 
-.PHONY: run test bench setup setup-dev blas tmux clean
+.PHONY: run test bench setup setup-dev python blas tmux clean
 
 run: setup blas
 	@$(BIN)/lora-tui models list --json | $(BIN)/python -c 'import json,sys; sys.exit(0 if json.load(sys.stdin) else 1)' \
@@ -20,6 +22,8 @@ run: setup blas
 	$(BIN)/lora-tui
 
 test: setup-dev blas tmux
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # Benchmarks against the reference implementations; results go to BENCHMARKS.md.
@@ -34,19 +38,22 @@ bench: setup-dev blas tmux
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[names]"
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml
+$(VENV)/.installed-dev: pyproject.toml | python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@# torch + peft for the PEFT round-trip test: torch only from a local wheel (never a CUDA download), its deps from the index
 	-$(BIN)/python -m pip install --quiet --no-index --no-deps torch && $(BIN)/python -m pip install --quiet -e ".[peft-check]"
 	touch $(VENV)/.installed $@
+
+python:
+	@test -n "$(PYTHON)" || { echo "lora-tui needs Python 3.10 or newer: install one (e.g. brew install python@3.12, or from python.org), then run make again." >&2; exit 1; }
 
 blas:
 ifeq ($(shell uname -s),Linux)

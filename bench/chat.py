@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
+from report import write_section
 
 PROMPT = "Write a short story about a robot who learns to paint."
 
 
 def make_adapter(model: Path, root: Path) -> Path:
-    from lora_tui.core.training.params import build_params
     from lora_tui.core.training.job import TrainingJob
     from lora_tui.core.training.loop import run_training
+    from lora_tui.core.training.params import build_params
 
     data = root / "data"
     data.mkdir()
@@ -46,9 +46,27 @@ def make_adapter(model: Path, root: Path) -> Path:
 def run_ours(model: Path, adapter: Path, max_tokens: int) -> tuple[float, float, str, float]:
     env = {**os.environ, "LORA_TUI_HOME": str(adapter.parent.parent.parent)}
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "lora_tui", "chat", "--model", str(model), "--adapter", adapter.name,
-                             "--temp", "0", "--max-tokens", str(max_tokens), "--prompt", PROMPT],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lora_tui",
+            "chat",
+            "--model",
+            str(model),
+            "--adapter",
+            adapter.name,
+            "--temp",
+            "0",
+            "--max-tokens",
+            str(max_tokens),
+            "--prompt",
+            PROMPT,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if result.returncode:
         raise SystemExit(result.stderr)
     match = re.search(r"\[(\d+) tokens, ([\d.]+) tok/s, first token ([\d.]+) s\]", result.stderr)
@@ -57,9 +75,27 @@ def run_ours(model: Path, adapter: Path, max_tokens: int) -> tuple[float, float,
 
 def run_mlx_lm(model: Path, adapter: Path, max_tokens: int) -> tuple[float, float, str, float]:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "mlx_lm", "generate", "--model", str(model), "--adapter-path", str(adapter),
-                             "--temp", "0", "--max-tokens", str(max_tokens), "--prompt", PROMPT],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "generate",
+            "--model",
+            str(model),
+            "--adapter-path",
+            str(adapter),
+            "--temp",
+            "0",
+            "--max-tokens",
+            str(max_tokens),
+            "--prompt",
+            PROMPT,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     prompt = re.search(r"Prompt: (\d+) tokens, ([\d.]+) tokens-per-sec", result.stdout)
     generation = re.search(r"Generation: (\d+) tokens, ([\d.]+) tokens-per-sec", result.stdout)
     text = result.stdout.split("==========")[1].strip() if "==========" in result.stdout else ""
@@ -81,8 +117,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
-    from lora_tui.core.models.demo import ensure_demo_model
     from lora_tui.core.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
 
     locations = Locations.from_environment().ensure()
     model = ensure_demo_model(locations.models_dir, locations.cache_dir, log=print)
@@ -98,7 +134,8 @@ def main() -> None:
     wall = statistics.median(r[3] for r in ours), statistics.median(r[3] for r in theirs)
     body = f"""
 `python bench/chat.py` (`make bench`): {model.name} (4-bit) + a LoRA adapter, greedy, max {args.max_tokens} tokens,
-prompt "{PROMPT}"; {args.runs} fresh processes each, alternating; medians. Same text from both: **{'yes' if same_text else 'no'}**.
+prompt "{PROMPT}"; {args.runs} fresh processes each, alternating; medians.
+Same text from both: **{"yes" if same_text else "no"}**.
 {CPU_NOTE if mx.default_device() == mx.cpu else ""}
 | tool | decode tokens/s | time to first token | whole process | tokens/s ratio |
 |---|---|---|---|---|

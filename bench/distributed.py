@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
-from train import SHARED, WARMUP_STEPS, chat_rows, float_model, write_data  # noqa: E402
+from report import write_section
+from train import SHARED, WARMUP_STEPS, chat_rows, float_model, write_data
 
 FLAGS = {**SHARED, "batch_size": 8, "epochs": 1}
 COMMUNICATION_PROBE = """
@@ -34,7 +34,8 @@ from mlx_lm.tuner.utils import linear_to_lora_layers
 group = mx.distributed.init()
 model, _ = load_model(sys.argv[1])
 model.freeze()
-linear_to_lora_layers(model, 16, {"rank": 8, "scale": 2.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"]})
+attention = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"]
+linear_to_lora_layers(model, 16, {"rank": 8, "scale": 2.0, "dropout": 0.0, "keys": attention})
 grads = model.trainable_parameters()
 size = sum(v.nbytes for _, v in tree_flatten(grads))
 times = []
@@ -65,22 +66,55 @@ def flags() -> list[str]:
 
 def train(model: Path, data: Path, home: Path, name: str, *extra: str) -> dict:
     env = {**os.environ, "LORA_TUI_HOME": str(home)}
-    command = [sys.executable, "-m", "lora_tui", "train", "--model", str(model), "--data", str(data), "--name", name,
-               *flags(), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "lora_tui",
+        "train",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--name",
+        name,
+        *flags(),
+        *extra,
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
-    events = [json.loads(line) for line in (home / "data" / "adapters" / name / "events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (home / "data" / "adapters" / name / "events.jsonl").read_text().splitlines()
+    ]
     steps = [e for e in events if e["type"] == "step"][WARMUP_STEPS:]
     seconds = sum(1 / s["iterations_per_second"] for s in steps)
     tokens = sum(s["tokens_per_second"] / s["iterations_per_second"] for s in steps)
-    return {"tokens_per_second": tokens / seconds, "seconds_per_step": seconds / len(steps), "wall": wall,
-            "steps": len(steps) + WARMUP_STEPS}
+    return {
+        "tokens_per_second": tokens / seconds,
+        "seconds_per_step": seconds / len(steps),
+        "wall": wall,
+        "steps": len(steps) + WARMUP_STEPS,
+    }
 
 
 def communication(model: Path) -> dict:
-    command = [sys.executable, "-c", "from mlx._distributed_utils.launch import main; main()", "--hosts", "127.0.0.1",
-               "-n", "2", "--backend", "ring", "--python", sys.executable, "--", "-c", COMMUNICATION_PROBE, str(model)]
+    command = [
+        sys.executable,
+        "-c",
+        "from mlx._distributed_utils.launch import main; main()",
+        "--hosts",
+        "127.0.0.1",
+        "-n",
+        "2",
+        "--backend",
+        "ring",
+        "--python",
+        sys.executable,
+        "--",
+        "-c",
+        COMMUNICATION_PROBE,
+        str(model),
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(next(line for line in output.splitlines() if line.startswith("{")))
 
@@ -99,16 +133,16 @@ def main() -> None:
     ratio = two["tokens_per_second"] / one["tokens_per_second"]
     body = f"""
 `python bench/distributed.py` (`make bench`): SmolLM2-135M-Instruct dequantized to float, LoRA rank 8 on q/k/v/o of
-16 layers, global batch 8, max sequence length 512, {one['steps']} steps; tokens/s over all ranks, steps
+16 layers, global batch 8, max sequence length 512, {one["steps"]} steps; tokens/s over all ranks, steps
 1-{WARMUP_STEPS} left out. Two ranks run on this one machine through `mlx.launch --backend ring` over loopback.
 
 | processes | real tokens/s (all ranks) | s/step | wall time (incl. start) | ratio |
 |---|---|---|---|---|
-| 1 | {one['tokens_per_second']:.0f} | {one['seconds_per_step']:.2f} | {one['wall']:.0f} s | 1.00x |
-| 2 local ranks | {two['tokens_per_second']:.0f} | {two['seconds_per_step']:.2f} | {two['wall']:.0f} s | {ratio:.2f}x |
+| 1 | {one["tokens_per_second"]:.0f} | {one["seconds_per_step"]:.2f} | {one["wall"]:.0f} s | 1.00x |
+| 2 local ranks | {two["tokens_per_second"]:.0f} | {two["seconds_per_step"]:.2f} | {two["wall"]:.0f} s | {ratio:.2f}x |
 
-Communication per step (2 ranks, loopback): {probe['seconds'] * 1000:.1f} ms to average
-{probe['bytes'] / 1e6:.2f} MB of LoRA gradients in one all-reduce, plus the token count.
+Communication per step (2 ranks, loopback): {probe["seconds"] * 1000:.1f} ms to average
+{probe["bytes"] / 1e6:.2f} MB of LoRA gradients in one all-reduce, plus the token count.
 
 Why no gain here: this machine has {os.cpu_count()} cores, and one MLX process already keeps them busy with
 multithreaded BLAS, so two ranks split the same cores (`--ranks` gives each rank's BLAS its share of them) and add

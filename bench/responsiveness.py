@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
+from report import write_section
 
 
 async def wait_for(condition, what: str, app, seconds: float = 300) -> None:
@@ -36,8 +36,9 @@ async def wait_for(condition, what: str, app, seconds: float = 300) -> None:
     while not condition():
         if time.perf_counter() > deadline:
             notices = "; ".join(n.message for n in app._notifications) or "none"
-            raise SystemExit(f"bench/responsiveness.py: gave up waiting for {what} after {seconds:.0f} s "
-                             f"(notices: {notices})")
+            raise SystemExit(
+                f"bench/responsiveness.py: gave up waiting for {what} after {seconds:.0f} s (notices: {notices})"
+            )
         await asyncio.sleep(0.05)
 
 
@@ -56,8 +57,8 @@ async def measure_chat(presses: int) -> tuple[list[float], int]:
     from textual.widgets import Input, Select
 
     from lora_tui.app import make_app
-    from lora_tui.core.models.demo import ensure_demo_model
     from lora_tui.core.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
 
     locations = Locations.from_environment().ensure()
     ensure_demo_model(locations.models_dir, locations.cache_dir, log=print)
@@ -90,10 +91,10 @@ async def measure_chat(presses: int) -> tuple[list[float], int]:
 
 async def measure(presses: int) -> tuple[list[float], int]:
     from lora_tui.app import make_app
-    from lora_tui.core.models.demo import ensure_demo_model
-    from lora_tui.core.training.params import build_params
-    from lora_tui.core.training.job import TrainingJob
     from lora_tui.core.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
+    from lora_tui.core.training.job import TrainingJob
+    from lora_tui.core.training.params import build_params
     from lora_tui.messages import TrainingRequested
 
     locations = Locations.from_environment().ensure()
@@ -101,8 +102,12 @@ async def measure(presses: int) -> tuple[list[float], int]:
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "data"
         data.mkdir()
-        row = {"messages": [{"role": "user", "content": "Tell me about LoRA."},
-                            {"role": "assistant", "content": "LoRA trains small low-rank matrices. " * 8}]}
+        row = {
+            "messages": [
+                {"role": "user", "content": "Tell me about LoRA."},
+                {"role": "assistant", "content": "LoRA trains small low-rank matrices. " * 8},
+            ]
+        }
         (data / "train.jsonl").write_text((json.dumps(row) + "\n") * 64)
         job = TrainingJob(model, data, Path(scratch) / "adapter", build_params({"epochs": 1, "max_seq_length": 256}))
         app = make_app()

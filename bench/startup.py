@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from report import write_section  # noqa: E402
-from tmuxdriver import TmuxApp  # noqa: E402
+from report import write_section
+from tmuxdriver import TmuxApp
 
 
 def main() -> None:

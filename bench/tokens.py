@@ -15,13 +15,35 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
+from report import write_section
 
 from lora_tui.core.data.records import Record
 from lora_tui.core.data.tokens import TokenCounter, load_token_counter
 
-WORDS = ("LoRA adapters train low-rank matrices while the base model stays frozen; "
-         "def f(x): return x**2 # code 12345 🙂 café 東京 https://example.com").split()
+WORDS = [
+    "LoRA",
+    "adapters",
+    "train",
+    "low-rank",
+    "matrices",
+    "while",
+    "the",
+    "base",
+    "model",
+    "stays",
+    "frozen;",
+    "def",
+    "f(x):",
+    "return",
+    "x**2",
+    "#",
+    "code",
+    "12345",
+    "🙂",
+    "café",
+    "東京",
+    "https://example.com",
+]
 
 
 def make_records(count: int, seed: int = 0) -> list[Record]:
@@ -30,7 +52,9 @@ def make_records(count: int, seed: int = 0) -> list[Record]:
     for line in range(1, count + 1):
         user = " ".join(rng.choices(WORDS, k=rng.randint(5, 60)))
         assistant = " ".join(rng.choices(WORDS, k=rng.randint(10, 300)))
-        records.append(Record(line, messages=({"role": "user", "content": user}, {"role": "assistant", "content": assistant})))
+        records.append(
+            Record(line, messages=({"role": "user", "content": user}, {"role": "assistant", "content": assistant}))
+        )
     return records
 
 
@@ -59,6 +83,7 @@ def main() -> None:
     ref_records, _ = rate(reference.count, records)
     assert fast_counts == ref_counts, "tiktoken counts differ from the model tokenizer's"
     tokens = sum(fast_counts)
+    speedup = fast_records / ref_records
     body = f"""
 Model `{model.name}`, {len(records)} chat records ({tokens} tokens), `python bench/tokens.py`.
 Counts identical in both: **yes**.
@@ -66,14 +91,14 @@ Counts identical in both: **yes**.
 | counting | lora-tui (tiktoken) | model tokenizer (HF fast) | speed-up |
 |---|---|---|---|
 | rendered text only, records/s | {fast_text:,.0f} | {ref_text:,.0f} | {fast_text / ref_text:.2f}x |
-| records incl. chat template, records/s | {fast_records:,.0f} | {ref_records:,.0f} | {fast_records / ref_records:.2f}x |
+| records incl. chat template, records/s | {fast_records:,.0f} | {ref_records:,.0f} | {speedup:.2f}x |
 """
     write_section("Token counting (bench/tokens.py)", body)
 
 
 def default_model() -> Path:
-    from lora_tui.core.models.demo import ensure_demo_model
     from lora_tui.core.locations import Locations
+    from lora_tui.core.models.demo import ensure_demo_model
 
     locations = Locations.from_environment().ensure()
     return ensure_demo_model(locations.models_dir, locations.cache_dir, log=print)

@@ -25,11 +25,38 @@ from pathlib import Path
 from unittest.mock import patch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
+from report import write_section
 
 WARMUP_STEPS = 3
-WORDS = ("the adapter learns a low rank update while the base model stays frozen and the loss goes down "
-         "slowly over many steps of training on the data").split()
+WORDS = [
+    "the",
+    "adapter",
+    "learns",
+    "a",
+    "low",
+    "rank",
+    "update",
+    "while",
+    "the",
+    "base",
+    "model",
+    "stays",
+    "frozen",
+    "and",
+    "the",
+    "loss",
+    "goes",
+    "down",
+    "slowly",
+    "over",
+    "many",
+    "steps",
+    "of",
+    "training",
+    "on",
+    "the",
+    "data",
+]
 
 
 def float_model(cache: Path) -> Path:
@@ -49,7 +76,9 @@ def float_model(cache: Path) -> Path:
     model, _ = load(str(demo))
     expand_for_cpu(model)
     target.mkdir(parents=True, exist_ok=True)
-    mx.save_safetensors(str(target / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"})
+    mx.save_safetensors(
+        str(target / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"}
+    )
     config = json.loads((demo / "config.json").read_text())
     config.pop("quantization", None)
     (target / "config.json").write_text(json.dumps(config, indent=2))
@@ -60,9 +89,15 @@ def float_model(cache: Path) -> Path:
 
 def chat_rows(count: int, low: int, high: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
-    return [{"messages": [{"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(3, 12)))},
-                          {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(low, high)))}]}
-            for _ in range(count)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(3, 12)))},
+                {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(low, high)))},
+            ]
+        }
+        for _ in range(count)
+    ]
 
 
 def write_data(folder: Path, rows: list[dict]) -> Path:
@@ -72,15 +107,27 @@ def write_data(folder: Path, rows: list[dict]) -> Path:
     return folder
 
 
-SHARED = {"rank": 8, "alpha": 16.0, "target_modules": ["q", "k", "v", "o"], "num_layers": 16, "batch_size": 4,
-          "learning_rate": 1e-4, "lr_schedule": "constant", "optimizer": "adam", "max_grad_norm": 0.0,
-          "mask_prompt": False, "max_seq_length": 512, "steps_per_eval": 100000, "save_every": 0}
+SHARED = {
+    "rank": 8,
+    "alpha": 16.0,
+    "target_modules": ["q", "k", "v", "o"],
+    "num_layers": 16,
+    "batch_size": 4,
+    "learning_rate": 1e-4,
+    "lr_schedule": "constant",
+    "optimizer": "adam",
+    "max_grad_norm": 0.0,
+    "mask_prompt": False,
+    "max_seq_length": 512,
+    "steps_per_eval": 100000,
+    "save_every": 0,
+}
 
 
 def run_lora_tui(model: Path, data: Path, out: Path, epochs: int = 1, **overrides) -> dict:
-    from lora_tui.core.training.params import build_params
     from lora_tui.core.training.job import TrainingJob
     from lora_tui.core.training.loop import run_training
+    from lora_tui.core.training.params import build_params
 
     steps = []
     job = TrainingJob(model, data, out, build_params({**SHARED, "epochs": epochs, **overrides}))
@@ -90,17 +137,22 @@ def run_lora_tui(model: Path, data: Path, out: Path, epochs: int = 1, **override
     seconds = sum(1 / s.iterations_per_second for s in timed)
     tokens = sum(s.tokens_per_second / s.iterations_per_second for s in timed)
     per_step = seconds / len(timed)
-    return {"steps": len(steps), "tokens_per_second": tokens / seconds, "seconds_per_step": per_step,
-            "epoch_seconds": per_step * len(steps) / epochs, "positions": computed_positions(job, epochs)}
+    return {
+        "steps": len(steps),
+        "tokens_per_second": tokens / seconds,
+        "seconds_per_step": per_step,
+        "epoch_seconds": per_step * len(steps) / epochs,
+        "positions": computed_positions(job, epochs),
+    }
 
 
 def computed_positions(job, epochs: int) -> dict:
     """Positions the model computed and the real tokens among them, over the run's own batch plans."""
     from mlx_lm.utils import load_tokenizer
 
+    from lora_tui.core.data.records import load_records
     from lora_tui.core.training import loop as trainer
     from lora_tui.core.training.batching import make_batch, tokenize
-    from lora_tui.core.data.records import load_records
 
     p = job.params
     examples, _ = tokenize(load_records(job.data / "train.jsonl"), load_tokenizer(job.model_path), p.max_seq_length)
@@ -137,12 +189,25 @@ def run_mlx_lm(model_path: Path, data: Path, out: Path, steps: int) -> dict:
     linear_to_lora_layers(model, SHARED["num_layers"], {"rank": 8, "scale": 2.0, "dropout": 0.0, "keys": keys})
     train_set, valid_set, _ = load_local_dataset(data, tokenizer, argparse.Namespace(mask_prompt=False))
     out.mkdir(parents=True, exist_ok=True)
-    args = TrainingArgs(batch_size=SHARED["batch_size"], iters=steps, val_batches=1, steps_per_report=1,
-                        steps_per_eval=100000, steps_per_save=100000, max_seq_length=SHARED["max_seq_length"],
-                        adapter_file=str(out / "adapters.safetensors"))
+    args = TrainingArgs(
+        batch_size=SHARED["batch_size"],
+        iters=steps,
+        val_batches=1,
+        steps_per_report=1,
+        steps_per_eval=100000,
+        steps_per_save=100000,
+        max_seq_length=SHARED["max_seq_length"],
+        adapter_file=str(out / "adapters.safetensors"),
+    )
     reports = _Reports()
-    train(model, optim.Adam(learning_rate=SHARED["learning_rate"]), CacheDataset(train_set), CacheDataset(valid_set),
-          args=args, training_callback=reports)
+    train(
+        model,
+        optim.Adam(learning_rate=SHARED["learning_rate"]),
+        CacheDataset(train_set),
+        CacheDataset(valid_set),
+        args=args,
+        training_callback=reports,
+    )
     timed = reports.reports[WARMUP_STEPS:]
     seconds = sum(1 / r["iterations_per_second"] for r in timed)
     tokens = sum(r["tokens_per_second"] / r["iterations_per_second"] for r in timed)
@@ -157,7 +222,7 @@ def random_order_plan(examples, batch_size, seed, epoch, pack, max_seq_length):
 
     order = [int(i) for i in np.random.default_rng([seed, epoch]).permutation(len(examples))]
     rows = [(i,) for i in order]
-    return BatchPlan(tuple(tuple(rows[start:start + batch_size]) for start in range(0, len(rows), batch_size)))
+    return BatchPlan(tuple(tuple(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)))
 
 
 def _padding(run: dict) -> float:
@@ -172,8 +237,10 @@ def _ceiling(baseline: dict) -> float:
 
 def _packing_row(label: str, run: dict, shuffled: dict, unpacked: dict) -> str:
     speed = run["tokens_per_second"]
-    return (f"| {label} | {run['steps'] // 2} | {_padding(run):.0%} | {speed:.0f} | {run['epoch_seconds']:.1f} s "
-            f"| {speed / shuffled['tokens_per_second']:.2f}x | {speed / unpacked['tokens_per_second']:.2f}x |")
+    return (
+        f"| {label} | {run['steps'] // 2} | {_padding(run):.0%} | {speed:.0f} | {run['epoch_seconds']:.1f} s "
+        f"| {speed / shuffled['tokens_per_second']:.2f}x | {speed / unpacked['tokens_per_second']:.2f}x |"
+    )
 
 
 def _verdict(met: bool) -> str:
@@ -182,7 +249,9 @@ def _verdict(met: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=48, help="records in the comparison dataset (steps = records / 4)")
+    parser.add_argument(
+        "--records", type=int, default=48, help="records in the comparison dataset (steps = records / 4)"
+    )
     args = parser.parse_args()
     from lora_tui.core.locations import Locations
 
@@ -201,6 +270,7 @@ def main() -> None:
             shuffled = run_lora_tui(model, mixed, scratch / "shuffled", epochs=2)
         packed = run_lora_tui(model, mixed, scratch / "packed", epochs=2, pack=True)
         total = time.perf_counter() - started
+    ratio, theirs_step = ours["tokens_per_second"] / theirs["tokens_per_second"], theirs["seconds_per_step"]
     body = f"""
 `python bench/train.py` (`make bench`): SmolLM2-135M-Instruct dequantized to float32, LoRA rank 8, scale 2,
 q/k/v/o of the last 16 layers, batch 4, Adam at 1e-4, max sequence length 512. Steps 1-{WARMUP_STEPS} (compilation)
@@ -210,8 +280,8 @@ are left out of both. Whole benchmark: {total:.0f} s.
 
 | loop | real tokens/s | s/step | ratio |
 |---|---|---|---|
-| lora-tui | {ours['tokens_per_second']:.0f} | {ours['seconds_per_step']:.2f} | {ours['tokens_per_second'] / theirs['tokens_per_second']:.2f}x |
-| mlx-lm `train()` (what `mlx_lm lora` runs) | {theirs['tokens_per_second']:.0f} | {theirs['seconds_per_step']:.2f} | 1.00x |
+| lora-tui | {ours["tokens_per_second"]:.0f} | {ours["seconds_per_step"]:.2f} | {ratio:.2f}x |
+| mlx-lm `train()` (what `mlx_lm lora` runs) | {theirs["tokens_per_second"]:.0f} | {theirs_step:.2f} | 1.00x |
 
 **Packing** (lora-tui, 96 chat records of 2-200 words, 2 epochs; packed rows as long as the longest record):
 
@@ -225,10 +295,10 @@ Padding is the share of the positions the model computed that held no token. On 
 the positions it computes, and packing removes padding and nothing else: with no padding left at all, packed
 would be **{_ceiling(shuffled):.2f}x** random-order batches and **{_ceiling(unpacked):.2f}x** sorted ones on this data.
 
-Targets: lora-tui at least as fast as mlx-lm: **{_verdict(ours['tokens_per_second'] >= theirs['tokens_per_second'])}**;
+Targets: lora-tui at least as fast as mlx-lm: **{_verdict(ours["tokens_per_second"] >= theirs["tokens_per_second"])}**;
 packed at least 2x unpacked on mixed lengths: against random-order batches
-**{_verdict(packed['tokens_per_second'] >= 2 * shuffled['tokens_per_second'])}**, against lora-tui's own length-sorted
-batches **{_verdict(packed['tokens_per_second'] >= 2 * unpacked['tokens_per_second'])}**. 2x needs batches that are more
+**{_verdict(packed["tokens_per_second"] >= 2 * shuffled["tokens_per_second"])}**, against lora-tui's own length-sorted
+batches **{_verdict(packed["tokens_per_second"] >= 2 * unpacked["tokens_per_second"])}**. 2x needs batches that are more
 than half padding. Packing pays where sorting cannot: when batches must not be grouped by length, and on
 accelerators where short rows leave the hardware idle.
 """

@@ -63,12 +63,22 @@ class AreaCommands(Provider):
         for active in self.screen.active_bindings.values():
             binding = active.binding
             if binding.description and active.node is not app and active.enabled:
-                commands.append((binding.description, partial(app.run_action, binding.action, active.node),
-                                 binding.tooltip or f"key: {app.get_key_display(binding)}"))
+                commands.append(
+                    (
+                        binding.description,
+                        partial(app.run_action, binding.action, active.node),
+                        binding.tooltip or f"key: {app.get_key_display(binding)}",
+                    )
+                )
         for events_file in sorted(app.locations.adapters_dir.glob(f"*/{EVENTS}")):
             name = events_file.parent.name
-            commands.append((f"Follow run: {name}", partial(app.follow_run, events_file.parent),
-                             "show its curves; keeps up while another terminal trains it"))
+            commands.append(
+                (
+                    f"Follow run: {name}",
+                    partial(app.follow_run, events_file.parent),
+                    "show its curves; keeps up while another terminal trains it",
+                )
+            )
         for text, callback, help_text in commands:
             score = matcher.match(text)
             if score > 0:
@@ -113,8 +123,13 @@ class LoraTuiApp(App):
         self.theme = settings.theme if settings.theme in self.available_themes else "lora-dark"
 
     def area_screens(self) -> dict[str, Screen]:
-        return {"datasets": self.datasets_screen, "train": self.train_screen, "dashboard": self.dashboard_screen,
-                "adapters": self.adapters_screen, "chat": self.chat_screen}
+        return {
+            "datasets": self.datasets_screen,
+            "train": self.train_screen,
+            "dashboard": self.dashboard_screen,
+            "adapters": self.adapters_screen,
+            "chat": self.chat_screen,
+        }
 
     def on_mount(self) -> None:
         for problem in self.theme_problems:
@@ -171,8 +186,11 @@ class LoraTuiApp(App):
         if message.event.type in ("finished", "cancelled", "failed") and message.live:
             self.training_running = False
             if isinstance(message.event, Failed):
-                self.notify(f"Training failed: {message.event.reason} {message.event.advice}".rstrip(), severity="error",
-                            timeout=15)
+                self.notify(
+                    f"Training failed: {message.event.reason} {message.event.advice}".rstrip(),
+                    severity="error",
+                    timeout=15,
+                )
             else:
                 self.notify(f"Training {message.event.type}: {message.event.adapter_path}")
         if message.event.type == "started":

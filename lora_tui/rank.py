@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     job = TrainingJob.from_json(json.loads((argv if argv is not None else sys.argv[1:])[0]))
     outcome = run_training(job)
     if isinstance(outcome, Failed):
-        print(f"lora-tui rank: training failed: {outcome.reason} {outcome.advice}".rstrip(), file=sys.stderr, flush=True)
+        print(
+            f"lora-tui rank: training failed: {outcome.reason} {outcome.advice}".rstrip(), file=sys.stderr, flush=True
+        )
     return {Finished: 0, Cancelled: 130}.get(type(outcome), 1)
 
 

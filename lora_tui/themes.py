@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
@@ -17,13 +18,35 @@ from lora_tui.core.toml import TOMLDecodeError, tomllib
 
 
 def _built_in_themes() -> Path:
-    """themes/ of a source checkout (editable installs), else where a wheel installed them."""
-    checkout = Path(__file__).resolve().parent.parent / "themes"
-    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "lora-tui" / "themes"
+    """themes/ of a source checkout (editable installs), else where the installed wheel put them."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "themes").is_dir():
+        return root / "themes"
+    # A wheel installs them as data files under its scheme's share/ (a venv, --user, /usr/local, ...): the
+    # distribution's own file list says where.
+    try:
+        files = distribution("lora-tui").files or []
+    except PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.parent.name == "themes" and file.suffix == ".toml":
+            return Path(file.locate()).resolve().parent
+    return Path(sys.prefix) / "share" / "lora-tui" / "themes"
 
 
 BUILT_IN_THEMES = _built_in_themes()
-COLOUR_KEYS = ("primary", "secondary", "accent", "warning", "error", "success", "foreground", "background", "surface", "panel")
+COLOUR_KEYS = (
+    "primary",
+    "secondary",
+    "accent",
+    "warning",
+    "error",
+    "success",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from tinymodels import make_tiny_model
 
 from lora_tui.core.locations import Locations
-from tinymodels import make_tiny_model
 
 TESTS_DIR = Path(__file__).parent
 # The demo model is cached here between test runs (git-ignored; owned by the tests).

@@ -15,7 +15,7 @@ def make_pdf(path: Path, pages: list[list[str]]) -> Path:
     kids = " ".join(f"{i} 0 R" for i in page_ids)
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for page_id, lines in zip(page_ids, pages):
+    for page_id, lines in zip(page_ids, pages, strict=True):
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
             f"/Contents {page_id + 1} 0 R >>".encode()

@@ -35,7 +35,9 @@ def test_plain_mlx_lm_adapter_folder_is_listed(adapters_dir, tiny_adapter):
     plain.mkdir()
     shutil.copy(tiny_adapter / "adapters.safetensors", plain)
     config = json.loads((tiny_adapter / "adapter_config.json").read_text())
-    (plain / "adapter_config.json").write_text(json.dumps({**config, "iters": 500, "learning_rate": 1e-5, "data": "data/"}))
+    (plain / "adapter_config.json").write_text(
+        json.dumps({**config, "iters": 500, "learning_rate": 1e-5, "data": "data/"})
+    )
     info = get_adapter(adapters_dir, "from-mlx-lm")
     assert info.source == "mlx-lm" and info.steps == 500 and info.rank == 8 and info.alpha == 16.0
 
@@ -54,8 +56,20 @@ def test_rename_keeps_it_usable(adapters_dir, tiny_model_dir):
 def test_cli_list_show_json(adapters_dir, capsys):
     assert main(["adapters", "list", "--json"]) == 0
     [entry] = json.loads(capsys.readouterr().out)
-    assert {"name", "base_model", "dataset", "created", "final_train_loss", "best_val_loss", "rank", "alpha", "epochs",
-            "steps", "learning_rate", "size_bytes"} <= set(entry)
+    assert {
+        "name",
+        "base_model",
+        "dataset",
+        "created",
+        "final_train_loss",
+        "best_val_loss",
+        "rank",
+        "alpha",
+        "epochs",
+        "steps",
+        "learning_rate",
+        "size_bytes",
+    } <= set(entry)
     assert main(["adapters", "show", "arith", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "arith"
     assert main(["adapters", "list"]) == 0
@@ -66,8 +80,13 @@ def test_delete_needs_yes_without_a_terminal(adapters_dir, isolated_home, tmp_pa
     import os
 
     env = {**os.environ, "LORA_TUI_HOME": str(isolated_home.data_dir.parent)}
-    refused = subprocess.run([sys.executable, "-m", "lora_tui", "adapters", "delete", "arith"], capture_output=True,
-                             text=True, env=env, stdin=subprocess.DEVNULL)
+    refused = subprocess.run(
+        [sys.executable, "-m", "lora_tui", "adapters", "delete", "arith"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert refused.returncode == 1 and "add --yes" in refused.stderr and (adapters_dir / "arith").exists()
     assert main(["adapters", "delete", "arith", "--yes"]) == 0
     assert not (adapters_dir / "arith").exists()

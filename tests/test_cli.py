@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tinymodels import write_gguf
 
 from lora_tui.cli import main
-from tinymodels import write_gguf
 
 
 def test_models_list_json_is_one_document(isolated_home, tiny_model_dir, capsys):
@@ -18,7 +18,16 @@ def test_models_list_json_is_one_document(isolated_home, tiny_model_dir, capsys)
     assert main(["models", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in listing] == ["tiny"]
-    assert set(listing[0]) == {"name", "path", "source", "architecture", "parameters", "quantization", "size_bytes", "has_chat_template"}
+    assert set(listing[0]) == {
+        "name",
+        "path",
+        "source",
+        "architecture",
+        "parameters",
+        "quantization",
+        "size_bytes",
+        "has_chat_template",
+    }
 
 
 def test_models_list_table(isolated_home, tiny_model_dir, capsys):
@@ -60,6 +69,8 @@ def test_console_script_and_module_entry_point(tmp_path):
     env = {**os.environ, "LORA_TUI_HOME": str(tmp_path)}
     console_script = Path(sys.executable).parent / "lora-tui"
     for command in ([str(console_script)], [sys.executable, "-m", "lora_tui"]):
-        result = subprocess.run([*command, "models", "import-gguf", str(tmp_path / "missing.gguf")], capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            [*command, "models", "import-gguf", str(tmp_path / "missing.gguf")], capture_output=True, text=True, env=env
+        )
         assert result.returncode == 1
         assert result.stderr.strip() == f"lora-tui: {tmp_path / 'missing.gguf'}: no such file."

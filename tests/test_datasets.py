@@ -38,7 +38,10 @@ def test_records_know_prompt_and_response():
     assert instruction[0].messages[0]["content"] == "Summarise.\n\nLoRA trains small matrices."
     assert instruction[1].messages[0]["content"] == "Say hi."
     completion = load_records(DATA / "good" / "completion.jsonl")
-    assert completion[0].messages == ({"role": "user", "content": "Translate: cat"}, {"role": "assistant", "content": "chat"})
+    assert completion[0].messages == (
+        {"role": "user", "content": "Translate: cat"},
+        {"role": "assistant", "content": "chat"},
+    )
     text = load_records(DATA / "good" / "lines.txt")
     assert [r.text for r in text] == ["First example line.", "Second example line."]
     assert [r.line for r in text] == [1, 3]
@@ -126,7 +129,9 @@ def test_errors_in_a_folder_name_their_file(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"text": "ok"}\n')
     (tmp_path / "valid.jsonl").write_text('{"text": "ok"}\nbroken\n')
     report = check_dataset(tmp_path)
-    assert [e.to_json() for e in report.errors] == [{"line": 2, "message": report.errors[0].message, "file": "valid.jsonl"}]
+    assert [e.to_json() for e in report.errors] == [
+        {"line": 2, "message": report.errors[0].message, "file": "valid.jsonl"}
+    ]
 
 
 @pytest.mark.parametrize("path", ["bad/empty.jsonl", "bad/csv-named.jsonl", "no/such/file.jsonl", "good"])

@@ -11,19 +11,37 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from trainkit import arithmetic_rows, write_dataset
 
 from lora_tui.cli import main
 from lora_tui.core.training.events import read_events
-from trainkit import arithmetic_rows, write_dataset
 
-FLAGS = ["--batch-size", "8", "--epochs", "2", "--learning-rate", "0.001", "--max-seq-length", "128", "--steps-per-eval", "2"]
+FLAGS = [
+    "--batch-size",
+    "8",
+    "--epochs",
+    "2",
+    "--learning-rate",
+    "0.001",
+    "--max-seq-length",
+    "128",
+    "--steps-per-eval",
+    "2",
+]
 
 
 @pytest.fixture
 def data(tmp_path):
     # Prompts of varied length, so the two ranks' halves of a batch hold different numbers of target tokens.
-    rows = arithmetic_rows(20) + [{"messages": [{"role": "user", "content": "Say the number " + "very " * i + f"{i}."},
-                                                {"role": "assistant", "content": f"{i}" * (1 + i % 4)}]} for i in range(12)]
+    rows = arithmetic_rows(20) + [
+        {
+            "messages": [
+                {"role": "user", "content": "Say the number " + "very " * i + f"{i}."},
+                {"role": "assistant", "content": f"{i}" * (1 + i % 4)},
+            ]
+        }
+        for i in range(12)
+    ]
     return write_dataset(tmp_path / "data", rows, arithmetic_rows(8, offset=50))
 
 
@@ -66,19 +84,30 @@ def test_batch_that_does_not_split_is_refused(tiny_model_dir, data, isolated_hom
     assert not (isolated_home.adapters_dir / "odd").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[{\"ssh\": \"a\",", "line 1: not valid JSON"),
-    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-2", "ips": ["10.0.0.2"]}, '
-     '{"ssh": "mac-2", "ips": ["10.0.0.2"]}]', "host 3 (mac-2) is already host 2"),
-    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}]', "name at least two hosts"),
-    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-2"}]', "host 2 (mac-2) has no \"ips\""),
-    ('[{"ssh": "mac-2", "ips": ["10.0.0.2"]}, {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}]',
-     "the first host must be this machine"),
-    ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "nowhere.invalid", "ips": ["10.255.0.9"]}]',
-     "Host nowhere.invalid cannot be reached over SSH"),
-])
-def test_bad_hostfiles_are_refused_before_anything_is_written(tiny_model_dir, data, isolated_home, tmp_path, capsys,
-                                                                content, message):
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('[{"ssh": "a",', "line 1: not valid JSON"),
+        (
+            '[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-2", "ips": ["10.0.0.2"]}, '
+            '{"ssh": "mac-2", "ips": ["10.0.0.2"]}]',
+            "host 3 (mac-2) is already host 2",
+        ),
+        ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}]', "name at least two hosts"),
+        ('[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-2"}]', 'host 2 (mac-2) has no "ips"'),
+        (
+            '[{"ssh": "mac-2", "ips": ["10.0.0.2"]}, {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}]',
+            "the first host must be this machine",
+        ),
+        (
+            '[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "nowhere.invalid", "ips": ["10.255.0.9"]}]',
+            "Host nowhere.invalid cannot be reached over SSH",
+        ),
+    ],
+)
+def test_bad_hostfiles_are_refused_before_anything_is_written(
+    tiny_model_dir, data, isolated_home, tmp_path, capsys, content, message
+):
     hostfile = tmp_path / "hosts.json"
     hostfile.write_text(content)
     assert main(_train("remote", tiny_model_dir, data, "--hosts", str(hostfile))) == 1
@@ -88,8 +117,14 @@ def test_bad_hostfiles_are_refused_before_anything_is_written(tiny_model_dir, da
 
 def _spawn(args, home):
     env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lora_tui", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def _wait_for_event(events_file: Path, kind: str, timeout=120):
@@ -116,11 +151,13 @@ def _rank_pid(rank: int) -> int:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank's process through /proc")
 def test_a_dead_rank_ends_the_run_and_it_resumes(tiny_model_dir, data, isolated_home, capsys):
     adapter = isolated_home.adapters_dir / "fragile"
-    process = _spawn(_train("fragile", tiny_model_dir, data, "--ranks", "2", "--epochs", "20", "--save-every", "2"),
-                     isolated_home.data_dir.parent)
+    process = _spawn(
+        _train("fragile", tiny_model_dir, data, "--ranks", "2", "--epochs", "20", "--save-every", "2"),
+        isolated_home.data_dir.parent,
+    )
     _wait_for_event(adapter / "events.jsonl", "checkpoint")
     os.kill(_rank_pid(1), signal.SIGKILL)
-    out, err = process.communicate(timeout=120)
+    _out, err = process.communicate(timeout=120)
     assert process.returncode == 1
     assert "A rank stopped before the run ended" in err and "continue with --resume" in err
     assert read_events(adapter / "events.jsonl")[-1].type == "failed"
@@ -133,7 +170,9 @@ def test_a_dead_rank_ends_the_run_and_it_resumes(tiny_model_dir, data, isolated_
 
 def test_ctrl_c_stops_every_rank_and_saves(tiny_model_dir, data, isolated_home, capsys):
     adapter = isolated_home.adapters_dir / "stopped"
-    process = _spawn(_train("stopped", tiny_model_dir, data, "--ranks", "2", "--epochs", "20"), isolated_home.data_dir.parent)
+    process = _spawn(
+        _train("stopped", tiny_model_dir, data, "--ranks", "2", "--epochs", "20"), isolated_home.data_dir.parent
+    )
     _wait_for_event(adapter / "events.jsonl", "step")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -157,8 +196,21 @@ def test_ranks_with_different_versions_are_refused(tmp_path):
         "except UserError as error:\n"
         "    print(f'rank {ranks.rank}: {error}', flush=True)\n"
     )
-    launcher = [sys.executable, "-c", "from mlx._distributed_utils.launch import main; main()", "--hosts", "127.0.0.1",
-                "-n", "2", "--backend", "ring", "--python", sys.executable, "--", str(script)]
+    launcher = [
+        sys.executable,
+        "-c",
+        "from mlx._distributed_utils.launch import main; main()",
+        "--hosts",
+        "127.0.0.1",
+        "-n",
+        "2",
+        "--backend",
+        "ring",
+        "--python",
+        sys.executable,
+        "--",
+        str(script),
+    ]
     output = subprocess.run(launcher, capture_output=True, text=True, timeout=120).stdout
     expected = "The hosts run different versions (rank 0: lora-tui 0.1.0; rank 1: lora-tui 0.2.0)."
     assert f"rank 0: {expected}" in output and f"rank 1: {expected}" in output, output

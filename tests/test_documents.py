@@ -3,12 +3,12 @@
 import json
 
 import pytest
+from pdfmaker import make_pdf
 
 from lora_tui.cli import main
 from lora_tui.core.data.documents import Chunker, WordCounter, documents_to_jsonl, read_document
-from lora_tui.core.errors import UserError
 from lora_tui.core.data.pii import Redactor
-from pdfmaker import make_pdf
+from lora_tui.core.errors import UserError
 
 ARTICLE = """# LoRA
 
@@ -46,8 +46,10 @@ def test_fixed_chunks_overlap(tmp_path):
 
 
 def test_real_pdf_pages(tmp_path):
-    pdf = make_pdf(tmp_path / "manual.pdf", [["Page one: installing the tool.", "Run make run."],
-                                             ["Page two: training an adapter.", "Choose rank 8."]])
+    pdf = make_pdf(
+        tmp_path / "manual.pdf",
+        [["Page one: installing the tool.", "Run make run."], ["Page two: training an adapter.", "Choose rank 8."]],
+    )
     assert len(read_document(pdf).pages) == 2
     documents_to_jsonl([pdf], tmp_path / "pages.jsonl", "pages", chunk_tokens=100)
     pages = _records(tmp_path / "pages.jsonl")
@@ -87,8 +89,24 @@ def test_cli_from_docs_with_model_tokens(tmp_path, tiny_model_dir, capsys):
     doc = tmp_path / "a.md"
     doc.write_text(ARTICLE)
     out = tmp_path / "out.jsonl"
-    assert main(["data", "from-docs", str(doc), "--out", str(out), "--chunking", "fixed", "--chunk-tokens", "64",
-                 "--model", str(tiny_model_dir)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "from-docs",
+                str(doc),
+                "--out",
+                str(out),
+                "--chunking",
+                "fixed",
+                "--chunk-tokens",
+                "64",
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))

@@ -17,10 +17,9 @@ def test_atomic_write_replaces_whole_file_and_keeps_mode(tmp_path):
 
 def test_building_dir_appears_only_on_success(tmp_path):
     final = tmp_path / "model"
-    with pytest.raises(RuntimeError):
-        with building_dir(final) as staging:
-            (staging / "half.bin").write_text("x")
-            raise RuntimeError("crash while building")
+    with pytest.raises(RuntimeError), building_dir(final) as staging:
+        (staging / "half.bin").write_text("x")
+        raise RuntimeError("crash while building")
     assert list(tmp_path.iterdir()) == []
 
     with building_dir(final) as staging:

@@ -6,12 +6,12 @@ import threading
 import mlx.core as mx
 import numpy as np
 import pytest
+from generation import complete
+from trainkit import arithmetic_rows, train, write_dataset
 
 from lora_tui.cli import main
 from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
-from trainkit import arithmetic_rows, train, write_dataset
-from generation import complete
 
 GREEDY = Sampling(temperature=0.0, max_tokens=12)
 
@@ -48,7 +48,9 @@ def test_stop_mid_stream(generator):
     stop = threading.Event()
     stats = GenerationStats()
     pieces = []
-    for piece in generator.stream([Turn("user", "hello")], Sampling(temperature=1.0, max_tokens=200, seed=1), stop=stop, stats=stats):
+    for piece in generator.stream(
+        [Turn("user", "hello")], Sampling(temperature=1.0, max_tokens=200, seed=1), stop=stop, stats=stats
+    ):
         pieces.append(piece)
         stop.set()
     assert len(pieces) == 1 and stats.finish_reason == "cancelled"

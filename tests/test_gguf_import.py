@@ -8,12 +8,12 @@ import struct
 import mlx.core as mx
 import numpy as np
 import pytest
+from tinymodels import CORPUS, reference_logits, write_gguf
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.models.gguf import read_gguf
 from lora_tui.core.models.gguf_import import import_gguf
 from lora_tui.core.models.store import load_model
-from tinymodels import CORPUS, reference_logits, write_gguf
 
 PROMPT = "What is the capital of France? 12345 🙂 café"
 
@@ -34,7 +34,9 @@ def models_dir(isolated_home):
         ("F32", None, 1e-5),
     ],
 )
-def test_import_matches_independent_dequantization(tiny_model_dir, tmp_path, models_dir, matrix_type, embedding_type, tolerance):
+def test_import_matches_independent_dequantization(
+    tiny_model_dir, tmp_path, models_dir, matrix_type, embedding_type, tolerance
+):
     gguf_file = write_gguf(tiny_model_dir, tmp_path / f"tiny-{matrix_type}.gguf", matrix_type, embedding_type)
     folder = import_gguf(gguf_file, models_dir, "tiny")
     model, tokenizer = load_model(folder)
@@ -73,7 +75,9 @@ def test_tokenizer_and_chat_template_rebuilt(tiny_model_dir, tmp_path, models_di
     for text in [*CORPUS, "  runs   of\tspace\n\n", "<|im_start|>user\nhi<|im_end|>"]:
         assert rebuilt.encode(text).ids == original.encode(text).ids
     _, tokenizer = load_model(folder)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 

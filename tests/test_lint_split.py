@@ -3,8 +3,8 @@ import json
 import pytest
 
 from lora_tui.core.data.check import check_dataset
-from lora_tui.core.errors import UserError
 from lora_tui.core.data.split import split_dataset
+from lora_tui.core.errors import UserError
 
 
 def _chat(user, assistant):
@@ -18,21 +18,31 @@ def _kinds(report):
 def test_lint_finds_each_kind(tmp_path):
     long_sentence = " ".join(["word"] * 30) + "."
     lines = [
-        _chat("What is LoRA?", "A way to fine-tune with low-rank matrices."),   # 1
-        _chat("What is LoRA?", "A way to fine-tune with low-rank matrices."),   # 2 exact duplicate
-        _chat("what is lora", "a way to fine tune with low rank matrices"),     # 3 near duplicate
+        _chat("What is LoRA?", "A way to fine-tune with low-rank matrices."),  # 1
+        _chat("What is LoRA?", "A way to fine-tune with low-rank matrices."),  # 2 exact duplicate
+        _chat("what is lora", "a way to fine tune with low rank matrices"),  # 3 near duplicate
         _chat("Who are you?", "As an AI language model, I cannot have opinions."),  # 4 boilerplate
-        _chat("Link?", "See https://example.com/docs for details."),           # 5 url
-        _chat("Explain.", long_sentence),                                       # 6 long sentence
-        _chat("Anything?", "k"),                                                # 7 short response
-        _chat("Tell me everything.", "Long answer text. " * 60),                 # 8 far longer
-        _chat("Q1", "I don't know."), _chat("Q2", "I don't know."), _chat("Q3", "I don't know."),  # 9-11
+        _chat("Link?", "See https://example.com/docs for details."),  # 5 url
+        _chat("Explain.", long_sentence),  # 6 long sentence
+        _chat("Anything?", "k"),  # 7 short response
+        _chat("Tell me everything.", "Long answer text. " * 60),  # 8 far longer
+        _chat("Q1", "I don't know."),
+        _chat("Q2", "I don't know."),
+        _chat("Q3", "I don't know."),  # 9-11
     ]
     path = tmp_path / "lint.jsonl"
     path.write_text("\n".join(lines) + "\n")
     kinds = _kinds(check_dataset(path))
-    for expected in [(2, "duplicate"), (3, "near-duplicate"), (4, "boilerplate"), (5, "url"), (6, "long-sentence"),
-                     (7, "short-response"), (8, "long-response"), (9, "repeated-response")]:
+    for expected in [
+        (2, "duplicate"),
+        (3, "near-duplicate"),
+        (4, "boilerplate"),
+        (5, "url"),
+        (6, "long-sentence"),
+        (7, "short-response"),
+        (8, "long-response"),
+        (9, "repeated-response"),
+    ]:
         assert expected in kinds
     assert (1, "duplicate") not in kinds
     assert (11, "repeated-response") not in kinds  # one warning per repeated response, at its first line
@@ -73,7 +83,7 @@ def test_split_sizes_and_determinism(tmp_path):
     for name in ("train", "valid", "test"):
         assert _read(tmp_path / "a", name) == _read(tmp_path / "b", name)
     assert _read(tmp_path / "a", "valid") != _read(tmp_path / "c", "valid")
-    everything = sorted(sum((_read(tmp_path / "a", n) for n in ("train", "valid", "test")), []))
+    everything = sorted(line for split in ("train", "valid", "test") for line in _read(tmp_path / "a", split))
     assert everything == sorted(path.read_text().splitlines())
 
 

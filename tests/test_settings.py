@@ -1,15 +1,21 @@
 import pytest
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.names import validate_name
 from lora_tui.core.locations import Locations
+from lora_tui.core.names import validate_name
 from lora_tui.settings import Settings
 
 
 def test_lora_tui_home_moves_everything(tmp_path, monkeypatch):
     monkeypatch.setenv("LORA_TUI_HOME", str(tmp_path / "elsewhere"))
     locations = Locations.from_environment().ensure()
-    for folder in (locations.models_dir, locations.adapters_dir, locations.runs_dir, locations.config_dir, locations.cache_dir):
+    for folder in (
+        locations.models_dir,
+        locations.adapters_dir,
+        locations.runs_dir,
+        locations.config_dir,
+        locations.cache_dir,
+    ):
         assert folder.is_dir() and folder.is_relative_to(tmp_path / "elsewhere")
     assert locations.settings_file == tmp_path / "elsewhere" / "config" / "settings.toml"
 

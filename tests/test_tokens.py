@@ -9,9 +9,10 @@ from lora_tui.core.data.check import check_dataset
 from lora_tui.core.data.records import Record
 from lora_tui.core.data.tokens import PROBE_TEXTS, load_token_counter
 
-VARIED = PROBE_TEXTS + [
+VARIED = [
+    *PROBE_TEXTS,
     "```python\nimport numpy as np\nx = np.zeros((3, 4))  # 12 zeros\n```",
-    "🙂" * 7 + " 👩‍👩‍👧‍👦 " + "🇫🇷🇯🇵",
+    "🙂" * 7 + " 👩\u200d👩\u200d👧\u200d👦 " + "🇫🇷🇯🇵",
     "东京是日本的首都。ソウルは韓国の首都です。",
     " " * 17 + "\t" * 5 + "\n" * 4 + "x",
     "1234567890 0.000001 -42 1e9 ١٢٣",
@@ -26,7 +27,9 @@ def _assert_exact(counter):
     for text in VARIED:
         assert counter.count_text(text) == len(counter.hf.encode(text, add_special_tokens=False)), text
         record = _record(text, text[::-1])
-        assert counter.count(record) == len(counter.hf.apply_chat_template(list(record.messages), tokenize=True, return_dict=False))
+        assert counter.count(record) == len(
+            counter.hf.apply_chat_template(list(record.messages), tokenize=True, return_dict=False)
+        )
 
 
 def test_tiny_model_counts_are_exact_with_tiktoken(tiny_model_dir):
@@ -58,14 +61,37 @@ def test_check_json_document_with_tokens(tiny_model_dir, tmp_path, capsys):
     sizes = (1, 5, 20, 400)
     path.write_text("".join(json.dumps({"prompt": "word " * n, "completion": "ok"}) + "\n" for n in sizes))
     counter = load_token_counter(tiny_model_dir)
-    expected = [len(counter.hf.apply_chat_template([{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "ok"}],
-                                                   tokenize=True, return_dict=False)) for n in sizes]
+    expected = [
+        len(
+            counter.hf.apply_chat_template(
+                [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "ok"}],
+                tokenize=True,
+                return_dict=False,
+            )
+        )
+        for n in sizes
+    ]
     limit = (expected[2] + expected[3]) // 2
-    assert main(["data", "check", str(path), "--model", str(tiny_model_dir), "--max-seq-length", str(limit), "--json"]) == 0
+    assert (
+        main(["data", "check", str(path), "--model", str(tiny_model_dir), "--max-seq-length", str(limit), "--json"])
+        == 0
+    )
     document = json.loads(capsys.readouterr().out)
     assert set(document) == {"path", "format", "records", "valid_records", "errors", "warnings", "tokens"}
     tokens = document["tokens"]
-    assert set(tokens) == {"tokenizer", "exact", "min", "median", "p75", "p95", "max", "mean", "total", "max_seq_length", "over_limit"}
+    assert set(tokens) == {
+        "tokenizer",
+        "exact",
+        "min",
+        "median",
+        "p75",
+        "p95",
+        "max",
+        "mean",
+        "total",
+        "max_seq_length",
+        "over_limit",
+    }
     assert tokens["exact"] and tokens["over_limit"] == 1 and tokens["max_seq_length"] == limit
     assert (tokens["min"], tokens["max"], tokens["total"]) == (min(expected), max(expected), sum(expected))
 
@@ -91,17 +117,24 @@ def test_demo_model_counts_are_exact_with_tiktoken(demo_model_dir):
 @pytest.mark.e2e
 def test_demo_model_token_budget(demo_model_dir, tmp_path):
     path = tmp_path / "chat.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}) + "\n")
+    path.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]})
+        + "\n"
+    )
     counter = load_token_counter(demo_model_dir)
     report = check_dataset(path, counter)
-    rendered = counter.hf.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}], tokenize=True, return_dict=False)
+    rendered = counter.hf.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}],
+        tokenize=True,
+        return_dict=False,
+    )
     assert report.tokens.to_json()["total"] == len(rendered)
 
 
 def test_budget_counts_what_training_tokenizes(tiny_model_dir):
     """The budget shown is what trains: the counter agrees with batching.tokenize record by record."""
-    from lora_tui.core.training.batching import tokenize
     from lora_tui.core.models.store import load_model
+    from lora_tui.core.training.batching import tokenize
 
     counter = load_token_counter(tiny_model_dir)
     _, tokenizer = load_model(tiny_model_dir)

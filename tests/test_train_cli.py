@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from trainkit import arithmetic_rows, write_dataset
 
 from lora_tui.cli import main
-from trainkit import arithmetic_rows, write_dataset
 
 
 @pytest.fixture
@@ -20,8 +20,22 @@ def data(tmp_path):
 
 
 def _train(*extra, model, data, name="arith"):
-    return ["train", "--model", str(model), "--data", str(data), "--name", name, "--epochs", "1", "--batch-size", "4",
-            "--max-seq-length", "128", *extra]
+    return [
+        "train",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--name",
+        name,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-seq-length",
+        "128",
+        *extra,
+    ]
 
 
 def test_headless_run_prints_one_line_per_report(tiny_model_dir, data, isolated_home, capsys):
@@ -73,8 +87,9 @@ def test_overwrite_and_config(tiny_model_dir, data, tmp_path, isolated_home, cap
 
 def _spawn(args, home):
     env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def _wait_for_line(process, prefix, timeout=120):
@@ -102,7 +117,9 @@ def test_ctrl_c_saves_and_exits_130(tiny_model_dir, data, isolated_home):
 
 
 def test_sigkill_then_resume(tiny_model_dir, data, isolated_home, capsys):
-    process = _spawn(_train("--epochs", "4", "--save-every", "2", model=tiny_model_dir, data=data), isolated_home.data_dir.parent)
+    process = _spawn(
+        _train("--epochs", "4", "--save-every", "2", model=tiny_model_dir, data=data), isolated_home.data_dir.parent
+    )
     _wait_for_line(process, "checkpoint step 4")
     process.kill()
     process.wait()

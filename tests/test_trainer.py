@@ -6,13 +6,13 @@ import threading
 import mlx.core as mx
 import numpy as np
 import pytest
-
-from lora_tui.core.training.batching import Example, make_batch, plan_epoch, tokenize
-from lora_tui.core.data.records import Record
-from lora_tui.core.training.events import Cancelled, Failed, Finished, read_events
-from lora_tui.core.models.store import load_model
-from lora_tui.core.training.loop import forward
 from trainkit import arithmetic_rows, train, write_dataset
+
+from lora_tui.core.data.records import Record
+from lora_tui.core.models.store import load_model
+from lora_tui.core.training.batching import Example, make_batch, plan_epoch, tokenize
+from lora_tui.core.training.events import Cancelled, Failed, Finished, read_events
+from lora_tui.core.training.loop import forward
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +21,29 @@ def data(tmp_path_factory):
 
 
 def test_training_writes_an_adapter_mlx_lm_loads(tiny_model_dir, data, tmp_path):
-    from mlx_lm import generate, load
+    from mlx_lm import load
 
     adapter = tmp_path / "arith"
     outcome = train(tiny_model_dir, data, adapter, epochs=2)
     assert isinstance(outcome, Finished) and outcome.step == 12
-    assert {p.name for p in adapter.iterdir()} >= {"adapters.safetensors", "adapter_config.json", "lora_tui.json", "events.jsonl", "checkpoints", "run.json"}
-    model, tokenizer = load(str(tiny_model_dir), adapter_path=str(adapter))
-    assert isinstance(generate(model, tokenizer, "What is 2 plus 2?", max_tokens=3), str)
+    assert {p.name for p in adapter.iterdir()} >= {
+        "adapters.safetensors",
+        "adapter_config.json",
+        "lora_tui.json",
+        "events.jsonl",
+        "checkpoints",
+        "run.json",
+    }
+    adapted, tokenizer = load(str(tiny_model_dir), adapter_path=str(adapter))  # mlx-lm reads our files
+    base, _ = load(str(tiny_model_dir))
+    prompt = mx.array([tokenizer.encode("What is 2 plus 2?")])
+    assert not np.allclose(np.array(adapted(prompt)), np.array(base(prompt)), atol=1e-4)  # the update applies
     metadata = json.loads((adapter / "lora_tui.json").read_text())
     assert metadata["steps"] == 12 and metadata["epochs"] == 2 and metadata["status"] == "finished"
     assert metadata["parameters"]["rank"] == 8 and metadata["parameters"]["mask_prompt"] is True
-    assert metadata["best_val_loss"] == min(e.val_loss for e in read_events(adapter / "events.jsonl") if e.type == "validation")
+    assert metadata["best_val_loss"] == min(
+        e.val_loss for e in read_events(adapter / "events.jsonl") if e.type == "validation"
+    )
     assert len(metadata["dataset_sha256"]) == 64 and metadata["tokens_seen"] > 0
 
 
@@ -57,7 +68,7 @@ def test_events_are_complete_and_typed(tiny_model_dir, data, tmp_path):
 
 def test_the_start_notes_what_was_cut_and_how_to_get_a_validation_loss(tiny_model_dir, tmp_path):
     long_row = {"messages": [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "Yes."}]}
-    data = write_dataset(tmp_path / "data", arithmetic_rows(7) + [long_row])
+    data = write_dataset(tmp_path / "data", [*arithmetic_rows(7), long_row])
     seen = []
     assert train(tiny_model_dir, data, tmp_path / "a", listener=seen.append, max_seq_length=64).type == "finished"
     notes = seen[0].notes
@@ -67,7 +78,9 @@ def test_the_start_notes_what_was_cut_and_how_to_get_a_validation_loss(tiny_mode
 
 def test_packed_record_computes_what_it_would_alone(tiny_model_dir):
     model, tokenizer = load_model(tiny_model_dir)
-    records = [Record(i, text=t) for i, t in enumerate(["The quick brown fox.", "def add(a, b): return a + b", "Paris 🙂"])]
+    records = [
+        Record(i, text=t) for i, t in enumerate(["The quick brown fox.", "def add(a, b): return a + b", "Paris 🙂"])
+    ]
     examples, _ = tokenize(records, tokenizer, 128)
     packed = make_batch(examples, ((0, 1, 2),), mask_prompt=False, packed=True)
     logits = np.array(forward(model, mx.array(packed.inputs), mx.array(packed.attention_mask())))
@@ -143,8 +156,16 @@ def test_keep_best_checkpoints(tiny_model_dir, data, tmp_path):
 
 
 def test_early_stopping(tiny_model_dir, data, tmp_path):
-    outcome = train(tiny_model_dir, data, tmp_path / "a", epochs=10, learning_rate=1e-2, steps_per_eval=1,
-                    early_stopping_patience=2, lr_schedule="constant")
+    outcome = train(
+        tiny_model_dir,
+        data,
+        tmp_path / "a",
+        epochs=10,
+        learning_rate=1e-2,
+        steps_per_eval=1,
+        early_stopping_patience=2,
+        lr_schedule="constant",
+    )
     assert isinstance(outcome, Finished)
     assert outcome.reason == "early stopping" and outcome.step < 60
 

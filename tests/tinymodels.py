@@ -65,20 +65,26 @@ def make_tiny_model(folder: Path, seed: int = 0, **overrides) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": "<|im_start|>",
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "chat_template": CHATML_TEMPLATE,
-        "clean_up_tokenization_spaces": False,
-    }))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": "<|im_start|>",
+                "eos_token": "<|im_end|>",
+                "pad_token": "<|endoftext|>",
+                "chat_template": CHATML_TEMPLATE,
+                "clean_up_tokenization_spaces": False,
+            }
+        )
+    )
     config = {**TINY_CONFIG, "vocab_size": tokenizer.get_vocab_size(), "eos_token_id": 2, **overrides}
     mx.random.seed(seed)
     model = llama.Model(llama.ModelArgs.from_dict(config))
     # Random init at a scale that gives non-trivial, distinct logits.
-    weights = {k: (mx.random.normal(v.shape) * 0.2 if v.ndim == 2 else mx.ones(v.shape) + 0.1 * mx.random.normal(v.shape))
-               for k, v in tree_flatten(model.parameters())}
+    weights = {
+        k: (mx.random.normal(v.shape) * 0.2 if v.ndim == 2 else mx.ones(v.shape) + 0.1 * mx.random.normal(v.shape))
+        for k, v in tree_flatten(model.parameters())
+    }
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     return folder
@@ -87,9 +93,15 @@ def make_tiny_model(folder: Path, seed: int = 0, **overrides) -> Path:
 # GGUF --------------------------------------------------------------------------
 
 _GGUF_PARTS = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
 }
 
 
@@ -108,8 +120,13 @@ def llama_cpp_permute(weight: np.ndarray, n_heads: int) -> np.ndarray:
     return weight.reshape(n_heads, 2, rows // n_heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
-def write_gguf(model_dir: Path, path: Path, matrix_type: str = "Q4_0", embedding_type: str | None = None,
-               architecture: str = "llama") -> Path:
+def write_gguf(
+    model_dir: Path,
+    path: Path,
+    matrix_type: str = "Q4_0",
+    embedding_type: str | None = None,
+    architecture: str = "llama",
+) -> Path:
     """Write `model_dir` as a GGUF file the way llama.cpp's converter would."""
     import gguf
     import mlx.core as mx

@@ -15,10 +15,13 @@ class TmuxApp:
         self.session = f"lora-tui-test-{os.getpid()}-{time.monotonic_ns()}"
         self.exit_file = home / "exit-code"
         preload = os.environ.get("LD_PRELOAD", "")
-        command = (f"env TERM=screen-256color LORA_TUI_HOME={shlex.quote(str(home))} LD_PRELOAD={shlex.quote(preload)} "
-                   f"{shlex.quote(sys.executable)} -m lora_tui; echo $? > {shlex.quote(str(self.exit_file))}")
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height), command],
-                       check=True)
+        command = (
+            f"env TERM=screen-256color LORA_TUI_HOME={shlex.quote(str(home))} LD_PRELOAD={shlex.quote(preload)} "
+            f"{shlex.quote(sys.executable)} -m lora_tui; echo $? > {shlex.quote(str(self.exit_file))}"
+        )
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height), command], check=True
+        )
         self.started = time.perf_counter()
 
     def screen(self) -> str:

@@ -3,14 +3,21 @@
 import json
 from pathlib import Path
 
-from lora_tui.core.training.params import build_params
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
+from lora_tui.core.training.params import build_params
 
 
 def arithmetic_rows(count: int, offset: int = 0) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
-                          {"role": "assistant", "content": f"It is {2 * i}."}]} for i in range(offset, offset + count)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"It is {2 * i}."},
+            ]
+        }
+        for i in range(offset, offset + count)
+    ]
 
 
 def write_dataset(folder: Path, train: list[dict], valid: list[dict] = ()) -> Path:

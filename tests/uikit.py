@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from contextlib import suppress
 
+import pytest
 from textual.widgets import Input
 from textual.worker import WorkerCancelled
 
@@ -29,3 +32,12 @@ async def still(pilot) -> None:
     for widget in pilot.app.query(Input):
         widget.cursor_blink = False
     await settle(pilot)
+
+
+async def wait_until(condition, what: str, timeout: float = 120.0, interval: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail the test, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -17,7 +17,6 @@ from lora_tui.cli.output import Context
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 
-
 COMMAND_GROUPS = (models, data, train, adapters, chat)
 
 

@@ -29,9 +29,22 @@ def adapters_list(args, context: Context) -> int:
     if not adapters:
         say("No adapters yet: train one with `lora-tui train`.")
         return 0
-    rows = [(a.name, a.base_model or "-", Path(a.dataset).name if a.dataset else "-", (a.created or "-")[:16],
-             shown(a.final_train_loss), shown(a.best_val_loss), shown(a.rank), shown(a.epochs), shown(a.steps),
-             shown(a.learning_rate, 2), human_bytes(a.size_bytes)) for a in adapters]
+    rows = [
+        (
+            a.name,
+            a.base_model or "-",
+            Path(a.dataset).name if a.dataset else "-",
+            (a.created or "-")[:16],
+            shown(a.final_train_loss),
+            shown(a.best_val_loss),
+            shown(a.rank),
+            shown(a.epochs),
+            shown(a.steps),
+            shown(a.learning_rate, 2),
+            human_bytes(a.size_bytes),
+        )
+        for a in adapters
+    ]
     print_table(("NAME", "BASE", "DATASET", "CREATED", "LOSS", "VAL", "RANK", "EPOCHS", "STEPS", "LR", "SIZE"), rows)
     return 0
 

@@ -13,8 +13,15 @@ from lora_tui.core.models.store import resolve_model_path
 
 
 def chat(args, context: Context) -> int:
-    sampling = Sampling(temperature=args.temp, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
-                        repetition_penalty=args.repetition_penalty, max_tokens=args.max_tokens, seed=args.seed).check()
+    sampling = Sampling(
+        temperature=args.temp,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+    ).check()
     model_path, model_name, adapter = _chat_model(args, context)
     generator = Generator(model_path, model_name)
     if adapter is not None:
@@ -30,8 +37,10 @@ def chat(args, context: Context) -> int:
             print(piece, end="", flush=True)
         print(flush=True)
         history.append(Turn("assistant", "".join(pieces)))
-        say(f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
-            f"first token {stats.time_to_first_token:.2f} s]")
+        say(
+            f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
+            f"first token {stats.time_to_first_token:.2f} s]"
+        )
 
     if args.prompt is not None:
         answer(args.prompt)
@@ -61,19 +70,33 @@ def _chat_model(args, context: Context) -> tuple[Path, str, Path | None]:
 def add_commands(commands) -> None:
     defaults = Sampling()
     chat_parser = commands.add_parser("chat", help="chat with a model or model + adapter (streams to stdout)")
-    chat_parser.add_argument("--model", help="base model: a name from `lora-tui models list`, a folder or a hub id "
-                                              "(default with --adapter: the adapter's base)")
+    chat_parser.add_argument(
+        "--model",
+        help="base model: a name from `lora-tui models list`, a folder or a hub id "
+        "(default with --adapter: the adapter's base)",
+    )
     chat_parser.add_argument("--adapter", help="adapter name")
     chat_parser.add_argument("--prompt", help="one prompt, then exit (default: read lines until EOF)")
     chat_parser.add_argument("--system", help="system prompt")
-    chat_parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens, metavar="N",
-                             help="most tokens per reply (default %(default)s)")
-    chat_parser.add_argument("--temp", type=float, default=defaults.temperature, metavar="T",
-                             help="sampling temperature; 0 is greedy (default %(default)s)")
+    chat_parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=defaults.max_tokens,
+        metavar="N",
+        help="most tokens per reply (default %(default)s)",
+    )
+    chat_parser.add_argument(
+        "--temp",
+        type=float,
+        default=defaults.temperature,
+        metavar="T",
+        help="sampling temperature; 0 is greedy (default %(default)s)",
+    )
     chat_parser.add_argument("--top-p", type=float, default=defaults.top_p, metavar="P", help="default %(default)s")
     chat_parser.add_argument("--top-k", type=int, default=defaults.top_k, metavar="K", help="default %(default)s")
     chat_parser.add_argument("--min-p", type=float, default=defaults.min_p, metavar="P", help="default %(default)s")
-    chat_parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty, metavar="R",
-                             help="default %(default)s")
+    chat_parser.add_argument(
+        "--repetition-penalty", type=float, default=defaults.repetition_penalty, metavar="R", help="default %(default)s"
+    )
     chat_parser.add_argument("--seed", type=int, default=None, metavar="S", help="for repeatable sampling")
     chat_parser.set_defaults(handler=chat)

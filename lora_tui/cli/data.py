@@ -14,7 +14,9 @@ from lora_tui.core.models.store import resolve_model_path
 def data_check(args, context: Context) -> int:
     counter = None
     if args.model:
-        counter = load_token_counter(resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs()))
+        counter = load_token_counter(
+            resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs())
+        )
     report = check_dataset(args.file, counter, args.max_seq_length)
     if args.json:
         print_json(report.to_json())
@@ -81,11 +83,16 @@ def add_commands(commands) -> None:
     redact = sub.add_parser("redact", help="replace personal information with placeholders")
     redact.add_argument("file")
     redact.add_argument("--out", required=True, metavar="FILE", help="new file (the input is never overwritten)")
-    redact.add_argument("--categories", nargs="+", choices=CATEGORIES, metavar="CATEGORY",
-                        help=f"what to redact (default: all of {', '.join(CATEGORIES)})")
+    redact.add_argument(
+        "--categories",
+        nargs="+",
+        choices=CATEGORIES,
+        metavar="CATEGORY",
+        help=f"what to redact (default: all of {', '.join(CATEGORIES)})",
+    )
     redact.add_argument("--json", action="store_true", help="print one JSON document")
     redact.set_defaults(handler=data_redact)
-    docs = sub.add_parser("from-docs", help="turn .txt, .md and .pdf documents into {\"text\"} records")
+    docs = sub.add_parser("from-docs", help='turn .txt, .md and .pdf documents into {"text"} records')
     docs.add_argument("paths", nargs="+", metavar="PATH")
     docs.add_argument("--out", required=True, metavar="FILE")
     docs.add_argument("--chunking", choices=CHUNKINGS, default="paragraphs")

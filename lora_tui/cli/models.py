@@ -15,11 +15,21 @@ def models_list(args, context: Context) -> int:
         print_json([model.to_json() for model in models])
         return 0
     if not models:
-        say("No models found. Get the demo model with `lora-tui models demo`, or import one with `lora-tui models import-gguf`.")
+        say(
+            "No models found. Get the demo model with `lora-tui models demo`, "
+            "or import one with `lora-tui models import-gguf`."
+        )
         return 0
     rows = [
-        (m.name, m.architecture, human_count(m.parameters), m.quantization_label, human_bytes(m.size_bytes),
-         "yes" if m.has_chat_template else "no", m.source)
+        (
+            m.name,
+            m.architecture,
+            human_count(m.parameters),
+            m.quantization_label,
+            human_bytes(m.size_bytes),
+            "yes" if m.has_chat_template else "no",
+            m.source,
+        )
         for m in models
     ]
     print_table(("NAME", "ARCH", "PARAMS", "QUANTIZATION", "SIZE", "CHAT", "SOURCE"), rows)

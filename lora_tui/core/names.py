@@ -20,9 +20,7 @@ def validate_name(name: str, what: str = "name") -> str:
     if len(stripped) > MAX_NAME_LENGTH:
         raise UserError(f"The {what} {name!r} is longer than {MAX_NAME_LENGTH} characters.")
     if not _ALLOWED.match(stripped):
-        raise UserError(
-            f"The {what} {name!r} may only contain letters, digits, '_', '-' and spaces."
-        )
+        raise UserError(f"The {what} {name!r} may only contain letters, digits, '_', '-' and spaces.")
     return stripped
 
 

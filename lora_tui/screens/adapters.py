@@ -37,10 +37,10 @@ from lora_tui.core.training.setup import prepare_job
 from lora_tui.core.units import human_bytes
 from lora_tui.messages import AdapterChatRequested, AdapterTrainAgainRequested, TrainingRequested
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
-from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
+from lora_tui.worker_errors import ReportsWorkerErrors
 
 # (column title, AdapterInfo field, how to show it)
 COLUMNS = [
@@ -94,7 +94,9 @@ class Rename(AdapterAction):
     verb: ClassVar[str] = "Rename"
 
     def carry_out(self, locations, extra_model_dirs) -> ActionDone:
-        return ActionDone(f"Renamed to {rename_adapter(locations.adapters_dir, self.adapter.name, self.new_name).name}.")
+        return ActionDone(
+            f"Renamed to {rename_adapter(locations.adapters_dir, self.adapter.name, self.new_name).name}."
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ class Export(AdapterAction):
     verb: ClassVar[str] = "Export"
 
     def carry_out(self, locations, extra_model_dirs) -> ActionDone:
-        return ActionDone(f"Exported to {export_peft(locations.adapters_dir, self.adapter.name, self.out, self.base_model_name)}.")
+        return ActionDone(
+            f"Exported to {export_peft(locations.adapters_dir, self.adapter.name, self.out, self.base_model_name)}."
+        )
 
 
 @dataclass(frozen=True)
@@ -176,8 +180,10 @@ class ExportDialog(Dialog):
 
     def fields(self) -> ComposeResult:
         yield self.row("into folder", Input(str(self.default_out), id="export-out"))
-        yield self.row("base model id", Input(self.base_model or "", placeholder="e.g. HuggingFaceTB/SmolLM2-135M-Instruct",
-                                              id="export-base"))
+        yield self.row(
+            "base model id",
+            Input(self.base_model or "", placeholder="e.g. HuggingFaceTB/SmolLM2-135M-Instruct", id="export-base"),
+        )
 
     def request(self) -> Export:
         out = new_path(self.value("export-out"), "output folder")
@@ -317,10 +323,13 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
                 chart.add_valid(event.step, event.val_loss)
         checkpoints = self.query_one(CheckpointList)
         checkpoints.clear_options()
-        checkpoints.add_options([
-            Option(f"{c.name}  val {c.val_loss:.4f}" if c.val_loss is not None else c.name, id=c.name)
-            for c in message.checkpoints
-        ] or [Option("none saved", disabled=True)])
+        checkpoints.add_options(
+            [
+                Option(f"{c.name}  val {c.val_loss:.4f}" if c.val_loss is not None else c.name, id=c.name)
+                for c in message.checkpoints
+            ]
+            or [Option("none saved", disabled=True)]
+        )
 
     # Actions ------------------------------------------------------------------------
 
@@ -333,17 +342,22 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
                 raise UserError("That is its name already.")
             return Rename(info, validate_name(text, "new adapter name"))
 
-        self.app.push_screen(TextDialog(f"Rename {info.name}", "new name", info.name, renamed, "Rename"), self.run_action)
+        self.app.push_screen(
+            TextDialog(f"Rename {info.name}", "new name", info.name, renamed, "Rename"), self.run_action
+        )
 
     def action_delete(self) -> None:
         if (info := self.selected()) is None:
             return
-        question = f"Delete the adapter {info.name} ({human_bytes(info.size_bytes)}, with its checkpoints)? This cannot be undone."
+        size = human_bytes(info.size_bytes)
+        question = f"Delete the adapter {info.name} ({size}, with its checkpoints)? This cannot be undone."
         self.confirm(question, "Delete", Delete(info))
 
     def action_fuse(self) -> None:
         if (info := self.selected()) is not None:
-            self.app.push_screen(FuseDialog(info, self.app.locations.models_dir / f"{info.name}-fused"), self.run_action)
+            self.app.push_screen(
+                FuseDialog(info, self.app.locations.models_dir / f"{info.name}-fused"), self.run_action
+            )
 
     def action_export(self) -> None:
         if (info := self.selected()) is not None:
@@ -357,7 +371,9 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         option = checkpoints.get_option_at_index(checkpoints.highlighted)
         if option.id is None:
             return
-        question = f"Make {option.id} the weights of {info.name}? The current weights are replaced; the checkpoints stay."
+        question = (
+            f"Make {option.id} the weights of {info.name}? The current weights are replaced; the checkpoints stay."
+        )
         self.confirm(question, "Promote", Promote(info, option.id))
 
     def action_chat(self) -> None:
@@ -393,7 +409,9 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     @on(ActionDone)
     def action_done(self, message: ActionDone) -> None:
-        self.notify(message.text, severity="error" if message.failed else "information", timeout=10 if message.failed else 5)
+        self.notify(
+            message.text, severity="error" if message.failed else "information", timeout=10 if message.failed else 5
+        )
         if message.training is not None:
             self.post_message(TrainingRequested(message.training))
         self.load_adapters()

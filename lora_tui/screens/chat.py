@@ -21,20 +21,18 @@ from textual.screen import Screen
 from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
+from lora_tui.core.adapters.registry import adapter_base_path, get_adapter, list_adapters
+from lora_tui.core.data.records import append_chat_example
 from lora_tui.core.errors import UserError
-from lora_tui.core.inference.generate import GenerationStats, Sampling, Turn
+from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
+from lora_tui.core.models.store import discover_models
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.screens.dialogs import Dialog, new_path
-from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
-from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
-from lora_tui.core.adapters.registry import list_adapters
-from lora_tui.core.data.records import append_chat_example
-from lora_tui.core.inference.generate import Generator
-from lora_tui.core.models.store import discover_models
+from lora_tui.worker_errors import ReportsWorkerErrors
 
 ADAPTER_PREFIX = "lora:"
 SAMPLING_FIELDS = [  # (Sampling field, label, parser)
@@ -161,8 +159,13 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                 for name, label, _ in SAMPLING_FIELDS:
                     value = getattr(defaults, name)
                     yield Label(label, classes="section-label")
-                    yield Input("" if value is None else str(value), placeholder="off", id=f"sampling-{name}",
-                                compact=True, classes="sampling-input")
+                    yield Input(
+                        "" if value is None else str(value),
+                        placeholder="off",
+                        id=f"sampling-{name}",
+                        compact=True,
+                        classes="sampling-input",
+                    )
         yield Input(placeholder="message (enter sends; esc stops a reply, or leaves this box)", id="chat-input")
         yield AppFooter()
 
@@ -249,8 +252,9 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         self.sides[side].stream = Markdown.get_stream(reply)
 
     @work(thread=True, exclusive=True, group="chat-generate", exit_on_error=False)
-    def generate(self, targets: dict[str, Target], histories: dict[str, list[Turn]], sampling: Sampling,
-                 system: str | None) -> None:
+    def generate(
+        self, targets: dict[str, Target], histories: dict[str, list[Turn]], sampling: Sampling, system: str | None
+    ) -> None:
         """One side after the other, each with the same sampling and seed."""
         with mlx_worker_thread():
             for side, target in targets.items():
@@ -306,10 +310,14 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.generating = False
 
     def show_stats(self, side: str, stats: GenerationStats) -> None:
-        line = (f"{stats.generated_tokens} tokens, first after {stats.time_to_first_token * 1000:.0f} ms, "
-                f"{stats.tokens_per_second:.1f} tok/s ({stats.finish_reason or 'stop'})")
+        line = (
+            f"{stats.generated_tokens} tokens, first after {stats.time_to_first_token * 1000:.0f} ms, "
+            f"{stats.tokens_per_second:.1f} tok/s ({stats.finish_reason or 'stop'})"
+        )
         self.stats_lines[side] = f"{side}: {line}" if self.compare else line
-        self.query_one("#chat-stats", Static).update(Text("   ".join(self.stats_lines[s] for s in sorted(self.stats_lines))))
+        self.query_one("#chat-stats", Static).update(
+            Text("   ".join(self.stats_lines[s] for s in sorted(self.stats_lines)))
+        )
 
     def action_stop(self) -> None:
         if self.generating:

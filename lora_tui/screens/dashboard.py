@@ -10,7 +10,17 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import ProgressBar, RichLog, Static
 
-from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation, describe
+from lora_tui.core.training.events import (
+    Cancelled,
+    Checkpoint,
+    Event,
+    Failed,
+    Finished,
+    Started,
+    Step,
+    Validation,
+    describe,
+)
 from lora_tui.core.units import human_bytes, human_duration
 from lora_tui.messages import AdapterChatRequested, AdapterShowRequested, TrainingCancelRequested
 from lora_tui.screens.dialogs import ConfirmDialog
@@ -92,13 +102,15 @@ class DashboardScreen(Screen):
         if step is None:
             text = f"best val loss {best}"
         else:
-            text = (f"step {step.step}/{self.total_steps}  epoch {step.epoch:.2f}\n"
-                    f"loss {step.train_loss:.4f}  best val {best}\n"
-                    f"lr {step.learning_rate:.2e}\n"
-                    f"{step.tokens_per_second:.0f} tok/s{' (all ranks)' if self.ranks > 1 else ''}  "
-                    f"{step.iterations_per_second:.2f} it/s\n"
-                    f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
-                    f"checkpoint {self.last_checkpoint}")
+            text = (
+                f"step {step.step}/{self.total_steps}  epoch {step.epoch:.2f}\n"
+                f"loss {step.train_loss:.4f}  best val {best}\n"
+                f"lr {step.learning_rate:.2e}\n"
+                f"{step.tokens_per_second:.0f} tok/s{' (all ranks)' if self.ranks > 1 else ''}  "
+                f"{step.iterations_per_second:.2f} it/s\n"
+                f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
+                f"checkpoint {self.last_checkpoint}"
+            )
         self.query_one("#run-numbers", Static).update(text)
 
     def action_toggle_learning_rate(self) -> None:

@@ -16,10 +16,10 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Select, Static
 
-from lora_tui.core.errors import UserError
-from lora_tui.screens.dialogs import Dialog, new_path, number
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS
 from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redacted_lines
+from lora_tui.core.errors import UserError
+from lora_tui.screens.dialogs import Dialog, new_path, number
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,13 @@ class SplitDialog(Dialog):
         yield self.row("into folder", Input(str(self.source.with_name(f"{self.source.stem}-split")), id="out-dir"))
 
     def request(self) -> SplitRequest:
-        return SplitRequest(self.source, new_path(self.value("out-dir"), "output folder"),
-                            number(self.value("valid-fraction"), float, "The valid fraction"),
-                            number(self.value("test-fraction"), float, "The test fraction"),
-                            number(self.value("seed"), int, "The seed"))
+        return SplitRequest(
+            self.source,
+            new_path(self.value("out-dir"), "output folder"),
+            number(self.value("valid-fraction"), float, "The valid fraction"),
+            number(self.value("test-fraction"), float, "The test fraction"),
+            number(self.value("seed"), int, "The seed"),
+        )
 
 
 class RedactDialog(Dialog):
@@ -84,9 +87,13 @@ class RedactDialog(Dialog):
         self.spacy_pipeline = spacy_pipeline
 
     def fields(self) -> ComposeResult:
-        yield self.row("write to", Input(str(self.source.with_name(f"{self.source.stem}.redacted.jsonl")), id="redact-out"))
+        yield self.row(
+            "write to", Input(str(self.source.with_name(f"{self.source.stem}.redacted.jsonl")), id="redact-out")
+        )
         with VerticalScroll(classes="dialog-preview"):
-            yield Static(f"Finding what would change in the first {self.PREVIEW_RECORDS} records...", id="redact-preview")
+            yield Static(
+                f"Finding what would change in the first {self.PREVIEW_RECORDS} records...", id="redact-preview"
+            )
 
     def on_mount(self) -> None:
         self.preview()
@@ -102,7 +109,9 @@ class RedactDialog(Dialog):
             self.post_message(self.PreviewReady([], 0, str(exc)))
             return
         changes = [row for row in rows if row[1] != row[2]]
-        self.post_message(self.PreviewReady(changes, len(rows), NER_SKIPPED_NOTE if redactor.skipped_categories else None))
+        self.post_message(
+            self.PreviewReady(changes, len(rows), NER_SKIPPED_NOTE if redactor.skipped_categories else None)
+        )
 
     @on(PreviewReady)
     def show_preview(self, message: PreviewReady) -> None:
@@ -135,8 +144,9 @@ class DocsDialog(Dialog):
         source = str(self.source) if self.source else ""
         out = str(self.source.with_name(f"{self.source.stem}.jsonl")) if self.source and self.source.is_file() else ""
         yield self.row("documents", Input(source, placeholder="file or folder", id="docs-source"))
-        yield self.row("chunking", Select([(c, c) for c in CHUNKINGS], value=CHUNKINGS[0], allow_blank=False,
-                                          id="docs-chunking"))
+        yield self.row(
+            "chunking", Select([(c, c) for c in CHUNKINGS], value=CHUNKINGS[0], allow_blank=False, id="docs-chunking")
+        )
         yield self.row(f"chunk size ({self.counted_in})", Input(str(DEFAULT_CHUNK_TOKENS), id="docs-size"))
         yield self.row("write to", Input(out, placeholder="new .jsonl file", id="docs-out"))
 

@@ -19,9 +19,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Label, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
+from lora_tui.core.data.check import DatasetReport, check_dataset
+from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
+from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
+from lora_tui.core.data.recent import RecentFiles
+from lora_tui.core.data.records import browse_entries
+from lora_tui.core.data.split import split_dataset
+from lora_tui.core.data.tokens import load_token_counter
 from lora_tui.core.errors import UserError
-from lora_tui.messages import DatasetTrainRequested
 from lora_tui.core.units import counted
+from lora_tui.messages import DatasetTrainRequested
 from lora_tui.screens.dataset_dialogs import (
     DocsDialog,
     DocsRequest,
@@ -30,18 +37,11 @@ from lora_tui.screens.dataset_dialogs import (
     SplitDialog,
     SplitRequest,
 )
-from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
 from lora_tui.widgets.token_histogram import TokenHistogram
-from lora_tui.core.data.check import DatasetReport, check_dataset
-from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
-from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
-from lora_tui.core.data.recent import RecentFiles
-from lora_tui.core.data.records import browse_entries
-from lora_tui.core.data.split import split_dataset
-from lora_tui.core.data.tokens import load_token_counter
+from lora_tui.worker_errors import ReportsWorkerErrors
 
 SHOWN_SUFFIXES = {".jsonl", ".json", ".txt", ".md", ".pdf"}
 DOCUMENT_SUFFIXES = {".md", ".pdf"}
@@ -99,7 +99,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.problem_targets: dict[str, tuple[str | None, int]] = {}
 
     def compose(self) -> ComposeResult:
-        root = next(p for p in (Path(self.app.settings.datasets_root).expanduser(), Path.home(), Path.cwd()) if p.is_dir())
+        root = next(
+            p for p in (Path(self.app.settings.datasets_root).expanduser(), Path.home(), Path.cwd()) if p.is_dir()
+        )
         yield AreaBar("datasets")
         with Horizontal(id="datasets-body"):
             with Vertical(id="dataset-browser"):
@@ -111,15 +113,16 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
                 with Horizontal(id="dataset-model-row"):
                     yield Label("tokens of ", classes="row-label")
                     yield ModelPicker(id="dataset-model", prompt="a model, for token counts", compact=True)
-                yield Static("Choose a dataset on the left (a .jsonl or .txt file, or a folder with train.jsonl).",
-                             id="dataset-summary")
+                yield Static(
+                    "Choose a dataset on the left (a .jsonl or .txt file, or a folder with train.jsonl).",
+                    id="dataset-summary",
+                )
                 with TabbedContent(id="dataset-tabs"):
                     with TabPane("Problems", id="tab-problems"):
                         yield OptionList(id="problem-list")
-                    with TabPane("Tokens", id="tab-tokens"):
-                        with Horizontal():
-                            yield DataTable(id="token-table", cursor_type="none", zebra_stripes=True)
-                            yield TokenHistogram(id="token-histogram")
+                    with TabPane("Tokens", id="tab-tokens"), Horizontal():
+                        yield DataTable(id="token-table", cursor_type="none", zebra_stripes=True)
+                        yield TokenHistogram(id="token-histogram")
                     with TabPane("Record", id="tab-record"):
                         yield Static("", id="record-position")
                         with VerticalScroll(id="record-scroll"):
@@ -261,7 +264,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             view.update("")
             return
         entry = self.entries[self.entry_index]
-        position.update(Text(f"{entry.file} line {entry.line}  ({self.entry_index + 1} of {len(self.entries)}; [ and ] to move)"))
+        position.update(
+            Text(f"{entry.file} line {entry.line}  ({self.entry_index + 1} of {len(self.entries)}; [ and ] to move)")
+        )
         view.update(self.entry_text(entry))
 
     def entry_text(self, entry) -> Text:
@@ -339,7 +344,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     def carry_out(self, request, model_path: str | None) -> JobFinished:
         if isinstance(request, SplitRequest):
-            counts = split_dataset(request.source, request.out_dir, request.valid_fraction, request.test_fraction, request.seed)
+            counts = split_dataset(
+                request.source, request.out_dir, request.valid_fraction, request.test_fraction, request.seed
+            )
             made = ", ".join(f"{name} {count}" for name, count in counts.items())
             return JobFinished(f"Split into {request.out_dir}: {made} records.", request.out_dir)
         if isinstance(request, RedactRequest):
@@ -349,10 +356,18 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             return JobFinished(f"Wrote {request.out} ({result.records} records; {counts}).{note}", request.out)
         assert isinstance(request, DocsRequest)
         counter, _ = self.token_counter(model_path)
-        summary = documents_to_jsonl(request.sources, request.out, request.chunking, request.chunk_tokens,
-                                     ModelTokens(counter.hf) if counter else None)
-        return JobFinished(f"Wrote {request.out}: {summary['records']} records from {summary['documents']} documents "
-                           f"(chunks counted in {summary['unit']}).", request.out)
+        summary = documents_to_jsonl(
+            request.sources,
+            request.out,
+            request.chunking,
+            request.chunk_tokens,
+            ModelTokens(counter.hf) if counter else None,
+        )
+        return JobFinished(
+            f"Wrote {request.out}: {summary['records']} records from {summary['documents']} documents "
+            f"(chunks counted in {summary['unit']}).",
+            request.out,
+        )
 
     @on(JobFinished)
     def job_finished(self, message: JobFinished) -> None:

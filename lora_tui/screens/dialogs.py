@@ -77,7 +77,9 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
 class TextDialog(Dialog):
     """One line of text, checked by `check` (which raises UserError) before the dialog closes."""
 
-    def __init__(self, heading: str, label: str, value: str = "", check=lambda text: text, ok_label: str = "OK") -> None:
+    def __init__(
+        self, heading: str, label: str, value: str = "", check=lambda text: text, ok_label: str = "OK"
+    ) -> None:
         super().__init__()
         self.heading, self.label, self.initial, self.check, self.ok_label = heading, label, value, check, ok_label
 

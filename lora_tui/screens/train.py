@@ -13,25 +13,25 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from lora_tui.core.adapters.layout import read_metadata
+from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.errors import UserError
-from lora_tui.core.training.params import PARAMS, PRESETS, Param, build_params
+from lora_tui.core.files import atomic_write_text
+from lora_tui.core.names import validate_name
 from lora_tui.core.threads import mlx_worker_thread
-from lora_tui.core.units import counted, human_bytes, human_duration
-from lora_tui.worker_errors import ReportsWorkerErrors
+from lora_tui.core.training.estimate import estimate_run
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.launch import check_hosts, read_hostfile
+from lora_tui.core.training.params import PARAMS, PRESETS, Param, build_params
+from lora_tui.core.training.ranks import check_batch_split
+from lora_tui.core.training.setup import prepare_job
+from lora_tui.core.units import counted
+from lora_tui.messages import TrainingRequested
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
-from lora_tui.core.adapters.layout import read_metadata
-from lora_tui.core.adapters.registry import AdapterInfo
-from lora_tui.core.training.job import TrainingJob
-from lora_tui.core.files import atomic_write_text
-from lora_tui.core.names import validate_name
-from lora_tui.core.training.estimate import estimate_run
-from lora_tui.core.training.launch import read_hostfile
-from lora_tui.core.training.ranks import check_batch_split
-from lora_tui.core.training.launch import check_hosts
-from lora_tui.core.training.setup import prepare_job
-from lora_tui.messages import TrainingRequested
+from lora_tui.worker_errors import ReportsWorkerErrors
+
 
 def shown(value) -> str:
     if value is None:
@@ -65,7 +65,9 @@ class ParamField(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label(self.param.name.replace("_", " "), classes="param-name")
         placeholder = "auto" if self.param.optional else ""
-        yield Input(shown(self.param.default), placeholder=placeholder, id=f"param-{self.param.name}", classes="param-input")
+        yield Input(
+            shown(self.param.default), placeholder=placeholder, id=f"param-{self.param.name}", classes="param-input"
+        )
         yield Static(f"[{self.param.range_text}] {self.param.help}", classes="param-help", markup=False)
 
     def value(self):
@@ -108,8 +110,13 @@ VALIDATION_CHOICES = [
 class TrainScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="start-training"),
-        Binding("ctrl+e", "estimate", "Estimate", id="estimate-run",
-                tooltip="time per epoch and peak memory, measured from a few real steps"),
+        Binding(
+            "ctrl+e",
+            "estimate",
+            "Estimate",
+            id="estimate-run",
+            tooltip="time per epoch and peak memory, measured from a few real steps",
+        ),
     ]
 
     def compose(self) -> ComposeResult:
@@ -129,7 +136,9 @@ class TrainScreen(ReportsWorkerErrors, Screen):
                 yield Select(VALIDATION_CHOICES, value="", allow_blank=False, id="pick-valid")
             with Horizontal(classes="picker"):
                 yield Label("hosts", classes="param-name")
-                yield Input(placeholder="optional: an mlx.launch hostfile to train on several machines", id="pick-hosts")
+                yield Input(
+                    placeholder="optional: an mlx.launch hostfile to train on several machines", id="pick-hosts"
+                )
             with Horizontal(classes="picker"):
                 yield Label("adapter name", classes="param-name")
                 yield Input(placeholder="letters, digits, _ - and spaces", id="pick-name")
@@ -166,7 +175,10 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         for field in self.fields():
             if field.param.name in parameters:
                 field.query_one(Input).value = shown(parameters[field.param.name])
-        self.notify(f"The form has {adapter.name}'s settings; Start (ctrl+s) trains {self.query_one('#pick-name', Input).value}.")
+        self.notify(
+            f"The form has {adapter.name}'s settings; "
+            f"Start (ctrl+s) trains {self.query_one('#pick-name', Input).value}."
+        )
 
     def fields(self) -> list[ParamField]:
         return list(self.query(ParamField))
@@ -265,21 +277,42 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         self.query_one("#estimate", Button).disabled = True
         model = self.hub_id() or str(self.query_one("#pick-model", Select).value)
         fraction = self.query_one("#pick-valid", Select).value
-        self.check_and_start(model, self.query_one("#pick-data", Input).value.strip(), self.query_one("#pick-name", Input).value,
-                             self.parameters().to_json(), float(fraction) if fraction else None, estimate_only,
-                             None if estimate_only else self.hostfile())
+        self.check_and_start(
+            model,
+            self.query_one("#pick-data", Input).value.strip(),
+            self.query_one("#pick-name", Input).value,
+            self.parameters().to_json(),
+            float(fraction) if fraction else None,
+            estimate_only,
+            None if estimate_only else self.hostfile(),
+        )
 
     @work(thread=True, exclusive=True, group="train-start", exit_on_error=False)
-    def check_and_start(self, model: str, data: str, name: str, flags: dict, valid_fraction: float | None,
-                        estimate_only: bool, hostfile: Path | None) -> None:
+    def check_and_start(
+        self,
+        model: str,
+        data: str,
+        name: str,
+        flags: dict,
+        valid_fraction: float | None,
+        estimate_only: bool,
+        hostfile: Path | None,
+    ) -> None:
         """Off the UI thread: resolving (maybe downloading) the model, checking every line of the data
         and reaching every host take time."""
         app = self.app
         try:
             if hostfile is not None:
                 check_hosts(hostfile)
-            job, report = prepare_job(app.locations, app.settings.extra_model_dirs(), name, model, data, flags=flags,
-                                      valid_fraction=valid_fraction)
+            job, report = prepare_job(
+                app.locations,
+                app.settings.extra_model_dirs(),
+                name,
+                model,
+                data,
+                flags=flags,
+                valid_fraction=valid_fraction,
+            )
             problem = None
             if report is not None:
                 first = report.errors[0]

@@ -40,8 +40,11 @@ class AppFooter(Footer):
 
     @staticmethod
     def _keys_to_show(screen: Screen) -> tuple:
-        return tuple((binding.key, binding.description, binding.action, enabled, tooltip)
-                     for _, binding, enabled, tooltip in screen.active_bindings.values() if binding.show)
+        return tuple(
+            (binding.key, binding.description, binding.action, enabled, tooltip)
+            for _, binding, enabled, tooltip in screen.active_bindings.values()
+            if binding.show
+        )
 
     def _forget_removed_keys(self) -> None:
         watchers = getattr(self, "__watchers", {})  # where textual.reactive keeps watchers of this node

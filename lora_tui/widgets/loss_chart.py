@@ -58,13 +58,13 @@ class LossChart(PlotextPlot):
         if self.show_learning_rate:
             plt.title("learning rate")
             if self.rates:
-                plt.plot(*zip(*self.rates), label="lr", marker="braille")
+                plt.plot(*zip(*self.rates, strict=True), label="lr", marker="braille")
         else:
             plt.title("loss")
             if self.train:
-                plt.plot(*zip(*self.train), label="train", marker="braille")
+                plt.plot(*zip(*self.train, strict=True), label="train", marker="braille")
             if self.valid:
-                plt.plot(*zip(*self.valid), label="valid", marker="dot")
+                plt.plot(*zip(*self.valid, strict=True), label="valid", marker="dot")
         if self.train:
             plt.xticks(whole_ticks(self.train[0][0], self.train[-1][0]))
         self.refresh()

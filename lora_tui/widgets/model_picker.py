@@ -9,8 +9,8 @@ from textual import on, work
 from textual.message import Message
 from textual.widgets import Select
 
-from lora_tui.worker_errors import ReportsWorkerErrors
 from lora_tui.core.models.store import discover_models
+from lora_tui.worker_errors import ReportsWorkerErrors
 
 
 class ModelPicker(ReportsWorkerErrors, Select[str]):

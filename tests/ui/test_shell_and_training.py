@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 from textual.widgets import Button, Input, ProgressBar, RichLog, Select, Static
+from trainkit import arithmetic_rows, write_dataset
+from uikit import settle, wait_until
 
 from lora_tui.app import make_app
 from lora_tui.settings import Settings
 from lora_tui.themes import load_themes, theme_from_file
 from lora_tui.widgets.loss_chart import LossChart
-from trainkit import arithmetic_rows, write_dataset
-from uikit import settle
 
 
 @pytest.fixture
@@ -33,7 +33,13 @@ async def _fill_form(app, pilot, data, name="from-form", **params):
     select.value = str(app.locations.models_dir / "tiny")
     screen.query_one("#pick-data", Input).value = str(data)
     screen.query_one("#pick-name", Input).value = name
-    for key, value in {"epochs": "2", "batch_size": "4", "max_seq_length": "128", "learning_rate": "0.001", **params}.items():
+    for key, value in {
+        "epochs": "2",
+        "batch_size": "4",
+        "max_seq_length": "128",
+        "learning_rate": "0.001",
+        **params,
+    }.items():
         screen.query_one(f"#param-{key}", Input).value = value
     await pilot.pause()
 
@@ -44,10 +50,7 @@ def _log_text(screen) -> str:
 
 
 async def _wait_for_run(app, pilot, timeout=120):
-    for _ in range(timeout * 10):
-        if not app.training_running:
-            break
-        await asyncio.sleep(0.1)
+    await wait_until(lambda: not app.training_running, "the run to end", timeout=timeout, interval=0.1)
     await _settle(app, pilot)
 
 
@@ -55,7 +58,7 @@ async def test_areas_switch_with_number_keys(home):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.current_mode == "train"
-        for key, area in zip("13452", ("datasets", "dashboard", "adapters", "chat", "train")):
+        for key, area in zip("13452", ("datasets", "dashboard", "adapters", "chat", "train"), strict=True):
             await pilot.press(key)
             assert app.current_mode == area
             if area == "chat":  # the message box has the keys; esc leaves it
@@ -163,8 +166,7 @@ async def _start_a_long_run(app, pilot, data, name: str) -> None:
     """Start 50 epochs from the form and wait for the first step on the dashboard."""
     await _fill_form(app, pilot, data, name=name, epochs="50")
     await pilot.press("ctrl+s")
-    while not app.screen.query_one(LossChart).train:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: app.screen.query_one(LossChart).train, "the first step on the dashboard")
 
 
 async def test_cancel_asks_then_saves(home, tmp_path, slow_training):
@@ -280,8 +282,10 @@ async def test_hold_out_validation_from_one_file(home, tmp_path):
         await _wait_for_run(app, pilot)
         assert "started: " in _log_text(app.screen)
     split = home.runs_dir / "held-out" / "data"
-    assert (split / "valid.jsonl").read_text().count("\n") == 3 and (split / "train.jsonl").read_text().count("\n") == 13
-    assert json.loads((home.adapters_dir / "held-out" / "lora_tui.json").read_text())["best_val_loss"] is not None
+    assert (split / "valid.jsonl").read_text().count("\n") == 3 and (split / "train.jsonl").read_text().count(
+        "\n"
+    ) == 13
+    assert json.loads((home.adapters_dir / "held-out" / "lora_tui.json").read_text())["best_val_loss"] > 0
 
 
 async def test_hosts_field_is_checked_then_two_ranks_train_from_the_form(home, tmp_path):
@@ -315,9 +319,5 @@ async def test_quit_while_training_asks_then_saves_and_exits(home, tmp_path, slo
         await pilot.press("ctrl+q")
         await pilot.pause()
         await pilot.click("#ok")
-        for _ in range(600):
-            if not app.is_running:
-                break
-            await asyncio.sleep(0.05)
-        assert not app.is_running
+        await wait_until(lambda: not app.is_running, "the app to quit", timeout=30)
     assert json.loads((home.adapters_dir / "quitter" / "lora_tui.json").read_text())["status"] == "cancelled"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input
+from uikit import still
 
 from lora_tui.app import make_app
 from lora_tui.settings import Settings
-from uikit import still
 
 GOOD_DATA = Path(__file__).parent.parent / "data" / "good"
 # Paths show on the Adapters screen, so its snapshot needs a home at the same place on every machine.
@@ -40,18 +40,51 @@ def _write_adapter(folder: Path) -> None:
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True)
-    save_file({"model.layers.0.self_attn.q_proj.lora_a": np.zeros((64, 8), np.float32)}, str(folder / "adapters.safetensors"))
-    (folder / "adapter_config.json").write_text(json.dumps(
-        {"fine_tune_type": "lora", "num_layers": 1, "lora_parameters": {"rank": 8, "scale": 2.0, "dropout": 0.0}}))
-    (folder / "lora_tui.json").write_text(json.dumps({
-        "name": folder.name, "base_model": "SmolLM2-135M-Instruct", "base_model_path": "/models/SmolLM2-135M-Instruct",
-        "dataset": "/data/notes/train.jsonl", "created": "2026-11-20T10:00:00", "final_train_loss": 0.8123,
-        "best_val_loss": 0.9431, "steps": 40, "epochs": 2, "parameters": {"rank": 8, "learning_rate": 0.0001},
-        "status": "finished"}))
-    events = [{"type": "step", "step": s, "epoch": s / 20, "train_loss": 2.5 * math.exp(-s / 15) + 0.8,
-               "learning_rate": 1e-4, "tokens_per_second": 100.0, "iterations_per_second": 1.0, "trained_tokens": s * 100,
-               "peak_memory_bytes": 1, "eta_seconds": 0.0, "time": 0.0} for s in range(1, 41)]
-    events += [{"type": "validation", "step": s, "val_loss": 2.5 * math.exp(-s / 15) + 0.9, "time": 0.0} for s in (10, 20, 30, 40)]
+    save_file(
+        {"model.layers.0.self_attn.q_proj.lora_a": np.zeros((64, 8), np.float32)}, str(folder / "adapters.safetensors")
+    )
+    (folder / "adapter_config.json").write_text(
+        json.dumps(
+            {"fine_tune_type": "lora", "num_layers": 1, "lora_parameters": {"rank": 8, "scale": 2.0, "dropout": 0.0}}
+        )
+    )
+    (folder / "lora_tui.json").write_text(
+        json.dumps(
+            {
+                "name": folder.name,
+                "base_model": "SmolLM2-135M-Instruct",
+                "base_model_path": "/models/SmolLM2-135M-Instruct",
+                "dataset": "/data/notes/train.jsonl",
+                "created": "2026-11-20T10:00:00",
+                "final_train_loss": 0.8123,
+                "best_val_loss": 0.9431,
+                "steps": 40,
+                "epochs": 2,
+                "parameters": {"rank": 8, "learning_rate": 0.0001},
+                "status": "finished",
+            }
+        )
+    )
+    events = [
+        {
+            "type": "step",
+            "step": s,
+            "epoch": s / 20,
+            "train_loss": 2.5 * math.exp(-s / 15) + 0.8,
+            "learning_rate": 1e-4,
+            "tokens_per_second": 100.0,
+            "iterations_per_second": 1.0,
+            "trained_tokens": s * 100,
+            "peak_memory_bytes": 1,
+            "eta_seconds": 0.0,
+            "time": 0.0,
+        }
+        for s in range(1, 41)
+    ]
+    events += [
+        {"type": "validation", "step": s, "val_loss": 2.5 * math.exp(-s / 15) + 0.9, "time": 0.0}
+        for s in (10, 20, 30, 40)
+    ]
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     for step, loss in ((20, 1.2), (40, 0.9431)):
         checkpoint = folder / "checkpoints" / f"step-{step:07d}"

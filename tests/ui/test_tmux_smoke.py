@@ -5,13 +5,18 @@ import shutil
 import time
 
 import pytest
-
 from tmuxdriver import TmuxApp
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (make test installs it)")
 
-AREAS = [("1", "Choose a dataset on the left"), ("3", "No run yet"), ("4", "No adapters yet"),
-         ("5", "message (enter sends"), ("Escape", "12345 Areas"), ("2", "adapter name")]
+AREAS = [
+    ("1", "Choose a dataset on the left"),
+    ("3", "No run yet"),
+    ("4", "No adapters yet"),
+    ("5", "message (enter sends"),
+    ("Escape", "12345 Areas"),
+    ("2", "adapter name"),
+]
 
 
 def test_visits_every_area_and_quits_cleanly(tmp_path):

@@ -12,7 +12,6 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir
 from lora_tui.core.models.store import load_model
 
-
 # Fuse --------------------------------------------------------------------------------
 
 
@@ -40,6 +39,7 @@ def fuse_adapter(adapters_dir: Path, name: str, base_path: Path, out: Path, dequ
 
 
 # Export ------------------------------------------------------------------------------
+
 
 def export_peft(adapters_dir: Path, name: str, out: Path, base_model_name: str | None = None) -> Path:
     """adapter_model.safetensors + adapter_config.json in PEFT's layout.

@@ -183,6 +183,13 @@ def promote_checkpoint(adapters_dir: Path, name: str, checkpoint: str) -> Checkp
         handle.write((chosen.path / ADAPTER_WEIGHTS).read_bytes())
     meta = read_metadata(path)
     if meta:
-        write_metadata(path, {**meta, "promoted_checkpoint": chosen.name, "steps": chosen.step,
-                              "best_val_loss": chosen.val_loss if chosen.val_loss is not None else meta.get("best_val_loss")})
+        write_metadata(
+            path,
+            {
+                **meta,
+                "promoted_checkpoint": chosen.name,
+                "steps": chosen.step,
+                "best_val_loss": chosen.val_loss if chosen.val_loss is not None else meta.get("best_val_loss"),
+            },
+        )
     return chosen

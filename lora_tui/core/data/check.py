@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lora_tui.core.data.lint import Linter, LintWarning
 from lora_tui.core.data.records import Problem, ReadState, dataset_files, iter_records
-from lora_tui.core.data.lint import Linter, Warning
 from lora_tui.core.data.tokens import TokenCounter, TokenStats, token_stats
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
@@ -20,7 +20,7 @@ class DatasetReport:
     valid_records: int
     errors: list[Problem]
     error_count: int
-    warnings: list[Warning]
+    warnings: list[LintWarning]
     tokens: TokenStats | None = None
     splits: dict[str, int] = field(default_factory=dict)
 
@@ -29,14 +29,19 @@ class DatasetReport:
         return self.error_count == 0
 
     def headline(self, full_path: bool = True) -> str:
-        """"FILE: FORMAT, N valid of M records" (and the splits of a folder)."""
+        """ "FILE: FORMAT, N valid of M records" (and the splits of a folder)."""
         splits = ", ".join(f"{name} {count}" for name, count in self.splits.items()) if len(self.splits) > 1 else ""
-        return (f"{self.path if full_path else self.path.name}: {self.format or 'unknown format'}, {self.valid_records} valid of {self.records} records"
-                + (f"; {splits}" if splits else ""))
+        return (
+            f"{self.path if full_path else self.path.name}: {self.format or 'unknown format'}, "
+            f"{self.valid_records} valid of {self.records} records" + (f"; {splits}" if splits else "")
+        )
 
     def problems(self) -> list[tuple[str, str | None, int]]:
         """Each error, then each warning, as (the line shown, its file or None for the dataset's own, its line)."""
-        rows = [(f"error   {e.file + ', ' if e.file else ''}line {e.line}: {e.message}", e.file, e.line) for e in self.errors]
+        rows = [
+            (f"error   {e.file + ', ' if e.file else ''}line {e.line}: {e.message}", e.file, e.line)
+            for e in self.errors
+        ]
         rows += [(f"warning line {w.line} [{w.kind}]: {w.message}", None, w.line) for w in self.warnings]
         return rows
 
@@ -67,8 +72,9 @@ class DatasetReport:
         }
 
 
-def check_dataset(path: Path, counter: TokenCounter | None = None,
-                  max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH) -> DatasetReport:
+def check_dataset(
+    path: Path, counter: TokenCounter | None = None, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+) -> DatasetReport:
     path = Path(path)
     files = dataset_files(path)
     errors: list[Problem] = []

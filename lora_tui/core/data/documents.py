@@ -125,7 +125,7 @@ def _pack(units: list[str], size: Callable[[str], int], limit: int, separator: s
     """Join consecutive units while the result stays within `limit`."""
     current: list[str] = []
     for unit in units:
-        candidate = separator.join(current + [unit])
+        candidate = separator.join([*current, unit])
         if current and size(candidate) > limit:
             yield separator.join(current)
             current = [unit]
@@ -136,8 +136,7 @@ def _pack(units: list[str], size: Callable[[str], int], limit: int, separator: s
 
 
 class Chunker:
-    def __init__(self, counter, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-                 overlap: int | None = None) -> None:
+    def __init__(self, counter, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, overlap: int | None = None) -> None:
         if chunk_tokens < 16:
             raise UserError("--chunk-tokens must be at least 16.")
         self.counter = counter
@@ -180,8 +179,14 @@ class Chunker:
         yield from self.by_paragraphs(text) if chunking == "paragraphs" else self.fixed(text)
 
 
-def documents_to_jsonl(paths: list[Path], out: Path, chunking: str = "paragraphs",
-                       chunk_tokens: int = DEFAULT_CHUNK_TOKENS, counter=None, redactor=None) -> dict:
+def documents_to_jsonl(
+    paths: list[Path],
+    out: Path,
+    chunking: str = "paragraphs",
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    counter=None,
+    redactor=None,
+) -> dict:
     if chunking not in CHUNKINGS:
         raise UserError(f"Unknown chunking {chunking!r} (choose {', '.join(CHUNKINGS)}).")
     out = Path(out)

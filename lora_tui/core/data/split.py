@@ -11,14 +11,15 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from lora_tui.core.data.records import ReadState, read_lines, dataset_files, iter_records
+from lora_tui.core.data.lint import normalised
+from lora_tui.core.data.records import ReadState, dataset_files, iter_records, read_lines
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
-from lora_tui.core.data.lint import normalised
 
 
-def split_dataset(path: Path, out_dir: Path, valid_fraction: float = 0.1, test_fraction: float = 0.0,
-                  seed: int = 0) -> dict[str, int]:
+def split_dataset(
+    path: Path, out_dir: Path, valid_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0
+) -> dict[str, int]:
     """Write out_dir/train.jsonl, valid.jsonl (and test.jsonl); return record counts."""
     path, out_dir = Path(path), Path(out_dir)
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
@@ -58,7 +59,9 @@ def _valid_lines(path: Path) -> list[tuple[str, str]]:
     records = {record.line: record for record in iter_records(path, state)}
     if state.problems:
         first = state.problems[0]
-        raise UserError(f"{path}, line {first.line}: {first.message}. Fix it (see `lora-tui data check`) before splitting.")
+        raise UserError(
+            f"{path}, line {first.line}: {first.message}. Fix it (see `lora-tui data check`) before splitting."
+        )
     if not records:
         raise UserError(f"{path}: no records to split.")
     plain = state.format == "plain-text"

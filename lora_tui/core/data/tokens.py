@@ -31,7 +31,7 @@ PROBE_TEXTS = [
     "Hello, world! The quick brown fox jumps over the lazy dog.",
     "def train(model, steps=1000):\n    for step in range(steps):\n\t\treturn loss  # done\n",
     "Prices: $1,234.56 or 3.14159e-10; call 555-0100 at 10:30, year 2024 (x2).",
-    "日本語のテキスト、中文文本，한국어 텍스트.",
+    "日本語のテキスト、中文文本\uff0c한국어 텍스트.",  # a full-width comma
     "Emoji 🙂🚀👩‍💻 and accents: café, naïve, Ångström, Straße.",
     "   leading spaces,   runs   of    spaces,\n\n\nblank lines\r\nand CRLF   \n  ",
     "  123 4567  89\t0 a1b2c3 ' s 'll don't I'M",
@@ -51,8 +51,19 @@ class TokenStats:
     def to_json(self) -> dict:
         counts = self.counts
         if counts.size == 0:
-            return {"tokenizer": self.tokenizer, "exact": self.exact, "min": 0, "median": 0, "p75": 0, "p95": 0,
-                    "max": 0, "mean": 0.0, "total": 0, "max_seq_length": self.max_seq_length, "over_limit": 0}
+            return {
+                "tokenizer": self.tokenizer,
+                "exact": self.exact,
+                "min": 0,
+                "median": 0,
+                "p75": 0,
+                "p95": 0,
+                "max": 0,
+                "mean": 0.0,
+                "total": 0,
+                "max_seq_length": self.max_seq_length,
+                "over_limit": 0,
+            }
         return {
             "tokenizer": self.tokenizer,
             "exact": self.exact,
@@ -70,9 +81,11 @@ class TokenStats:
     def describe(self) -> list[str]:
         """The budget and a text histogram, as `data check` prints them."""
         t = self.to_json()
-        lines = [f"tokens ({t['tokenizer']}): total {human_count(t['total'])}, min {t['min']}, median {t['median']:.0f}, "
-                 f"p75 {t['p75']:.0f}, p95 {t['p95']:.0f}, max {t['max']}, mean {t['mean']:.1f}",
-                 f"  {t['over_limit']} records over the max sequence length of {t['max_seq_length']}"]
+        lines = [
+            f"tokens ({t['tokenizer']}): total {human_count(t['total'])}, min {t['min']}, median {t['median']:.0f}, "
+            f"p75 {t['p75']:.0f}, p95 {t['p95']:.0f}, max {t['max']}, mean {t['mean']:.1f}",
+            f"  {t['over_limit']} records over the max sequence length of {t['max_seq_length']}",
+        ]
         rows = self.histogram()
         peak = max((count for _, _, count in rows), default=0) or 1
         lines += [f"  {low:>7}-{high:<7} {'#' * round(30 * count / peak):<30} {count}" for low, high, count in rows]
@@ -123,7 +136,9 @@ def load_token_counter(model_path: Path) -> TokenCounter:
 
 def _bytes_decoder() -> dict[str, int]:
     """GPT-2's printable stand-ins for bytes, reversed."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     codes = printable[:]
     extra = 0
     for byte in range(256):
@@ -131,7 +146,7 @@ def _bytes_decoder() -> dict[str, int]:
             printable.append(byte)
             codes.append(256 + extra)
             extra += 1
-    return {chr(code): byte for byte, code in zip(printable, codes)}
+    return {chr(code): byte for byte, code in zip(printable, codes, strict=False)}
 
 
 def _pattern(pre_tokenizer: dict | None) -> str | None:
@@ -145,8 +160,10 @@ def _pattern(pre_tokenizer: dict | None) -> str | None:
     if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
         return steps[0]["pattern"].get("Regex")
     digits_first = kinds and kinds[0] == "Digits" and steps[0].get("individual_digits")
-    if digits_first and (kinds[1:] == ["ByteLevel"] and steps[1].get("use_regex", True)
-                         or kinds[1:] == ["Split", "ByteLevel"] and steps[1]["pattern"].get("Regex") == GPT2_PATTERN):
+    if digits_first and (
+        (kinds[1:] == ["ByteLevel"] and steps[1].get("use_regex", True))
+        or (kinds[1:] == ["Split", "ByteLevel"] and steps[1]["pattern"].get("Regex") == GPT2_PATTERN)
+    ):
         return SINGLE_DIGIT_PATTERN
     return None
 
@@ -177,7 +194,9 @@ def tiktoken_encoding(tokenizer_json: Path, hf_tokenizer):
     except ValueError:
         return None
     for text in PROBE_TEXTS:
-        if len(encoding.encode(text, allowed_special="all")) != len(hf_tokenizer.encode(text, add_special_tokens=False)):
+        if len(encoding.encode(text, allowed_special="all")) != len(
+            hf_tokenizer.encode(text, add_special_tokens=False)
+        ):
             return None
     return encoding
 

@@ -81,10 +81,14 @@ class Generator:
         recorded = meta.get("base_model_path") or read_adapter_config(adapter_dir).get("model")
         if not recorded:
             return
-        same = Path(recorded).expanduser().exists() and Path(recorded).expanduser().resolve() == self.model_path.resolve()
+        same = (
+            Path(recorded).expanduser().exists() and Path(recorded).expanduser().resolve() == self.model_path.resolve()
+        )
         if not same and recorded not in (self.model_name, str(self.model_path)):
             trained_on = meta.get("base_model") or recorded
-            raise UserError(f"The adapter {adapter_dir.name!r} was trained on {trained_on!r}, not on {self.model_name!r}.")
+            raise UserError(
+                f"The adapter {adapter_dir.name!r} was trained on {trained_on!r}, not on {self.model_name!r}."
+            )
 
     def use_adapter(self, adapter_dir: Path | None) -> float:
         """Switch to `adapter_dir` (None for the base model); return seconds taken."""
@@ -122,8 +126,9 @@ class Generator:
             {"role": t.role, "content": t.content} for t in history
         ]
         if getattr(self.tokenizer, "chat_template", None):
-            tokens = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                        return_dict=False)
+            tokens = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
         else:
             tokens = self.tokenizer.encode("\n\n".join(m["content"] for m in messages))
         tokens = list(tokens)
@@ -131,8 +136,14 @@ class Generator:
             raise UserError(f"The prompt is {len(tokens)} tokens; the model's context is {self.context_length}.")
         return tokens
 
-    def stream(self, history: list[Turn], sampling: Sampling = Sampling(), system: str | None = None,
-               stop: threading.Event | None = None, stats: GenerationStats | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        history: list[Turn],
+        sampling: Sampling = Sampling(),
+        system: str | None = None,
+        stop: threading.Event | None = None,
+        stats: GenerationStats | None = None,
+    ) -> Iterator[str]:
         """Yield text pieces as tokens are generated; fill `stats` as it goes."""
         import mlx.core as mx
         from mlx_lm import stream_generate
@@ -145,14 +156,22 @@ class Generator:
         if sampling.seed is not None:
             mx.random.seed(sampling.seed)
         sampler = make_sampler(sampling.temperature, sampling.top_p, sampling.min_p, top_k=sampling.top_k)
-        processors = make_logits_processors(repetition_penalty=sampling.repetition_penalty
-                                            if sampling.repetition_penalty != 1.0 else None)
+        processors = make_logits_processors(
+            repetition_penalty=sampling.repetition_penalty if sampling.repetition_penalty != 1.0 else None
+        )
         max_tokens = min(sampling.max_tokens, self.context_length - len(tokens))
         started = time.perf_counter()
         first = None
         stream = mx.new_stream(mx.default_device())
-        responses = stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens, sampler=sampler,
-                                    logits_processors=processors, stream=stream)
+        responses = stream_generate(
+            self.model,
+            self.tokenizer,
+            tokens,
+            max_tokens=max_tokens,
+            sampler=sampler,
+            logits_processors=processors,
+            stream=stream,
+        )
         try:
             for response in responses:
                 now = time.perf_counter()

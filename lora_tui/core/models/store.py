@@ -59,7 +59,10 @@ def hf_hub_cache() -> Path:
 def model_roots(models_dir: Path, extra_dirs: list[Path]) -> list[ModelRoot]:
     home = Path.home()
     roots = [ModelRoot(models_dir, "lora-tui", 1)]
-    roots += [ModelRoot(folder, "lm-studio", 2) for folder in (home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models")]
+    roots += [
+        ModelRoot(folder, "lm-studio", 2)
+        for folder in (home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models")
+    ]
     roots += [ModelRoot(folder, "folder", 1) for folder in extra_dirs]
     return roots
 
@@ -244,8 +247,9 @@ def expand_for_cpu(model) -> bool:
                 if module.get(key) is not None:
                     module[key] = module[key].astype(mx.float32)
         dequantize_model(model)
-    model.update(tree_map(lambda w: w.astype(mx.float32) if w.dtype in (mx.float16, mx.bfloat16) else w,
-                          model.parameters()))
+    model.update(
+        tree_map(lambda w: w.astype(mx.float32) if w.dtype in (mx.float16, mx.bfloat16) else w, model.parameters())
+    )
     mx.eval(model.parameters())
     return True
 

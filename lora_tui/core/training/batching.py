@@ -58,21 +58,25 @@ def tokenize(records: list[Record], tokenizer, max_seq_length: int) -> tuple[lis
 def _chat_tokens(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> list[int]:
     if not messages:
         return []
-    return list(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
-                                              return_dict=False))
+    return list(
+        tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
+        )
+    )
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
     length = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         length += 1
     return length
 
 
-def plan_epoch(examples: list[Example], batch_size: int, seed: int, epoch: int, pack: bool,
-               max_seq_length: int) -> BatchPlan:
+def plan_epoch(
+    examples: list[Example], batch_size: int, seed: int, epoch: int, pack: bool, max_seq_length: int
+) -> BatchPlan:
     rng = np.random.default_rng([seed, epoch])
     if pack:
         lengths = [len(e.tokens) for e in examples]

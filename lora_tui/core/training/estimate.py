@@ -16,9 +16,9 @@ from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import Failed, Started, Step
-from lora_tui.core.training.params import build_params
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
+from lora_tui.core.training.params import build_params
 from lora_tui.core.units import human_bytes, human_duration
 
 TRIAL_STEPS = 4
@@ -42,10 +42,13 @@ class Estimate:
         return self.seconds_per_epoch * self.epochs
 
     def describe(self) -> str:
-        return (f"{human_duration(self.seconds_per_epoch)} per epoch ({self.steps_per_epoch} steps of "
-                f"{self.seconds_per_step:.2f} s, {self.tokens_per_second:.0f} tok/s), "
-                f"{human_duration(self.total_seconds)} for {self.epochs} epochs; peak memory "
-                f"{human_bytes(self.peak_memory_bytes)} (measured over {self.steps_measured} steps; validation not included)")
+        return (
+            f"{human_duration(self.seconds_per_epoch)} per epoch ({self.steps_per_epoch} steps of "
+            f"{self.seconds_per_step:.2f} s, {self.tokens_per_second:.0f} tok/s), "
+            f"{human_duration(self.total_seconds)} for {self.epochs} epochs; peak memory "
+            f"{human_bytes(self.peak_memory_bytes)} "
+            f"(measured over {self.steps_measured} steps; validation not included)"
+        )
 
     def to_json(self) -> dict:
         return {**self.__dict__, "seconds_per_epoch": self.seconds_per_epoch, "total_seconds": self.total_seconds}

@@ -86,8 +86,15 @@ class Failed(Event):
     advice: str = ""
 
 
-_TYPE_NAMES = {Started: "started", Step: "step", Validation: "validation", Checkpoint: "checkpoint",
-               Finished: "finished", Cancelled: "cancelled", Failed: "failed"}
+_TYPE_NAMES = {
+    Started: "started",
+    Step: "step",
+    Validation: "validation",
+    Checkpoint: "checkpoint",
+    Finished: "finished",
+    Cancelled: "cancelled",
+    Failed: "failed",
+}
 _BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 
 
@@ -95,12 +102,17 @@ def describe(event: Event) -> str:
     """The event as one line for people: the headless log prints it, the dashboard's log shows it."""
     if isinstance(event, Started):
         notes = "".join(f"note: {note}\n" for note in event.notes)
-        return (f"{notes}started: {event.train_records} train / {event.valid_records} valid records, "
-                f"{event.total_steps} steps, {event.trainable_parameters:,} trainable of {event.total_parameters:,} parameters")
+        return (
+            f"{notes}started: {event.train_records} train / {event.valid_records} valid records, "
+            f"{event.total_steps} steps, "
+            f"{event.trainable_parameters:,} trainable of {event.total_parameters:,} parameters"
+        )
     if isinstance(event, Step):
-        return (f"step {event.step} epoch {event.epoch:.2f} loss {event.train_loss:.4f} lr {event.learning_rate:.2e} "
-                f"{event.tokens_per_second:.0f} tok/s {event.iterations_per_second:.2f} it/s "
-                f"peak {human_bytes(event.peak_memory_bytes)} eta {human_duration(event.eta_seconds)}")
+        return (
+            f"step {event.step} epoch {event.epoch:.2f} loss {event.train_loss:.4f} lr {event.learning_rate:.2e} "
+            f"{event.tokens_per_second:.0f} tok/s {event.iterations_per_second:.2f} it/s "
+            f"peak {human_bytes(event.peak_memory_bytes)} eta {human_duration(event.eta_seconds)}"
+        )
     if isinstance(event, Validation):
         return f"validation step {event.step} val_loss {event.val_loss:.4f}"
     if isinstance(event, Checkpoint):

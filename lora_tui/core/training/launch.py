@@ -58,21 +58,27 @@ def read_hostfile(path: Path) -> list[Host]:
         raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}).") from None
     entries = data.get("hosts") if isinstance(data, dict) else data
     if not isinstance(entries, list):
-        raise UserError(f"{path}: expected a list of hosts, or an object with \"hosts\" (mlx.launch's format).")
+        raise UserError(f'{path}: expected a list of hosts, or an object with "hosts" (mlx.launch\'s format).')
     hosts = []
     for number, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict) or not isinstance(entry.get("ssh"), str) or not entry["ssh"].strip():
-            raise UserError(f"{path}: host {number} needs an \"ssh\" name, e.g. {{\"ssh\": \"mac-2.local\", \"ips\": [\"10.0.0.2\"]}}.")
+            raise UserError(
+                f'{path}: host {number} needs an "ssh" name, e.g. {{"ssh": "mac-2.local", "ips": ["10.0.0.2"]}}.'
+            )
         ips = entry.get("ips", [])
         if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
-            raise UserError(f"{path}: host {number} ({entry['ssh']}): \"ips\" must be a list of addresses.")
+            raise UserError(f'{path}: host {number} ({entry["ssh"]}): "ips" must be a list of addresses.')
         if not ips:
-            raise UserError(f"{path}: host {number} ({entry['ssh']}) has no \"ips\"; the ring backend connects to IP addresses.")
+            raise UserError(
+                f'{path}: host {number} ({entry["ssh"]}) has no "ips"; the ring backend connects to IP addresses.'
+            )
         hosts.append(Host(entry["ssh"].strip(), tuple(ips)))
     seen: dict[str, int] = {}
     for number, host in enumerate(hosts, start=1):
         if host.ssh in seen and not host.is_loopback:  # 127.0.0.1 may repeat: several ranks on this machine
-            raise UserError(f"{path}: host {number} ({host.ssh}) is already host {seen[host.ssh]}; name each machine once.")
+            raise UserError(
+                f"{path}: host {number} ({host.ssh}) is already host {seen[host.ssh]}; name each machine once."
+            )
         seen[host.ssh] = number
     if len(hosts) < 2:
         raise UserError(f"{path}: name at least two hosts (one host trains without --hosts).")
@@ -85,8 +91,12 @@ def check_reachable(hosts: list[Host]) -> None:
         if host.is_loopback:
             continue
         try:
-            result = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={SSH_TIMEOUT_SECONDS}",
-                                     host.ssh, "true"], capture_output=True, text=True, timeout=SSH_TIMEOUT_SECONDS + 5)
+            result = subprocess.run(
+                ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={SSH_TIMEOUT_SECONDS}", host.ssh, "true"],
+                capture_output=True,
+                text=True,
+                timeout=SSH_TIMEOUT_SECONDS + 5,
+            )
         except FileNotFoundError:
             raise UserError("ssh is not installed; it is needed to start training on other hosts.") from None
         except subprocess.TimeoutExpired:
@@ -100,7 +110,9 @@ def check_hosts(path: Path) -> list[Host]:
     """A hostfile ready to train with: well formed, this machine first, every other host reachable."""
     hosts = read_hostfile(path)
     if not hosts[0].is_this_machine:
-        raise UserError(f"{path}: the first host must be this machine (rank 0 writes the adapter here), not {hosts[0].ssh}.")
+        raise UserError(
+            f"{path}: the first host must be this machine (rank 0 writes the adapter here), not {hosts[0].ssh}."
+        )
     check_reachable(hosts)
     return hosts
 
@@ -115,8 +127,18 @@ def launch_command(job: TrainingJob, hostfile: Path | None = None, local_ranks: 
         where = ["--hostfile", str(hostfile)]
     else:
         where = ["--hosts", "127.0.0.1", "-n", str(local_ranks), *local_thread_limits(local_ranks)]
-    return [*launcher, *where, "--backend", "ring", "--python", sys.executable, "--",
-            "-m", "lora_tui.rank", json.dumps(job.to_json())]
+    return [
+        *launcher,
+        *where,
+        "--backend",
+        "ring",
+        "--python",
+        sys.executable,
+        "--",
+        "-m",
+        "lora_tui.rank",
+        json.dumps(job.to_json()),
+    ]
 
 
 def local_thread_limits(ranks: int) -> list[str]:
@@ -138,8 +160,9 @@ def local_thread_limits(ranks: int) -> list[str]:
 POLL_SECONDS = 0.25
 
 
-def run_distributed(job: TrainingJob, listener: Callable[[Event], None], stop: threading.Event, command: list[str],
-                    output=None) -> Event:
+def run_distributed(
+    job: TrainingJob, listener: Callable[[Event], None], stop: threading.Event, command: list[str], output=None
+) -> Event:
     """Run `mlx.launch` and report rank 0's events as they are written; return the terminal event.
 
     Setting `stop` asks the ranks to stop after the current step and save (through a stop
@@ -173,10 +196,16 @@ def run_distributed(job: TrainingJob, listener: Callable[[Event], None], stop: t
         stop_file.unlink(missing_ok=True)
     if terminal is None:
         checkpoint = latest_checkpoint(job.adapter_dir)
-        resume = f"the last checkpoint ({checkpoint.name}) is kept: continue with --resume" if checkpoint else \
-            "no checkpoint was saved yet: start again"
-        terminal = Failed(reason=f"A rank stopped before the run ended (the launcher exited with code {code}); "
-                                 "every rank was stopped.", advice=f"See the output above for which; {resume}.")
+        resume = (
+            f"the last checkpoint ({checkpoint.name}) is kept: continue with --resume"
+            if checkpoint
+            else "no checkpoint was saved yet: start again"
+        )
+        terminal = Failed(
+            reason=f"A rank stopped before the run ended (the launcher exited with code {code}); "
+            "every rank was stopped.",
+            advice=f"See the output above for which; {resume}.",
+        )
         if job.adapter_dir.is_dir():  # so the dashboard and `adapters list` see how the run ended
             with open(job.adapter_dir / EVENTS, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(terminal.to_json()) + "\n")

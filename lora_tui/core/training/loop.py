@@ -40,15 +40,15 @@ from lora_tui.core.adapters.layout import (
     write_adapter_config,
     write_metadata,
 )
-from lora_tui.core.training.batching import make_batch, plan_epoch, tokenize
 from lora_tui.core.data.records import dataset_files, load_records
-from lora_tui.core.training.job import TrainingJob
-from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
 from lora_tui.core.errors import UserError
-from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
 from lora_tui.core.files import building_dir
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
-from lora_tui.core.training.params import MODULE_KEYS, TrainingParams
+from lora_tui.core.training.batching import make_batch, plan_epoch, tokenize
+from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
+from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.params import MODULE_KEYS
+from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
 from lora_tui.core.units import counted
 
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
@@ -131,8 +131,9 @@ def loss_function(model, inputs, targets, loss_mask, mask):
     return losses.sum() / mx.maximum(count, 1), count
 
 
-def run_training(job: TrainingJob, listener: Callable[[Event], None] = lambda e: None,
-                 stop: threading.Event | None = None) -> Event:
+def run_training(
+    job: TrainingJob, listener: Callable[[Event], None] = lambda e: None, stop: threading.Event | None = None
+) -> Event:
     """Run the job to its end; return the terminal event (finished, cancelled or failed)."""
     import mlx.core as mx
 
@@ -182,16 +183,22 @@ class _Run:
         self.model, self.tokenizer = load_model(self.job.model_path)
         quantized = is_quantized(self.model)
         if expand_for_cpu(self.model) and quantized:
-            self.notes.append("The base model is quantized and MLX's CPU backend has no fast quantized kernels: "
-                              "it was dequantized in memory for training (the adapter still loads on the quantized model).")
+            self.notes.append(
+                "The base model is quantized and MLX's CPU backend has no fast quantized kernels: "
+                "it was dequantized in memory for training (the adapter still loads on the quantized model)."
+            )
         elif quantized and mx.default_device() == mx.cpu:
-            self.notes.append("The base model is quantized and too big to dequantize in this machine's memory: "
-                              "MLX's CPU backend has no fast quantized kernels, so steps will be slow.")
+            self.notes.append(
+                "The base model is quantized and too big to dequantize in this machine's memory: "
+                "MLX's CPU backend has no fast quantized kernels, so steps will be slow."
+            )
         self.model.freeze()
         layers = len(self.model.layers)
         self.num_layers = layers if self.params.num_layers == -1 else min(self.params.num_layers, layers)
         mx.random.seed(self.params.seed)
-        linear_to_lora_layers(self.model, self.num_layers, self.lora_config(), use_dora=self.params.fine_tune_type == "dora")
+        linear_to_lora_layers(
+            self.model, self.num_layers, self.lora_config(), use_dora=self.params.fine_tune_type == "dora"
+        )
 
     def lora_config(self) -> dict:
         return {
@@ -213,11 +220,14 @@ class _Run:
         self.train_examples, truncated = tokenize(train, self.tokenizer, self.params.max_seq_length)
         self.valid_examples, _ = tokenize(valid, self.tokenizer, self.params.max_seq_length)
         if truncated:
-            self.notes.append(f"Cut to the max sequence length ({self.params.max_seq_length} tokens): "
-                              f"{counted(truncated, 'record')}.")
+            self.notes.append(
+                f"Cut to the max sequence length ({self.params.max_seq_length} tokens): {counted(truncated, 'record')}."
+            )
         if not valid:
-            self.notes.append("No valid.jsonl beside the training data: no validation loss. Hold some records out "
-                              "with --valid-fraction 0.1 (the Train screen: validation), or `lora-tui data split`.")
+            self.notes.append(
+                "No valid.jsonl beside the training data: no validation loss. Hold some records out "
+                "with --valid-fraction 0.1 (the Train screen: validation), or `lora-tui data split`."
+            )
         self.batches_per_epoch = len(self.plan(0).rows)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.params.grad_accumulation_steps)
         self.total_steps = self.steps_per_epoch * self.params.epochs
@@ -305,12 +315,20 @@ class _Run:
         import mlx.core as mx
 
         p = self.params
-        self.emit(Started(
-            parameters={**p.to_json(), "mask_prompt": self.mask_prompt}, trainable_parameters=self.count_parameters(True),
-            total_parameters=self.count_parameters(False), total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
-            train_records=len(self.train_examples), valid_records=len(self.valid_examples),
-            resumed_from_step=progress.step, notes=self.notes, ranks=self.ranks.size,
-        ))
+        self.emit(
+            Started(
+                parameters={**p.to_json(), "mask_prompt": self.mask_prompt},
+                trainable_parameters=self.count_parameters(True),
+                total_parameters=self.count_parameters(False),
+                total_steps=self.total_steps,
+                steps_per_epoch=self.steps_per_epoch,
+                train_records=len(self.train_examples),
+                valid_records=len(self.valid_examples),
+                resumed_from_step=progress.step,
+                notes=self.notes,
+                ranks=self.ranks.size,
+            )
+        )
         step_seconds: list[float] = []
         for epoch in range(progress.epoch, p.epochs):
             plan = self.plan(epoch)
@@ -322,8 +340,15 @@ class _Run:
                 group_count += 1
                 last_in_group = group_count == p.grad_accumulation_steps or index == len(plan.rows) - 1
                 mask = batch.attention_mask()
-                loss, count, grad = step(mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.loss_mask),
-                                         None if mask is None else mx.array(mask), grad, last_in_group, group_count)
+                loss, count, grad = step(
+                    mx.array(batch.inputs),
+                    mx.array(batch.targets),
+                    mx.array(batch.loss_mask),
+                    None if mask is None else mx.array(mask),
+                    grad,
+                    last_in_group,
+                    group_count,
+                )
                 mx.eval(loss, count, grad, self.model.state, optimizer.state)
                 group_losses.append(float(loss))
                 group_tokens += batch.tokens
@@ -336,13 +361,19 @@ class _Run:
                 progress.trained_tokens += group_tokens
                 progress.last_train_loss = float(np.mean(group_losses))
                 progress.epoch, progress.next_batch = epoch, index + 1
-                self.emit(Step(
-                    step=progress.step, epoch=round(epoch + (index + 1) / len(plan.rows), 4),
-                    train_loss=progress.last_train_loss, learning_rate=float(self.schedule(progress.step - 1)),
-                    tokens_per_second=group_tokens / elapsed, iterations_per_second=1 / elapsed,
-                    trained_tokens=progress.trained_tokens, peak_memory_bytes=peak_memory_bytes(),
-                    eta_seconds=float(np.mean(step_seconds[-20:])) * (self.total_steps - progress.step),
-                ))
+                self.emit(
+                    Step(
+                        step=progress.step,
+                        epoch=round(epoch + (index + 1) / len(plan.rows), 4),
+                        train_loss=progress.last_train_loss,
+                        learning_rate=float(self.schedule(progress.step - 1)),
+                        tokens_per_second=group_tokens / elapsed,
+                        iterations_per_second=1 / elapsed,
+                        trained_tokens=progress.trained_tokens,
+                        peak_memory_bytes=peak_memory_bytes(),
+                        eta_seconds=float(np.mean(step_seconds[-20:])) * (self.total_steps - progress.step),
+                    )
+                )
                 grad, group_losses, group_tokens, group_count = None, [], 0, 0
                 outcome = self.after_step(progress, optimizer, end_of_epoch=index == len(plan.rows) - 1)
                 if outcome is not None:
@@ -399,8 +430,13 @@ class _Run:
         for rows in plan.rows[: p.val_batches]:
             batch = self.my_batch(self.valid_examples, rows)
             mask = batch.attention_mask()
-            loss, n = loss_function(self.model, mx.array(batch.inputs), mx.array(batch.targets),
-                                    mx.array(batch.loss_mask), None if mask is None else mx.array(mask))
+            loss, n = loss_function(
+                self.model,
+                mx.array(batch.inputs),
+                mx.array(batch.targets),
+                mx.array(batch.loss_mask),
+                None if mask is None else mx.array(mask),
+            )
             mx.eval(loss, n)
             total += float(loss) * float(n)
             count += float(n)
@@ -500,23 +536,33 @@ class _Run:
         mx.save_safetensors(str(temporary), self.adapter_weights())
         os.replace(temporary, folder / ADAPTER_WEIGHTS)
         write_adapter_config(folder, self.adapter_config())
-        write_metadata(folder, {
-            "name": folder.name,
-            "base_model": self.job.model_name or str(self.job.model_path),
-            "base_model_path": str(self.job.model_path),
-            "dataset": str(self.job.data),
-            "dataset_sha256": dataset_sha256(self.job.data),
-            "created": self.started,
-            "parameters": {**self.params.to_json(), "mask_prompt": self.mask_prompt},
-            "final_train_loss": progress.last_train_loss,
-            "best_val_loss": progress.best_val_loss,
-            "steps": progress.step,
-            "epochs": round(progress.epoch + progress.next_batch / max(self.batches_per_epoch, 1), 4),
-            "tokens_seen": progress.trained_tokens,
-            "status": status,
-        })
+        write_metadata(
+            folder,
+            {
+                "name": folder.name,
+                "base_model": self.job.model_name or str(self.job.model_path),
+                "base_model_path": str(self.job.model_path),
+                "dataset": str(self.job.data),
+                "dataset_sha256": dataset_sha256(self.job.data),
+                "created": self.started,
+                "parameters": {**self.params.to_json(), "mask_prompt": self.mask_prompt},
+                "final_train_loss": progress.last_train_loss,
+                "best_val_loss": progress.best_val_loss,
+                "steps": progress.step,
+                "epochs": round(progress.epoch + progress.next_batch / max(self.batches_per_epoch, 1), 4),
+                "tokens_seen": progress.trained_tokens,
+                "status": status,
+            },
+        )
 
     def finish(self, progress: Progress, reason: str) -> Event:
         self.save_adapter(progress, "finished")
-        return self.emit(Finished(step=progress.step, final_train_loss=progress.last_train_loss,
-                                  best_val_loss=progress.best_val_loss, adapter_path=str(self.job.adapter_dir), reason=reason))
+        return self.emit(
+            Finished(
+                step=progress.step,
+                final_train_loss=progress.last_train_loss,
+                best_val_loss=progress.best_val_loss,
+                adapter_path=str(self.job.adapter_dir),
+                reason=reason,
+            )
+        )

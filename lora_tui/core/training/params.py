@@ -15,8 +15,13 @@ from lora_tui.core.toml import read_toml, to_toml
 
 TARGET_MODULES = ("q", "k", "v", "o", "gate", "up", "down")
 MODULE_KEYS = {
-    "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
-    "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj",
+    "gate": "mlp.gate_proj",
+    "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
 }
 
 
@@ -85,11 +90,19 @@ class Param:
         if self.kind is list:
             unknown = [item for item in value if item not in self.choices]
             if unknown or not value:
-                raise UserError(f"{self.name}: choose one or more of {', '.join(self.choices)} (got {', '.join(value) or 'none'}).")
+                raise UserError(
+                    f"{self.name}: choose one or more of {', '.join(self.choices)} (got {', '.join(value) or 'none'})."
+                )
         elif self.choices and value not in self.choices:
             raise UserError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}.")
-        elif self.low is not None and not (self.low <= value <= self.high) and not (self.name == "num_layers" and value == -1):
-            raise UserError(f"{self.name} must be between {_number(self.low)} and {_number(self.high)} (got {_number(value)}).")
+        elif (
+            self.low is not None
+            and not (self.low <= value <= self.high)
+            and not (self.name == "num_layers" and value == -1)
+        ):
+            raise UserError(
+                f"{self.name} must be between {_number(self.low)} and {_number(self.high)} (got {_number(value)})."
+            )
 
 
 def _number(value) -> str:
@@ -102,29 +115,63 @@ def _kind_word(kind: type) -> str:
 
 PARAMS: tuple[Param, ...] = (
     Param("rank", int, 8, "LoRA rank: size of the low-rank update; higher learns more, costs more.", 4, 128),
-    Param("alpha", float, None, "LoRA alpha; the update is scaled by alpha/rank (default 2 x rank).", 1, 1024, optional=True),
+    Param(
+        "alpha",
+        float,
+        None,
+        "LoRA alpha; the update is scaled by alpha/rank (default 2 x rank).",
+        1,
+        1024,
+        optional=True,
+    ),
     Param("dropout", float, 0.0, "Dropout on the LoRA input; 0.05-0.1 helps small datasets.", 0.0, 0.5),
     Param("learning_rate", float, 1e-4, "Peak learning rate of the optimizer.", 1e-5, 1e-2),
     Param("epochs", int, 3, "Passes over the training data.", 1, 50),
     Param("batch_size", int, 4, "Records (or packed rows) per step.", 1, 32),
     Param("num_layers", int, 16, "Transformer blocks to adapt, counted from the last; -1 for all.", 1, 512),
-    Param("target_modules", list, ["q", "k", "v", "o"], "Projections that get LoRA: q, k, v, o, gate, up, down.", choices=TARGET_MODULES),
+    Param(
+        "target_modules",
+        list,
+        ["q", "k", "v", "o"],
+        "Projections that get LoRA: q, k, v, o, gate, up, down.",
+        choices=TARGET_MODULES,
+    ),
     Param("max_seq_length", int, 2048, "Longest sequence in tokens; longer records are truncated.", 32, 32768),
-    Param("lr_schedule", str, "cosine", "How the learning rate changes after warm-up.", choices=("constant", "linear", "cosine")),
+    Param(
+        "lr_schedule",
+        str,
+        "cosine",
+        "How the learning rate changes after warm-up.",
+        choices=("constant", "linear", "cosine"),
+    ),
     Param("warmup_steps", int, 0, "Steps of linear warm-up from 0 to the learning rate.", 0, 100000),
     Param("optimizer", str, "adamw", "Optimizer.", choices=("adam", "adamw")),
     Param("weight_decay", float, 0.01, "Weight decay (AdamW only).", 0.0, 1.0),
     Param("max_grad_norm", float, 1.0, "Clip gradients to this global norm; 0 turns clipping off.", 0.0, 100.0),
     Param("grad_accumulation_steps", int, 1, "Micro-batches summed before each optimizer step.", 1, 128),
     Param("mask_prompt", bool, None, "Train only on responses (default: on when the data has prompts).", optional=True),
-    Param("pack", bool, False, "Pack several records into each row, each attending only to itself.", ),
-    Param("grad_checkpoint", bool, False, "Recompute activations in the backward pass: less memory, slower.", ),
+    Param(
+        "pack",
+        bool,
+        False,
+        "Pack several records into each row, each attending only to itself.",
+    ),
+    Param(
+        "grad_checkpoint",
+        bool,
+        False,
+        "Recompute activations in the backward pass: less memory, slower.",
+    ),
     Param("fine_tune_type", str, "lora", "LoRA, or DoRA (weight-decomposed LoRA).", choices=("lora", "dora")),
     Param("steps_per_eval", int, 50, "Validate every N steps.", 1, 100000),
     Param("val_batches", int, 25, "Validation batches each time (the whole set if smaller).", 1, 10000),
-    Param("save_every", int, 100, "Checkpoint every N steps (and at every epoch end); 0 for epoch ends only.", 0, 100000),
+    Param(
+        "save_every", int, 100, "Checkpoint every N steps (and at every epoch end); 0 for epoch ends only.", 0, 100000
+    ),
     Param("keep_best", int, 3, "Keep the best K checkpoints by validation loss (the latest is always kept).", 1, 50),
-    Param("early_stopping_patience", int, 0, "Stop after N validations without improvement; 0 never stops early.", 0, 1000),
+    Param(
+        "early_stopping_patience", int, 0, "Stop after N validations without improvement; 0 never stops early.", 0, 1000
+    ),
     Param("seed", int, 0, "Random seed: data order, LoRA initialisation, dropout.", 0, 2**31 - 1),
 )
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
@@ -141,11 +188,17 @@ class Preset:
         return f"{self.name}: {self.purpose} ({settings})"
 
 
-PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
-    Preset("style", "tone, format or persona; the defaults", {"rank": 8, "epochs": 3, "learning_rate": 1e-4}),
-    Preset("knowledge", "new facts; more capacity and passes, every projection",
-           {"rank": 32, "epochs": 8, "learning_rate": 2e-4, "target_modules": list(TARGET_MODULES)}),
-)}
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("style", "tone, format or persona; the defaults", {"rank": 8, "epochs": 3, "learning_rate": 1e-4}),
+        Preset(
+            "knowledge",
+            "new facts; more capacity and passes, every projection",
+            {"rank": 32, "epochs": 8, "learning_rate": 2e-4, "target_modules": list(TARGET_MODULES)},
+        ),
+    )
+}
 
 
 def preset_values(name: str | None) -> dict:
@@ -213,7 +266,9 @@ def add_arguments(parser) -> None:
     for param in PARAMS:
         label = f"{param.help} [{param.range_text}; default {_default_text(param)}]"
         if param.kind is bool:
-            parser.add_argument(param.flag, dest=param.name, action=argparse.BooleanOptionalAction, default=None, help=label)
+            parser.add_argument(
+                param.flag, dest=param.name, action=argparse.BooleanOptionalAction, default=None, help=label
+            )
         else:
             metavar = "A,B,..." if param.kind is list else "N" if param.kind in (int, float) else "NAME"
             parser.add_argument(param.flag, dest=param.name, default=None, metavar=metavar, help=label)

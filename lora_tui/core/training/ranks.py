@@ -16,8 +16,10 @@ from lora_tui.core.errors import UserError
 
 def check_batch_split(batch_size: int, ranks: int) -> None:
     if batch_size % ranks:
-        raise UserError(f"The batch size ({batch_size}) is the global batch and must split evenly across "
-                        f"{ranks} ranks; use a multiple of {ranks}.")
+        raise UserError(
+            f"The batch size ({batch_size}) is the global batch and must split evenly across "
+            f"{ranks} ranks; use a multiple of {ranks}."
+        )
 
 
 class Ranks:
@@ -39,7 +41,7 @@ class Ranks:
         if self.size == 1:
             return rows, False
         per_rank = -(-len(rows) // self.size)
-        mine = rows[self.rank * per_rank:(self.rank + 1) * per_rank]
+        mine = rows[self.rank * per_rank : (self.rank + 1) * per_rank]
         return (mine, False) if mine else (rows[:1], True)
 
     def sum(self, values: list[float]):
@@ -75,8 +77,10 @@ class Ranks:
         table = [json.loads(bytes(row).decode()) for row in rows]
         mismatched = sorted(name for name in versions if len({row.get(name) for row in table}) > 1)
         if mismatched:
-            detail = "; ".join(f"rank {rank}: " + ", ".join(f"{name} {row.get(name)}" for name in mismatched)
-                               for rank, row in enumerate(table))
+            detail = "; ".join(
+                f"rank {rank}: " + ", ".join(f"{name} {row.get(name)}" for name in mismatched)
+                for rank, row in enumerate(table)
+            )
             raise UserError(f"The hosts run different versions ({detail}). Install the same versions on every host.")
 
 

@@ -17,19 +17,29 @@ from lora_tui.core.adapters.layout import latest_checkpoint
 from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
-from lora_tui.core.training.events import Event
+from lora_tui.core.locations import Locations
 from lora_tui.core.models.store import resolve_model
 from lora_tui.core.names import validate_name
-from lora_tui.core.training.params import build_params, load_config, preset_values
+from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
-from lora_tui.core.locations import Locations
+from lora_tui.core.training.params import build_params, load_config, preset_values
 
 
-def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, model: str | None, data: str | None,
-                config: str | None = None, flags: dict | None = None, preset: str | None = None,
-                resume: bool = False, overwrite: bool = False,
-                valid_fraction: float | None = None, log: Callable[[str], None] = lambda m: None) -> tuple[TrainingJob | None, DatasetReport | None]:
+def prepare_job(
+    locations: Locations,
+    extra_model_dirs: list[Path],
+    name: str,
+    model: str | None,
+    data: str | None,
+    config: str | None = None,
+    flags: dict | None = None,
+    preset: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    valid_fraction: float | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> tuple[TrainingJob | None, DatasetReport | None]:
     """A checked TrainingJob, or (None, report) when the data has errors."""
     name = validate_name(name, "adapter name")
     adapter_dir = locations.adapters_dir / name
@@ -58,7 +68,9 @@ def prepare_job(locations: Locations, extra_model_dirs: list[Path], name: str, m
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
     """Split one data file into folder/train.jsonl and valid.jsonl; return the folder to train on."""
     if data.is_dir():
-        raise UserError(f"{data} is a folder: it brings its own valid.jsonl; the validation fraction is for a single file.")
+        raise UserError(
+            f"{data} is a folder: it brings its own valid.jsonl; the validation fraction is for a single file."
+        )
     if not 0 < fraction <= 0.5:
         raise UserError("The validation fraction must be above 0 and at most 0.5.")
     if folder.exists():
@@ -90,8 +102,12 @@ def _check_writable(folder: Path) -> None:
         raise UserError(f"{folder}: the adapters folder is not writable.")
 
 
-def run_with_interrupt(job: TrainingJob, listener: Callable[[Event], None],
-                       on_stop_requested: Callable[[], None] = lambda: None, run=run_training) -> Event:
+def run_with_interrupt(
+    job: TrainingJob,
+    listener: Callable[[Event], None],
+    on_stop_requested: Callable[[], None] = lambda: None,
+    run=run_training,
+) -> Event:
     """Run in this thread; the first Ctrl-C asks the loop to stop (it saves), a second one aborts.
 
     `run(job, listener, stop)` is the loop itself, or `run_distributed` watching ranks.
