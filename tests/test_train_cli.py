@@ -127,3 +127,23 @@ def test_sigkill_then_resume(tiny_model_dir, data, isolated_home, capsys):
     out = capsys.readouterr().out
     assert "note: Resumed from step-" in out and "finished (completed) at step 24" in out
     assert main(["train", "--name", "never-ran", "--resume"]) == 1
+
+
+def test_a_preset_sets_values_that_config_and_flags_override(tiny_model_dir, data, tmp_path, isolated_home):
+    config = tmp_path / "c.toml"
+    config.write_text("learning_rate = 0.0005\n")
+    args = _train("--preset", "knowledge", "--config", str(config), "--rank", "16", model=tiny_model_dir, data=data)
+    assert main(args) == 0
+    parameters = json.loads((isolated_home.adapters_dir / "arith" / "run.json").read_text())["parameters"]
+    assert parameters["target_modules"] == ["q", "k", "v", "o", "gate", "up", "down"]  # from the preset
+    assert parameters["learning_rate"] == 0.0005  # the config over the preset
+    assert parameters["rank"] == 16 and parameters["epochs"] == 1  # flags over both
+
+
+def test_train_help_lists_the_presets_and_what_they_set(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "knowledge: new facts" in out and "rank 32, epochs 8, learning-rate 0.0002" in out
+    assert "target-modules q,k,v,o,gate,up,down" in out
