@@ -21,6 +21,7 @@ from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 
 from lora_tui.core.adapters.layout import EVENTS
+from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.training import launch
@@ -141,8 +142,8 @@ class LoraTuiApp(App):
         if getattr(self, "settings", None) is not None and self.settings.theme != theme:
             self.settings.theme = theme
             try:
-                self.settings.save(self.locations)
-            except OSError as exc:
+                Settings.update(self.locations, theme=theme)  # other settings as the file has them now
+            except (OSError, UserError) as exc:
                 self.notify(f"Could not save the theme choice: {exc}", severity="warning")
 
     # Training ------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.files import atomic_write_text
+from lora_tui.core.files import atomic_write_text, exclusively
 from lora_tui.core.locations import Locations
 from lora_tui.core.toml import read_toml, to_toml
 
@@ -49,7 +49,23 @@ class Settings:
 
     def save(self, locations: Locations) -> None:
         locations.config_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(locations.settings_file, to_toml(asdict(self)))
+        with exclusively(locations.settings_file):
+            atomic_write_text(locations.settings_file, to_toml(asdict(self)))
+
+    @classmethod
+    def update(cls, locations: Locations, **changes) -> Settings:
+        """Change some settings in the file, keeping what other processes wrote to the others.
+
+        Read, change and write happen under one lock, so two app instances changing
+        different settings both keep their change (the same setting: the last one wins).
+        """
+        cls.from_dict(changes, source="settings")  # refuse a bad value before touching the file
+        with exclusively(locations.settings_file):
+            current = cls.load(locations)
+            updated = cls(**{**asdict(current), **changes})
+            locations.config_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(locations.settings_file, to_toml(asdict(updated)))
+        return updated
 
     def extra_model_dirs(self) -> list[Path]:
         return [Path(folder).expanduser() for folder in self.model_dirs]

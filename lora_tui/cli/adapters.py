@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lora_tui.cli.output import Context, print_json, print_table, say, shown
 from lora_tui.core.adapters.convert import export_peft, fuse_adapter
+from lora_tui.core.adapters.lock import refuse_if_busy
 from lora_tui.core.adapters.registry import (
     adapter_base_path,
     adapter_path,
@@ -42,10 +43,13 @@ def adapters_list(args, context: Context) -> int:
             shown(a.steps),
             shown(a.learning_rate, 2),
             human_bytes(a.size_bytes),
+            a.status or "-",
         )
         for a in adapters
     ]
-    print_table(("NAME", "BASE", "DATASET", "CREATED", "LOSS", "VAL", "RANK", "EPOCHS", "STEPS", "LR", "SIZE"), rows)
+    print_table(
+        ("NAME", "BASE", "DATASET", "CREATED", "LOSS", "VAL", "RANK", "EPOCHS", "STEPS", "LR", "SIZE", "STATUS"), rows
+    )
     return 0
 
 
@@ -66,6 +70,7 @@ def adapters_rename(args, context: Context) -> int:
 
 
 def adapters_delete(args, context: Context) -> int:
+    refuse_if_busy(context.locations.adapters_dir, args.name)  # before asking
     path = adapter_path(context.locations.adapters_dir, args.name)
     if not args.yes:
         if not sys.stdin.isatty():

@@ -55,6 +55,7 @@ COLUMNS = [
     ("steps", "steps", lambda v: str(v) if v is not None else "-"),
     ("lr", "learning_rate", lambda v: f"{v:.0e}" if v is not None else "-"),
     ("size", "size_bytes", human_bytes),
+    ("status", "status", lambda v: v or "-"),  # "training" while a run holds the adapter
 ]
 
 

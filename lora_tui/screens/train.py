@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from lora_tui.core.adapters.layout import read_metadata
+from lora_tui.core.adapters.lock import holder
 from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
@@ -211,6 +212,9 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             name = validate_name(self.query_one("#pick-name", Input).value, "adapter name")
         except UserError as exc:
             return str(exc)
+        busy = holder(self.app.locations.adapters_dir, name)
+        if busy is not None:
+            return busy.sentence(name)
         if (self.app.locations.adapters_dir / name).exists():
             return f"an adapter named {name!r} exists: choose another name (or resume it from Adapters)"
         return None

@@ -10,6 +10,7 @@ from trainkit import arithmetic_rows, write_dataset
 from uikit import settle, wait_until
 
 from lora_tui.app import make_app
+from lora_tui.core.adapters.lock import adapter_lock
 from lora_tui.settings import Settings
 from lora_tui.themes import load_themes, theme_from_file
 from lora_tui.widgets.loss_chart import LossChart
@@ -321,3 +322,16 @@ async def test_quit_while_training_asks_then_saves_and_exits(home, tmp_path, slo
         await pilot.click("#ok")
         await wait_until(lambda: not app.is_running, "the app to quit", timeout=30)
     assert json.loads((home.adapters_dir / "quitter" / "lora_tui.json").read_text())["status"] == "cancelled"
+
+
+async def test_a_name_another_process_is_training_is_refused_on_the_form(home, tmp_path):
+    app = make_app()
+    with adapter_lock(home.adapters_dir, "busy") as other_run:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _fill_form(app, pilot, tmp_path / "data", name="busy")
+            status = str(app.screen.query_one("#form-status", Static).render())
+            assert f"is being trained by process {other_run.pid}" in status
+            assert app.screen.query_one("#start", Button).disabled
+            app.screen.query_one("#pick-name", Input).value = "free"  # Start is there for another name
+            await pilot.pause()
+            assert not app.screen.query_one("#start", Button).disabled

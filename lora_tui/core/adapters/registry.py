@@ -17,10 +17,12 @@ from lora_tui.core.adapters.layout import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     PROGRESS,
+    RUN_SPEC,
     checkpoint_folders,
     read_metadata,
     write_metadata,
 )
+from lora_tui.core.adapters.lock import adapter_lock, holder, refuse_if_busy
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer, folder_size
 from lora_tui.core.models.store import resolve_model_path
@@ -87,8 +89,13 @@ def describe_adapter(path: Path) -> AdapterInfo:
         learning_rate=params.get("learning_rate", config.get("learning_rate")),
         size_bytes=folder_size(path),
         fine_tune_type=config.get("fine_tune_type", "lora"),
-        status=meta.get("status"),
+        status="training" if _being_trained(path) else meta.get("status"),
     )
+
+
+def _being_trained(path: Path) -> bool:
+    found = holder(path.parent, path.name)
+    return found is not None and found.doing == "training"
 
 
 def list_adapters(adapters_dir: Path) -> list[AdapterInfo]:
@@ -96,12 +103,44 @@ def list_adapters(adapters_dir: Path) -> list[AdapterInfo]:
         return []
     found = []
     for folder in sorted(Path(adapters_dir).iterdir()):
-        if folder.is_dir() and not folder.name.startswith(".") and is_adapter_dir(folder):
-            try:
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            if is_adapter_dir(folder):
                 found.append(describe_adapter(folder))
-            except UserError:
-                continue
+            elif _being_trained(folder):
+                found.append(_describe_first_run(folder))
+        except UserError:
+            continue
     return found
+
+
+def _describe_first_run(path: Path) -> AdapterInfo:
+    """An adapter whose first run is training: no weights yet, but what run.json says it will be."""
+    try:
+        run = json.loads((path / RUN_SPEC).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        run = {}
+    parameters = run.get("parameters", {})
+    return AdapterInfo(
+        name=path.name,
+        path=path,
+        source="lora-tui",
+        base_model=run.get("model"),
+        base_model_path=run.get("model_path"),
+        dataset=run.get("data"),
+        created=None,
+        final_train_loss=None,
+        best_val_loss=None,
+        rank=parameters.get("rank"),
+        alpha=parameters.get("alpha"),
+        epochs=None,
+        steps=None,
+        learning_rate=parameters.get("learning_rate"),
+        size_bytes=folder_size(path),
+        fine_tune_type=parameters.get("fine_tune_type", "lora"),
+        status="training",
+    )
 
 
 def adapter_path(adapters_dir: Path, name: str) -> Path:
@@ -132,20 +171,25 @@ def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path
 
 
 def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
+    refuse_if_busy(adapters_dir, validate_name(old, "adapter name"))
     source = adapter_path(adapters_dir, old)
     new = validate_name(new, "new adapter name")
     target = Path(adapters_dir) / new
-    if target.exists():
-        raise UserError(f"An adapter named {new!r} already exists.")
-    os.rename(source, target)
-    meta = read_metadata(target)
-    if meta:
-        write_metadata(target, {**meta, "name": new})
+    with adapter_lock(adapters_dir, source.name, doing="renaming"), adapter_lock(adapters_dir, new, doing="renaming"):
+        if target.exists():
+            raise UserError(f"An adapter named {new!r} already exists.")
+        os.rename(source, target)
+        meta = read_metadata(target)
+        if meta:
+            write_metadata(target, {**meta, "name": new})
     return target
 
 
 def delete_adapter(adapters_dir: Path, name: str) -> None:
-    shutil.rmtree(adapter_path(adapters_dir, name))
+    refuse_if_busy(adapters_dir, validate_name(name, "adapter name"))
+    path = adapter_path(adapters_dir, name)
+    with adapter_lock(adapters_dir, path.name, doing="deleting"):
+        shutil.rmtree(path)
 
 
 # Checkpoints -------------------------------------------------------------------------
@@ -174,7 +218,13 @@ def list_checkpoints(adapter_dir: Path) -> list[CheckpointInfo]:
 
 def promote_checkpoint(adapters_dir: Path, name: str, checkpoint: str) -> CheckpointInfo:
     """Make a checkpoint's weights the adapter's own; the checkpoints themselves stay."""
+    refuse_if_busy(adapters_dir, validate_name(name, "adapter name"))
     path = adapter_path(adapters_dir, name)
+    with adapter_lock(adapters_dir, path.name, doing="promoting"):
+        return _promote(path, name, checkpoint)
+
+
+def _promote(path: Path, name: str, checkpoint: str) -> CheckpointInfo:
     chosen = next((c for c in list_checkpoints(path) if c.name == checkpoint), None)
     if chosen is None:
         known = ", ".join(c.name for c in list_checkpoints(path)) or "none"

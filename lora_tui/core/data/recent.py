@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lora_tui.core.files import atomic_write_text
+from lora_tui.core.files import atomic_write_text, exclusively
 
 KEEP = 10
 
@@ -25,9 +25,9 @@ class RecentFiles:
         return [Path(item) for item in raw if isinstance(item, str) and Path(item).exists()]
 
     def add(self, path: Path) -> list[Path]:
+        """Put `path` first; read and written under a lock, so two app instances both keep their files."""
         path = Path(path).expanduser().resolve()
-        paths = [path] + [p for p in self.load() if p != path]
-        paths = paths[:KEEP]
-        self.store.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.store, json.dumps([str(p) for p in paths], indent=1))
+        with exclusively(self.store):
+            paths = [path, *(p for p in self.load() if p != path)][:KEEP]
+            atomic_write_text(self.store, json.dumps([str(p) for p in paths], indent=1))
         return paths

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
+from lora_tui.core.files import exclusively
 from lora_tui.core.models.gguf_import import import_gguf
 from lora_tui.core.models.store import download_from_hub, hf_hub_cache, is_model_dir
 
@@ -36,9 +37,12 @@ def find_demo_model(models_dir: Path) -> Path | None:
 
 
 def ensure_demo_model(models_dir: Path, cache_dir: Path, log: Callable[[str], None] = lambda m: None) -> Path:
-    found = find_demo_model(models_dir)
-    if found is not None:
-        return found
+    """The demo model's folder, fetched the first time; a second `models demo` at once waits for the first."""
+    with exclusively(Path(models_dir) / "demo-model"):  # not the import's own lock on DEMO_NAME
+        return find_demo_model(models_dir) or _fetch(models_dir, cache_dir, log)
+
+
+def _fetch(models_dir: Path, cache_dir: Path, log: Callable[[str], None]) -> Path:
     log(f"Downloading {DEMO_HUB_ID} from the Hugging Face hub")
     try:
         return download_from_hub(DEMO_HUB_ID)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.files import building_dir
+from lora_tui.core.files import building_dir, exclusively
 from lora_tui.core.models.gguf import GGUFError, GGUFFile, TensorInfo, read_gguf, scalar
 from lora_tui.core.models.gguf_tokenizer import TokenizerImportError, write_tokenizer
 from lora_tui.core.names import name_from_filename, validate_name
@@ -73,8 +73,13 @@ def import_gguf(
         raise UserError(f"{gguf_path}: no such file.")
     name = validate_name(name, "model name") if name else name_from_filename(gguf_path.stem)
     target = Path(models_dir) / name
-    if target.exists():
-        raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
+    with exclusively(target):  # two imports of one name: one writes it, the other is refused
+        if target.exists():
+            raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
+        return _import(gguf_path, target, log)
+
+
+def _import(gguf_path: Path, target: Path, log: Callable[[str], None]) -> Path:
     try:
         gguf = read_gguf(gguf_path)
     except GGUFError as exc:

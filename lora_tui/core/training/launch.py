@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_tui.core.adapters.layout import EVENTS, STOP_FILE, latest_checkpoint
+from lora_tui.core.adapters.lock import holder, refuse_if_busy
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import Event, EventsFollower, Failed
 from lora_tui.core.training.job import TrainingJob
@@ -169,6 +170,7 @@ def run_distributed(
     file rank 0 checks). When the launcher ends without a terminal event (a rank died and
     mlx.launch stopped the others), a failed event is written and returned.
     """
+    refuse_if_busy(job.adapter_dir.parent, job.adapter_dir.name)  # rank 0 takes the lock; say so before starting
     stop_file = job.adapter_dir / STOP_FILE
     stop_file.unlink(missing_ok=True)
     follower = EventsFollower(job.adapter_dir / EVENTS)
@@ -206,7 +208,8 @@ def run_distributed(
             "every rank was stopped.",
             advice=f"See the output above for which; {resume}.",
         )
-        if job.adapter_dir.is_dir():  # so the dashboard and `adapters list` see how the run ended
+        other_run = holder(job.adapter_dir.parent, job.adapter_dir.name)
+        if job.adapter_dir.is_dir() and other_run is None:  # so the dashboard and `adapters list` see how it ended
             with open(job.adapter_dir / EVENTS, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(terminal.to_json()) + "\n")
         listener(terminal)

@@ -40,6 +40,7 @@ from lora_tui.core.adapters.layout import (
     write_adapter_config,
     write_metadata,
 )
+from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
 from lora_tui.core.data.records import dataset_files, load_records
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir
@@ -134,14 +135,34 @@ def loss_function(model, inputs, targets, loss_mask, mask):
 def run_training(
     job: TrainingJob, listener: Callable[[Event], None] = lambda e: None, stop: threading.Event | None = None
 ) -> Event:
-    """Run the job to its end; return the terminal event (finished, cancelled or failed)."""
-    import mlx.core as mx
+    """Run the job to its end; return the terminal event (finished, cancelled or failed).
 
+    The writing rank holds the adapter's lock for the whole run: a second run of the same
+    adapter is refused before it writes anything.
+    """
     ranks = Ranks()
     try:
         ranks.check_versions(package_versions())
     except UserError as error:  # before anything is written
-        return Failed(reason=str(error))
+        return _refused(error, listener)
+    if not ranks.is_writer:
+        return _train(job, listener, stop, ranks)
+    try:
+        with adapter_lock(job.adapter_dir.parent, job.adapter_dir.name):
+            return _train(job, listener, stop, ranks)
+    except AdapterBusy as error:  # the folder is another run's: not a line written to it
+        return _refused(error, listener)
+
+
+def _refused(error: UserError, listener: Callable[[Event], None]) -> Failed:
+    failed = Failed(reason=str(error))
+    listener(failed)
+    return failed
+
+
+def _train(job: TrainingJob, listener: Callable[[Event], None], stop: threading.Event | None, ranks: Ranks) -> Event:
+    import mlx.core as mx
+
     if ranks.is_writer:
         job.adapter_dir.mkdir(parents=True, exist_ok=True)
         if not job.resume:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lora_tui.core.adapters.layout import latest_checkpoint
+from lora_tui.core.adapters.lock import adapter_lock, refuse_if_busy
 from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
@@ -40,9 +41,14 @@ def prepare_job(
     valid_fraction: float | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> tuple[TrainingJob | None, DatasetReport | None]:
-    """A checked TrainingJob, or (None, report) when the data has errors."""
+    """A checked TrainingJob, or (None, report) when the data has errors.
+
+    An adapter that another run is training is refused first, naming that run. What this writes
+    (a held-out split, the removal of an adapter being overwritten) happens under the adapter's lock.
+    """
     name = validate_name(name, "adapter name")
     adapter_dir = locations.adapters_dir / name
+    refuse_if_busy(locations.adapters_dir, name)
     if resume:
         return _resume_job(adapter_dir, flags or preset, config, log), None
     if model is None or data is None:
@@ -57,11 +63,12 @@ def prepare_job(
     if not report.ok:
         return None, report
     _check_writable(locations.adapters_dir)
-    if valid_fraction:
-        data_path = hold_out_validation(data_path, valid_fraction, locations.runs_dir / name / "data", log)
-    if adapter_dir.exists():
-        log(f"Replacing the adapter {name!r} (--overwrite).")
-        shutil.rmtree(adapter_dir)
+    with adapter_lock(locations.adapters_dir, name, doing="preparing"):
+        if valid_fraction:
+            data_path = hold_out_validation(data_path, valid_fraction, locations.runs_dir / name / "data", log)
+        if adapter_dir.exists():
+            log(f"Replacing the adapter {name!r} (--overwrite).")
+            shutil.rmtree(adapter_dir)
     return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=model_name), None
 
 
