@@ -11,7 +11,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-from trainkit import arithmetic_rows, write_dataset
+from trainkit import arithmetic_rows, spawn_lora_tui, write_dataset
 
 from lora_tui.cli import main
 from lora_tui.core.training.events import read_events
@@ -115,18 +115,6 @@ def test_bad_hostfiles_are_refused_before_anything_is_written(
     assert not (isolated_home.adapters_dir / "remote").exists()
 
 
-def _spawn(args, home):
-    env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "lora_tui", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-
-
 def _wait_for_event(events_file: Path, kind: str, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -151,7 +139,7 @@ def _rank_pid(rank: int) -> int:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank's process through /proc")
 def test_a_dead_rank_ends_the_run_and_it_resumes(tiny_model_dir, data, isolated_home, capsys):
     adapter = isolated_home.adapters_dir / "fragile"
-    process = _spawn(
+    process = spawn_lora_tui(
         _train("fragile", tiny_model_dir, data, "--ranks", "2", "--epochs", "20", "--save-every", "2"),
         isolated_home.data_dir.parent,
     )
@@ -170,7 +158,7 @@ def test_a_dead_rank_ends_the_run_and_it_resumes(tiny_model_dir, data, isolated_
 
 def test_ctrl_c_stops_every_rank_and_saves(tiny_model_dir, data, isolated_home, capsys):
     adapter = isolated_home.adapters_dir / "stopped"
-    process = _spawn(
+    process = spawn_lora_tui(
         _train("stopped", tiny_model_dir, data, "--ranks", "2", "--epochs", "20"), isolated_home.data_dir.parent
     )
     _wait_for_event(adapter / "events.jsonl", "step")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from tinymodels import write_gguf
-from trainkit import arithmetic_rows, write_dataset
+from trainkit import arithmetic_rows, read_until, spawn_lora_tui, write_dataset
 
 from lora_tui.cli import main
 from lora_tui.core.adapters.lock import adapter_lock, holder
@@ -19,26 +19,6 @@ from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.params import build_params
 from lora_tui.settings import Settings
-
-
-def _lora_tui(*args, home):
-    env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-
-
-def _read_until(process, prefix: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if line.startswith(prefix):
-            return
-    pytest.fail(f"no line starting with {prefix!r} from {process.args}: {seen[-5:]}")
 
 
 def _events(adapter_dir) -> list[dict]:
@@ -51,8 +31,8 @@ def long_run(tiny_model_dir, tmp_path, isolated_home):
     data = write_dataset(tmp_path / "data", arithmetic_rows(200))
     args = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--name", "dup", "--epochs", "50"]
     args += ["--batch-size", "4", "--max-seq-length", "64", "--save-every", "5"]
-    process = _lora_tui(*args, home=isolated_home.data_dir.parent)
-    _read_until(process, "checkpoint ")
+    process = spawn_lora_tui(args, isolated_home.data_dir.parent)
+    read_until(process, "checkpoint ")
     yield process, args
     if process.poll() is None:
         process.kill()
@@ -111,8 +91,8 @@ def test_sigkill_leaves_no_stale_lock(long_run, isolated_home, capsys):
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert holder(isolated_home.adapters_dir, "dup") is None
-    resumed = _lora_tui("train", "--name", "dup", "--resume", "--epochs", "1", home=isolated_home.data_dir.parent)
-    _read_until(resumed, "step ")  # it trains at once
+    resumed = spawn_lora_tui(["train", "--name", "dup", "--resume", "--epochs", "1"], isolated_home.data_dir.parent)
+    read_until(resumed, "step ")  # it trains at once
     resumed.send_signal(signal.SIGINT)  # stop and save
     assert resumed.wait(timeout=120) == 130
 
@@ -158,10 +138,8 @@ def test_two_processes_updating_settings_leave_a_whole_file(tmp_path, isolated_h
 
 def test_two_imports_of_one_name_leave_one_whole_model(tiny_model_dir, tmp_path, isolated_home):
     gguf_file = write_gguf(tiny_model_dir, tmp_path / "tiny.gguf", "Q8_0")
-    imports = [_lora_tui("models", "import-gguf", str(gguf_file), "--name", "twin", home=tmp_path / "lora-tui-home")]
-    imports.append(
-        _lora_tui("models", "import-gguf", str(gguf_file), "--name", "twin", home=tmp_path / "lora-tui-home")
-    )
+    twin = ["models", "import-gguf", str(gguf_file), "--name", "twin"]
+    imports = [spawn_lora_tui(twin, isolated_home.data_dir.parent) for _ in range(2)]
     results = [(process.wait(timeout=120), process.stderr.read()) for process in imports]
     assert sorted(code for code, _ in results) == [0, 1]
     assert any("A model named 'twin' already exists" in err for code, err in results if code == 1)

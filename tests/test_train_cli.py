@@ -1,15 +1,11 @@
 """`lora-tui train`: headless progress, refusals, Ctrl-C and SIGKILL recovery."""
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from trainkit import arithmetic_rows, write_dataset
+from trainkit import arithmetic_rows, read_until, spawn_lora_tui, write_dataset
 
 from lora_tui.cli import main
 
@@ -85,29 +81,9 @@ def test_overwrite_and_config(tiny_model_dir, data, tmp_path, isolated_home, cap
     assert adapter_config["lora_parameters"]["rank"] == 4
 
 
-def _spawn(args, home):
-    env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-
-
-def _wait_for_line(process, prefix, timeout=120):
-    deadline = time.time() + timeout
-    lines = []
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith(prefix):
-            return lines
-    raise AssertionError(f"no line starting with {prefix!r}: {lines}")
-
-
 def test_ctrl_c_saves_and_exits_130(tiny_model_dir, data, isolated_home):
-    process = _spawn(_train("--epochs", "30", model=tiny_model_dir, data=data), isolated_home.data_dir.parent)
-    _wait_for_line(process, "step 2 ")
+    process = spawn_lora_tui(_train("--epochs", "30", model=tiny_model_dir, data=data), isolated_home.data_dir.parent)
+    read_until(process, "step 2 ")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
@@ -117,10 +93,10 @@ def test_ctrl_c_saves_and_exits_130(tiny_model_dir, data, isolated_home):
 
 
 def test_sigkill_then_resume(tiny_model_dir, data, isolated_home, capsys):
-    process = _spawn(
+    process = spawn_lora_tui(
         _train("--epochs", "4", "--save-every", "2", model=tiny_model_dir, data=data), isolated_home.data_dir.parent
     )
-    _wait_for_line(process, "checkpoint step 4")
+    read_until(process, "checkpoint step 4")
     process.kill()
     process.wait()
     assert main(["train", "--name", "arith", "--resume"]) == 0

@@ -1,6 +1,10 @@
 """Small datasets and a helper to run training in tests."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from lora_tui.core.training.job import TrainingJob
@@ -32,3 +36,25 @@ def train(model_dir: Path, data: Path, adapter_dir: Path, listener=lambda e: Non
     defaults = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "max_seq_length": 128, "steps_per_eval": 4}
     job = TrainingJob(model_dir, data, adapter_dir, build_params({**defaults, **params}), resume=resume)
     return run_training(job, listener, stop)
+
+
+def spawn_lora_tui(args: list[str], home: Path) -> subprocess.Popen:
+    """`lora-tui ARGS` in its own process with LORA_TUI_HOME=home, its output in pipes, unbuffered."""
+    env = {**os.environ, "LORA_TUI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lora_tui", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def read_until(process: subprocess.Popen, prefix: str, timeout: float = 120) -> list[str]:
+    """The process's output lines up to the first that starts with `prefix`; fails naming the last ones seen."""
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"no line starting with {prefix!r} from {process.args}: {lines[-5:]}")

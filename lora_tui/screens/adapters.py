@@ -196,8 +196,11 @@ class ExportDialog(Dialog):
 class CheckpointList(OptionList):
     BINDINGS = [Binding("p", "promote", "Promote", id="promote-checkpoint")]
 
+    class PromoteRequested(Message):
+        """Make the highlighted checkpoint the adapter's weights (asks first)."""
+
     def action_promote(self) -> None:
-        self.screen.promote_highlighted()
+        self.post_message(self.PromoteRequested())
 
 
 class AdaptersScreen(ReportsWorkerErrors, Screen):
@@ -364,6 +367,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         if (info := self.selected()) is not None:
             self.app.push_screen(ExportDialog(info, Path.home() / f"{info.name}-peft", None), self.run_action)
 
+    @on(CheckpointList.PromoteRequested)
     def promote_highlighted(self) -> None:
         info = self.selected()
         checkpoints = self.query_one(CheckpointList)
