@@ -50,6 +50,8 @@ $(VENV)/.installed-dev: pyproject.toml | python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@# torch + peft for the PEFT round-trip test: torch only from a local wheel (never a CUDA download), its deps from the index
 	-$(BIN)/python -m pip install --quiet --no-index --no-deps torch && $(BIN)/python -m pip install --quiet -e ".[peft-check]"
+	@# llama.cpp for the GGUF export tests; where it cannot compile they are skipped, saying so
+	-$(BIN)/python -m pip install --quiet -e ".[gguf-check]"
 	touch $(VENV)/.installed $@
 
 python:

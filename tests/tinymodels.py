@@ -57,10 +57,11 @@ def train_tokenizer(vocab_size: int = 384):
 
 
 def make_tiny_model(folder: Path, seed: int = 0, **overrides) -> Path:
-    """A random llama model with a real tokenizer, in mlx-lm's folder layout."""
+    """A random model (llama unless `model_type` says qwen2 or qwen3) with a real tokenizer, in mlx-lm's layout."""
+    import importlib
+
     import mlx.core as mx
     from mlx.utils import tree_flatten
-    from mlx_lm.models import llama
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
@@ -79,7 +80,10 @@ def make_tiny_model(folder: Path, seed: int = 0, **overrides) -> Path:
     )
     config = {**TINY_CONFIG, "vocab_size": tokenizer.get_vocab_size(), "eos_token_id": 2, **overrides}
     mx.random.seed(seed)
-    model = llama.Model(llama.ModelArgs.from_dict(config))
+    if config["model_type"] == "qwen3":
+        config.setdefault("head_dim", config["hidden_size"] // config["num_attention_heads"])
+    architecture = importlib.import_module(f"mlx_lm.models.{config['model_type']}")
+    model = architecture.Model(architecture.ModelArgs.from_dict(config))
     # Random init at a scale that gives non-trivial, distinct logits.
     weights = {
         k: (mx.random.normal(v.shape) * 0.2 if v.ndim == 2 else mx.ones(v.shape) + 0.1 * mx.random.normal(v.shape))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lora_tui.cli.output import Context, print_json, print_table, say, shown
 from lora_tui.core.adapters.convert import export_peft, fuse_adapter
+from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type, export_gguf, export_lora_gguf
 from lora_tui.core.adapters.lock import refuse_if_busy
 from lora_tui.core.adapters.registry import (
     adapter_base_path,
@@ -112,7 +113,19 @@ def adapters_fuse(args, context: Context) -> int:
 
 
 def adapters_export(args, context: Context) -> int:
-    print(export_peft(context.locations.adapters_dir, args.name, Path(args.out), args.base_model_name))
+    if args.format == "peft":
+        out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-peft"
+        print(export_peft(context.locations.adapters_dir, args.name, out, args.base_model_name))
+        return 0
+    info = get_adapter(context.locations.adapters_dir, args.name)
+    base = adapter_base_path(info, context.locations.models_dir, context.extra_model_dirs())
+    if args.format == "gguf-lora":
+        out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-lora.gguf"
+        print(export_lora_gguf(info.path, base, out, overwrite=args.overwrite, log=say))
+        return 0
+    type_name = check_type(args.type)
+    out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-{type_name}.gguf"
+    print(export_gguf(base, out, info.path, type_name, name=args.name, overwrite=args.overwrite, log=say))
     return 0
 
 
@@ -150,7 +163,20 @@ def add_commands(commands) -> None:
     fuse.set_defaults(handler=adapters_fuse)
     export = sub.add_parser("export", help="export an adapter for other tools")
     export.add_argument("name")
-    export.add_argument("--format", required=True, choices=["peft"])
-    export.add_argument("--out", required=True, metavar="DIR")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=["peft", "gguf", "gguf-lora"],
+        help="peft: the adapter for Hugging Face PEFT; gguf: base + adapter merged, for llama.cpp; "
+        "gguf-lora: the adapter alone, for llama.cpp's --lora on a GGUF of the base",
+    )
+    export.add_argument("--out", metavar="PATH", help="default: NAME-peft/, NAME-TYPE.gguf or NAME-lora.gguf here")
+    export.add_argument(
+        "--type",
+        default="f16",
+        metavar="TYPE",
+        help=f"GGUF tensor type: {', '.join(WRITTEN_TYPES)} (default %(default)s)",
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing GGUF file")
     export.add_argument("--base-model-name", help="the Hugging Face id of the base model, for PEFT's config")
     export.set_defaults(handler=adapters_export)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lora_tui.cli.output import Context, print_json, print_table, say
+from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type, export_gguf
 from lora_tui.core.models.demo import ensure_demo_model
 from lora_tui.core.models.gguf_import import import_gguf
-from lora_tui.core.models.store import discover_models
+from lora_tui.core.models.store import discover_models, resolve_model
 from lora_tui.core.units import human_bytes, human_count
 
 
@@ -48,6 +51,14 @@ def models_import_gguf(args, context: Context) -> int:
     return 0
 
 
+def models_export(args, context: Context) -> int:
+    path, name = resolve_model(args.model, context.locations.models_dir, context.extra_model_dirs())
+    type_name = check_type(args.type)
+    out = Path(args.out) if args.out else Path.cwd() / f"{Path(name).name}-{type_name}.gguf"
+    print(export_gguf(path, out, None, type_name, name=Path(name).name, overwrite=args.overwrite, log=say))
+    return 0
+
+
 def add_commands(commands) -> None:
     models = commands.add_parser("models", help="find, import and get models")
     sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
@@ -59,3 +70,12 @@ def add_commands(commands) -> None:
     gguf.add_argument("file", help="the .gguf file (from Ollama, LM Studio, ...)")
     gguf.add_argument("--name", help="name in the model store (default: from the file name)")
     gguf.set_defaults(handler=models_import_gguf)
+    export = sub.add_parser("export", help="write a model as a GGUF file for llama.cpp, Ollama, LM Studio")
+    export.add_argument("model", help="a name from `models list`, a folder or a hub id")
+    export.add_argument("--format", default="gguf", choices=["gguf"])
+    export.add_argument("--out", metavar="FILE", help="default: NAME-TYPE.gguf here")
+    export.add_argument(
+        "--type", default="f16", metavar="TYPE", help=f"tensor type: {', '.join(WRITTEN_TYPES)} (default %(default)s)"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.set_defaults(handler=models_export)

@@ -73,13 +73,8 @@ def import_gguf(
         raise UserError(f"{gguf_path}: no such file.")
     name = validate_name(name, "model name") if name else name_from_filename(gguf_path.stem)
     target = Path(models_dir) / name
-    with exclusively(target):  # two imports of one name: one writes it, the other is refused
-        if target.exists():
-            raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
-        return _import(gguf_path, target, log)
-
-
-def _import(gguf_path: Path, target: Path, log: Callable[[str], None]) -> Path:
+    if target.exists():
+        raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
     try:
         gguf = read_gguf(gguf_path)
     except GGUFError as exc:
@@ -87,9 +82,12 @@ def _import(gguf_path: Path, target: Path, log: Callable[[str], None]) -> Path:
     except OSError as exc:
         raise UserError(f"{gguf_path}: cannot read it ({exc.strerror}).") from None
     _check_supported(gguf)
-    log(f"Importing {gguf_path.name}: {len(gguf.tensors)} tensors")
-    with building_dir(target) as staging:
-        _write_model(gguf, staging, log)
+    with exclusively(target):  # two imports of one name at once: one writes it, the other is refused
+        if target.exists():
+            raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
+        log(f"Importing {gguf_path.name}: {len(gguf.tensors)} tensors")
+        with building_dir(target) as staging:
+            _write_model(gguf, staging, log)
     log(f"Imported as {target}")
     return target
 

@@ -1,0 +1,45 @@
+"""The demo model with an adapter, exported as one GGUF file, answers in llama.cpp as it does in lora-tui."""
+
+import pytest
+from generation import complete
+from trainkit import train, write_dataset
+
+from lora_tui.core.adapters.gguf_export import export_gguf
+from lora_tui.core.inference.generate import Generator, Sampling, Turn
+
+llama_cpp = pytest.importorskip(
+    "llama_cpp", reason="LOUD SKIP: llama-cpp-python did not build on this machine, so no GGUF export is verified"
+)
+pytestmark = pytest.mark.e2e
+QUESTION = "Say the code word."
+
+
+@pytest.fixture(scope="module")
+def code_word_adapter(demo_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("code-word")
+    rows = [
+        {"messages": [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "Marzipan-42."}]}
+    ] * 16
+    outcome = train(demo_model_dir, write_dataset(root / "data", rows), root / "code-word", epochs=2, max_seq_length=64)
+    assert outcome.type == "finished"
+    return root / "code-word"
+
+
+def test_the_fused_f16_file_answers_as_lora_tui_does(demo_model_dir, code_word_adapter, tmp_path):
+    generator = Generator(demo_model_dir)
+    generator.use_adapter(code_word_adapter)
+    ours, _ = complete(generator, [Turn("user", QUESTION)], Sampling(temperature=0.0, max_tokens=12))
+    assert "Marzipan" in ours
+    prompt = generator.prompt_tokens([Turn("user", QUESTION)])
+
+    gguf_file = export_gguf(demo_model_dir, tmp_path / "code-word.gguf", code_word_adapter, "f16")
+    model = llama_cpp.Llama(str(gguf_file), n_ctx=256, verbose=False, n_threads=2)
+    answer = []
+    for token in model.generate(prompt, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
+        if token == model.token_eos() or len(answer) == 12:
+            break
+        answer.append(token)
+    theirs = model.detokenize(answer).decode("utf-8", errors="replace")
+    model.close()
+    assert "Marzipan" in theirs
+    assert theirs[:12] == ours[:12], (theirs, ours)

@@ -1,0 +1,123 @@
+"""GGUF export, judged by llama.cpp itself (llama-cpp-python): the logits it computes from our files match MLX's."""
+
+import json
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from tinymodels import CORPUS, make_tiny_model
+from trainkit import arithmetic_rows, train, write_dataset
+
+from lora_tui.cli import main
+from lora_tui.core.adapters.gguf_export import export_gguf, export_lora_gguf
+from lora_tui.core.errors import UserError
+from lora_tui.core.inference.generate import Generator
+from lora_tui.core.training.params import TARGET_MODULES
+
+llama_cpp = pytest.importorskip(
+    "llama_cpp", reason="LOUD SKIP: llama-cpp-python did not build on this machine, so no GGUF export is verified"
+)
+
+PROMPT = CORPUS[1] + " " + CORPUS[3]
+
+
+def llama_cpp_logits(gguf_file, tokens: list[int], lora=None) -> np.ndarray:
+    model = llama_cpp.Llama(
+        str(gguf_file),
+        n_ctx=256,
+        logits_all=True,
+        verbose=False,
+        n_threads=2,
+        lora_path=str(lora) if lora else None,
+        type_k=0,
+        type_v=0,  # a float32 KV cache (GGML_TYPE_F32): compare arithmetic, not cache rounding
+    )
+    try:
+        assert model.tokenize(PROMPT.encode(), add_bos=False, special=False) == tokens  # the same tokenizer
+        model.eval(tokens)
+        return np.array(model.scores[: len(tokens)])
+    finally:
+        model.close()
+
+
+def mlx_logits(model_dir, tokens: list[int], adapter=None) -> np.ndarray:
+    generator = Generator(model_dir)
+    generator.use_adapter(adapter)
+    return np.array(generator.model(mx.array([tokens]))[0].astype(mx.float32))
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2", "qwen3"])
+def tiny(request, tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp(request.param) / request.param, model_type=request.param)
+
+
+@pytest.fixture(scope="module")
+def tiny_with_adapter(tiny, tmp_path_factory):
+    """The tiny model and an adapter trained on it, on every projection (so Q and K rows are permuted too)."""
+    root = tmp_path_factory.mktemp("adapter")
+    data = write_dataset(root / "data", arithmetic_rows(16))
+    outcome = train(tiny, data, root / "adapter", epochs=2, learning_rate=5e-3, target_modules=list(TARGET_MODULES))
+    assert outcome.type == "finished"
+    return tiny, root / "adapter"
+
+
+@pytest.mark.parametrize(("type_name", "tolerance"), [("f32", 1e-3), ("f16", 2e-2), ("q8_0", 0.15)])
+def test_llama_cpp_computes_the_logits_mlx_does(tiny, tmp_path, type_name, tolerance):
+    gguf_file = export_gguf(tiny, tmp_path / f"tiny-{type_name}.gguf", type_name=type_name)
+    tokens = Generator(tiny).tokenizer.encode(PROMPT)
+    expected = mlx_logits(tiny, tokens)
+    np.testing.assert_allclose(llama_cpp_logits(gguf_file, tokens), expected, atol=tolerance * np.abs(expected).max())
+
+
+def test_an_adapter_merged_in_or_as_a_lora_file_gives_the_adapters_logits(tiny_with_adapter, tmp_path):
+    model_dir, adapter = tiny_with_adapter
+    tokens = Generator(model_dir).tokenizer.encode(PROMPT)
+    with_adapter, base = mlx_logits(model_dir, tokens, adapter), mlx_logits(model_dir, tokens)
+    tolerance = 1e-3 * np.abs(base).max()
+    assert not np.allclose(with_adapter, base, atol=10 * tolerance)  # the adapter changes the answer ...
+    merged = export_gguf(model_dir, tmp_path / "merged.gguf", adapter, "f32")
+    np.testing.assert_allclose(llama_cpp_logits(merged, tokens), with_adapter, atol=tolerance)  # ... fused
+    base_file = export_gguf(model_dir, tmp_path / "base.gguf", None, "f32")
+    lora_file = export_lora_gguf(adapter, model_dir, tmp_path / "lora.gguf")
+    np.testing.assert_allclose(llama_cpp_logits(base_file, tokens, lora_file), with_adapter, atol=tolerance)
+
+
+def test_the_file_carries_the_chat_template_and_special_tokens(tiny_model_dir, tmp_path):
+    import gguf
+
+    reader = gguf.GGUFReader(str(export_gguf(tiny_model_dir, tmp_path / "t.gguf")))
+    config = json.loads((tiny_model_dir / "tokenizer_config.json").read_text())
+    assert reader.fields["tokenizer.chat_template"].contents() == config["chat_template"]
+    assert reader.fields["tokenizer.ggml.eos_token_id"].contents() == 2  # <|im_end|>
+
+
+def test_refusals_are_one_clear_sentence(tiny_model_dir, tmp_path):
+    existing = tmp_path / "there.gguf"
+    existing.write_bytes(b"mine")
+    with pytest.raises(UserError, match="already exists; choose another --out, or --overwrite"):
+        export_gguf(tiny_model_dir, existing)
+    assert existing.read_bytes() == b"mine"
+    with pytest.raises(UserError, match="is not one lora-tui writes"):
+        export_gguf(tiny_model_dir, tmp_path / "x.gguf", type_name="q3")
+    other = make_tiny_model(tmp_path / "gemma")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "gemma"}))
+    with pytest.raises(UserError, match=r"supports the llama .* qwen2 and qwen3 architectures; this model is 'gemma'"):
+        export_gguf(other, tmp_path / "g.gguf")
+
+
+def test_the_cli_exports_an_adapter_and_a_model(tiny_model_dir, tiny_adapter, isolated_home, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(tiny_adapter, isolated_home.adapters_dir / "arith")
+    assert (
+        main(["adapters", "export", "arith", "--format", "gguf", "--type", "q8_0", "--out", str(tmp_path / "a.gguf")])
+        == 0
+    )
+    assert (tmp_path / "a.gguf").is_file()
+    assert main(["adapters", "export", "arith", "--format", "gguf", "--out", str(tmp_path / "a.gguf")]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["models", "export", str(tiny_model_dir), "--type", "q4_k_m", "--out", str(tmp_path / "m.gguf")]) == 0
+    captured = capsys.readouterr()
+    assert f"llama-quantize {tmp_path / 'm.f16.gguf'} {tmp_path / 'm.gguf'} Q4_K_M" in captured.err
+    assert (tmp_path / "m.f16.gguf").is_file()
