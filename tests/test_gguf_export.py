@@ -121,3 +121,66 @@ def test_the_cli_exports_an_adapter_and_a_model(tiny_model_dir, tiny_adapter, is
     captured = capsys.readouterr()
     assert f"llama-quantize {tmp_path / 'm.f16.gguf'} {tmp_path / 'm.gguf'} Q4_K_M" in captured.err
     assert (tmp_path / "m.f16.gguf").is_file()
+
+
+@pytest.fixture
+def installed_adapter(tiny_model_dir, isolated_home, tmp_path):
+    """An adapter in the store trained on chat records that all share one system prompt."""
+    rows = [
+        {"messages": [{"role": "system", "content": "Answer in French."}, *row["messages"]]}
+        for row in arithmetic_rows(8)
+    ]
+    outcome = train(tiny_model_dir, write_dataset(tmp_path / "data", rows), isolated_home.adapters_dir / "french")
+    assert outcome.type == "finished"
+    return isolated_home.adapters_dir / "french"
+
+
+def test_an_ollama_folder_has_the_model_a_modelfile_and_a_card(installed_adapter, tmp_path, capsys):
+    out = tmp_path / "french-ollama"
+    assert main(["adapters", "export", "french", "--format", "ollama", "--out", str(out)]) == 0
+    modelfile = (out / "Modelfile").read_text()
+    assert modelfile.startswith("FROM ./model.gguf\n")
+    assert 'TEMPLATE """{{ if .System }}<|im_start|>system' in modelfile  # the tiny model chats in ChatML
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile and "PARAMETER temperature 0.3" in modelfile
+    assert 'SYSTEM """Answer in French."""' in modelfile
+    assert f"ollama create french -f {out / 'Modelfile'}" in capsys.readouterr().err
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nbase_model: ") and "library_name: gguf" in card and "| rank | 8 |" in card
+    model = llama_cpp.Llama(str(out / "model.gguf"), n_ctx=64, verbose=False)  # llama.cpp loads what Ollama would
+    assert model.n_vocab() > 0
+    model.close()
+
+
+def test_an_ollama_folder_can_keep_the_adapter_apart(installed_adapter, tmp_path):
+    out = tmp_path / "apart"
+    assert main(["adapters", "export", "french", "--format", "ollama", "--lora", "--out", str(out)]) == 0
+    assert (out / "Modelfile").read_text().startswith("FROM ./base.gguf\nADAPTER ./adapter.gguf\n")
+    assert {p.name for p in out.iterdir()} == {"Modelfile", "README.md", "base.gguf", "adapter.gguf"}
+
+
+def test_lm_studio_gets_the_merged_mlx_model_with_a_card(installed_adapter, tmp_path, tiny_model_dir):
+    out = tmp_path / "lmstudio" / "lora-tui" / "french"
+    assert main(["adapters", "export", "french", "--format", "lmstudio", "--out", str(out)]) == 0
+    tokens = Generator(tiny_model_dir).tokenizer.encode(PROMPT)
+    np.testing.assert_allclose(
+        mlx_logits(out, tokens), mlx_logits(tiny_model_dir, tokens, installed_adapter), atol=1e-3
+    )
+    assert "library_name: mlx" in (out / "README.md").read_text()
+
+
+def test_adapter_config_carries_alpha_and_mlx_lm_still_loads_it(installed_adapter, tiny_model_dir):
+    from mlx_lm import load
+
+    lora = json.loads((installed_adapter / "adapter_config.json").read_text())["lora_parameters"]
+    assert lora["alpha"] == lora["scale"] * lora["rank"] == 16.0
+    load(str(tiny_model_dir), adapter_path=str(installed_adapter))
+
+
+def test_dora_adapters_are_refused_as_lora_files(tiny_model_dir, tmp_path):
+    outcome = train(
+        tiny_model_dir, write_dataset(tmp_path / "data", arithmetic_rows(8)), tmp_path / "dora", fine_tune_type="dora"
+    )
+    assert outcome.type == "finished"
+    with pytest.raises(UserError, match=r"llama\.cpp has no DORA: export it fused"):
+        export_lora_gguf(tmp_path / "dora", tiny_model_dir, tmp_path / "dora.gguf")
+    export_gguf(tiny_model_dir, tmp_path / "dora-fused.gguf", tmp_path / "dora")  # fused works for DoRA

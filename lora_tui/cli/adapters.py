@@ -9,6 +9,7 @@ from lora_tui.cli.output import Context, print_json, print_table, say, shown
 from lora_tui.core.adapters.convert import export_peft, fuse_adapter
 from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type, export_gguf, export_lora_gguf
 from lora_tui.core.adapters.lock import refuse_if_busy
+from lora_tui.core.adapters.packages import export_lmstudio, export_ollama
 from lora_tui.core.adapters.registry import (
     adapter_base_path,
     adapter_path,
@@ -119,11 +120,21 @@ def adapters_export(args, context: Context) -> int:
         return 0
     info = get_adapter(context.locations.adapters_dir, args.name)
     base = adapter_base_path(info, context.locations.models_dir, context.extra_model_dirs())
+    if args.format == "ollama":
+        out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-ollama"
+        type_name = check_type(args.type or "q8_0")
+        print(export_ollama(info, base, out, type_name, as_lora=args.lora, log=say))
+        return 0
+    if args.format == "lmstudio":
+        print(
+            export_lmstudio(info, base, context.locations.adapters_dir, Path(args.out) if args.out else None, log=say)
+        )
+        return 0
     if args.format == "gguf-lora":
         out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-lora.gguf"
         print(export_lora_gguf(info.path, base, out, overwrite=args.overwrite, log=say))
         return 0
-    type_name = check_type(args.type)
+    type_name = check_type(args.type or "f16")
     out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-{type_name}.gguf"
     print(export_gguf(base, out, info.path, type_name, name=args.name, overwrite=args.overwrite, log=say))
     return 0
@@ -166,17 +177,18 @@ def add_commands(commands) -> None:
     export.add_argument(
         "--format",
         required=True,
-        choices=["peft", "gguf", "gguf-lora"],
+        choices=["peft", "gguf", "gguf-lora", "ollama", "lmstudio"],
         help="peft: the adapter for Hugging Face PEFT; gguf: base + adapter merged, for llama.cpp; "
-        "gguf-lora: the adapter alone, for llama.cpp's --lora on a GGUF of the base",
+        "gguf-lora: the adapter alone, for llama.cpp's --lora on a GGUF of the base; "
+        "ollama: a folder with GGUF and Modelfile; lmstudio: the merged MLX model in LM Studio's models folder",
     )
     export.add_argument("--out", metavar="PATH", help="default: NAME-peft/, NAME-TYPE.gguf or NAME-lora.gguf here")
     export.add_argument(
         "--type",
-        default="f16",
         metavar="TYPE",
-        help=f"GGUF tensor type: {', '.join(WRITTEN_TYPES)} (default %(default)s)",
+        help=f"GGUF tensor type: {', '.join(WRITTEN_TYPES)} (default f16; q8_0 for ollama)",
     )
+    export.add_argument("--lora", action="store_true", help="ollama: the base and the adapter as two files, not merged")
     export.add_argument("--overwrite", action="store_true", help="replace an existing GGUF file")
     export.add_argument("--base-model-name", help="the Hugging Face id of the base model, for PEFT's config")
     export.set_defaults(handler=adapters_export)

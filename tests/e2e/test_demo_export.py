@@ -1,11 +1,13 @@
 """The demo model with an adapter, exported as one GGUF file, answers in llama.cpp as it does in lora-tui."""
 
 import pytest
+from conftest import DEMO_CACHE
 from generation import complete
 from trainkit import train, write_dataset
 
-from lora_tui.core.adapters.gguf_export import export_gguf
+from lora_tui.core.adapters.gguf_export import export_gguf, export_lora_gguf
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
+from lora_tui.core.models.demo import demo_gguf_file
 
 llama_cpp = pytest.importorskip(
     "llama_cpp", reason="LOUD SKIP: llama-cpp-python did not build on this machine, so no GGUF export is verified"
@@ -32,14 +34,28 @@ def test_the_fused_f16_file_answers_as_lora_tui_does(demo_model_dir, code_word_a
     assert "Marzipan" in ours
     prompt = generator.prompt_tokens([Turn("user", QUESTION)])
 
-    gguf_file = export_gguf(demo_model_dir, tmp_path / "code-word.gguf", code_word_adapter, "f16")
-    model = llama_cpp.Llama(str(gguf_file), n_ctx=256, verbose=False, n_threads=2)
+    theirs = greedy_answer(export_gguf(demo_model_dir, tmp_path / "code-word.gguf", code_word_adapter, "f16"), prompt)
+    assert "Marzipan" in theirs
+    assert theirs[:12] == ours[:12], (theirs, ours)
+
+
+def greedy_answer(gguf_file, prompt: list[int], lora=None) -> str:
+    model = llama_cpp.Llama(
+        str(gguf_file), n_ctx=256, verbose=False, n_threads=2, lora_path=str(lora) if lora else None
+    )
     answer = []
     for token in model.generate(prompt, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
         if token == model.token_eos() or len(answer) == 12:
             break
         answer.append(token)
-    theirs = model.detokenize(answer).decode("utf-8", errors="replace")
+    text = model.detokenize(answer).decode("utf-8", errors="replace")
     model.close()
-    assert "Marzipan" in theirs
-    assert theirs[:12] == ours[:12], (theirs, ours)
+    return text
+
+
+def test_the_lora_file_applies_to_the_gguf_the_demo_model_came_from(demo_model_dir, code_word_adapter, tmp_path):
+    original = demo_gguf_file(DEMO_CACHE / "cache")  # SmolLM2's own Q4_1 file from PyPI, not one we wrote
+    prompt = Generator(demo_model_dir).prompt_tokens([Turn("user", QUESTION)])
+    lora_file = export_lora_gguf(code_word_adapter, demo_model_dir, tmp_path / "code-word-lora.gguf")
+    assert "Marzipan" not in greedy_answer(original, prompt)
+    assert "Marzipan" in greedy_answer(original, prompt, lora_file)

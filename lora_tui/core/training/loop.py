@@ -225,6 +225,8 @@ class _Run:
         return {
             "rank": self.params.rank,
             "scale": self.params.scale,
+            # mlx-lm reads scale; tools that read alpha (Ollama, PEFT, llama.cpp's converter) get the same strength
+            "alpha": self.params.scale * self.params.rank,
             "dropout": self.params.dropout,
             "keys": [MODULE_KEYS[m] for m in self.params.target_modules],
         }
