@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from lora_tui.cli.output import Context, print_json, print_table, say, shown
-from lora_tui.core.adapters.convert import export_peft, fuse_adapter
-from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type, export_gguf, export_lora_gguf
+from lora_tui.core.adapters.convert import fuse_adapter
+from lora_tui.core.adapters.exports import FORMATS, ExportRequest, export_adapter
+from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES
 from lora_tui.core.adapters.lock import refuse_if_busy
-from lora_tui.core.adapters.packages import export_lmstudio, export_ollama
 from lora_tui.core.adapters.registry import (
     adapter_base_path,
     adapter_path,
@@ -114,29 +114,13 @@ def adapters_fuse(args, context: Context) -> int:
 
 
 def adapters_export(args, context: Context) -> int:
-    if args.format == "peft":
-        out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-peft"
-        print(export_peft(context.locations.adapters_dir, args.name, out, args.base_model_name))
-        return 0
     info = get_adapter(context.locations.adapters_dir, args.name)
-    base = adapter_base_path(info, context.locations.models_dir, context.extra_model_dirs())
-    if args.format == "ollama":
-        out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-ollama"
-        type_name = check_type(args.type or "q8_0")
-        print(export_ollama(info, base, out, type_name, as_lora=args.lora, log=say))
-        return 0
-    if args.format == "lmstudio":
-        print(
-            export_lmstudio(info, base, context.locations.adapters_dir, Path(args.out) if args.out else None, log=say)
-        )
-        return 0
-    if args.format == "gguf-lora":
-        out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-lora.gguf"
-        print(export_lora_gguf(info.path, base, out, overwrite=args.overwrite, log=say))
-        return 0
-    type_name = check_type(args.type or "f16")
-    out = Path(args.out) if args.out else Path.cwd() / f"{args.name}-{type_name}.gguf"
-    print(export_gguf(base, out, info.path, type_name, name=args.name, overwrite=args.overwrite, log=say))
+    request = ExportRequest(
+        args.format, Path(args.out) if args.out else None, args.type, args.lora, args.base_model_name, args.overwrite
+    )
+    exported = export_adapter(info, request, context.locations, context.extra_model_dirs(), Path.cwd(), log=say)
+    say(f"Use it: {exported.how_to_use}")
+    print(exported.path)
     return 0
 
 
@@ -177,7 +161,7 @@ def add_commands(commands) -> None:
     export.add_argument(
         "--format",
         required=True,
-        choices=["peft", "gguf", "gguf-lora", "ollama", "lmstudio"],
+        choices=list(FORMATS),
         help="peft: the adapter for Hugging Face PEFT; gguf: base + adapter merged, for llama.cpp; "
         "gguf-lora: the adapter alone, for llama.cpp's --lora on a GGUF of the base; "
         "ollama: a folder with GGUF and Modelfile; lmstudio: the merged MLX model in LM Studio's models folder",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -13,10 +14,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Checkbox, DataTable, Input, Label, OptionList, Static
+from textual.widgets import Checkbox, DataTable, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from lora_tui.core.adapters.convert import export_peft, fuse_adapter
+from lora_tui.core.adapters.convert import fuse_adapter
+from lora_tui.core.adapters.exports import FORMATS, ExportRequest, default_out, export_adapter
+from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type
 from lora_tui.core.adapters.layout import EVENTS
 from lora_tui.core.adapters.registry import (
     AdapterInfo,
@@ -72,6 +75,11 @@ class DetailLoaded(Message):
 
 
 @dataclass
+class ActionProgress(Message):
+    text: str
+
+
+@dataclass
 class ActionDone(Message):
     text: str
     failed: bool = False
@@ -85,7 +93,10 @@ class AdapterAction:
     adapter: AdapterInfo
     verb: ClassVar[str] = ""
 
-    def carry_out(self, locations: Locations, extra_model_dirs: list[Path]) -> ActionDone:
+    def carry_out(
+        self, locations: Locations, extra_model_dirs: list[Path], report: Callable[[str], None]
+    ) -> ActionDone:
+        """Do it (in a worker thread); `report` shows a line of progress."""
         raise NotImplementedError
 
 
@@ -94,7 +105,7 @@ class Rename(AdapterAction):
     new_name: str = ""
     verb: ClassVar[str] = "Rename"
 
-    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+    def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
         return ActionDone(
             f"Renamed to {rename_adapter(locations.adapters_dir, self.adapter.name, self.new_name).name}."
         )
@@ -104,7 +115,7 @@ class Rename(AdapterAction):
 class Delete(AdapterAction):
     verb: ClassVar[str] = "Delete"
 
-    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+    def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
         delete_adapter(locations.adapters_dir, self.adapter.name)
         return ActionDone(f"Deleted {self.adapter.name}.")
 
@@ -114,7 +125,7 @@ class Promote(AdapterAction):
     checkpoint: str = ""
     verb: ClassVar[str] = "Promote"
 
-    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+    def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
         chosen = promote_checkpoint(locations.adapters_dir, self.adapter.name, self.checkpoint)
         return ActionDone(f"{self.adapter.name} now has the weights of {chosen.name}.")
 
@@ -125,7 +136,7 @@ class Fuse(AdapterAction):
     dequantize: bool = False
     verb: ClassVar[str] = "Fuse"
 
-    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+    def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
         base = adapter_base_path(self.adapter, locations.models_dir, extra_model_dirs)
         out = fuse_adapter(locations.adapters_dir, self.adapter.name, base, self.out, self.dequantize)
         return ActionDone(f"Fused into {out} (it is in `models list` when it is under the models folder).")
@@ -133,21 +144,20 @@ class Fuse(AdapterAction):
 
 @dataclass(frozen=True)
 class Export(AdapterAction):
-    out: Path = Path()
-    base_model_name: str | None = None
+    request: ExportRequest | None = None
     verb: ClassVar[str] = "Export"
 
-    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
-        return ActionDone(
-            f"Exported to {export_peft(locations.adapters_dir, self.adapter.name, self.out, self.base_model_name)}."
-        )
+    def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
+        request = self.request or ExportRequest("gguf")
+        exported = export_adapter(self.adapter, request, locations, extra_model_dirs, Path.home(), log=report)
+        return ActionDone(f"Exported to {exported.path}. Use it: {exported.how_to_use}")
 
 
 @dataclass(frozen=True)
 class Resume(AdapterAction):
     verb: ClassVar[str] = "Resume"
 
-    def carry_out(self, locations, extra_model_dirs) -> ActionDone:
+    def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
         job, _ = prepare_job(locations, extra_model_dirs, self.adapter.name, None, None, resume=True)
         return ActionDone(f"Resuming {self.adapter.name}.", training=job)
 
@@ -172,25 +182,48 @@ class FuseDialog(Dialog):
 
 
 class ExportDialog(Dialog):
+    """Every export format with its options; a blank path means the format's usual place."""
+
     ok_label = "Export"
 
-    def __init__(self, adapter: AdapterInfo, default_out: Path, base_model: str | None) -> None:
+    def __init__(self, adapter: AdapterInfo) -> None:
         super().__init__()
-        self.heading = f"Export {adapter.name} for PEFT (Hugging Face)"
-        self.adapter, self.default_out, self.base_model = adapter, default_out, base_model
+        self.heading = f"Export {adapter.name}"
+        self.adapter = adapter
 
     def fields(self) -> ComposeResult:
-        yield self.row("into folder", Input(str(self.default_out), id="export-out"))
         yield self.row(
-            "base model id",
-            Input(self.base_model or "", placeholder="e.g. HuggingFaceTB/SmolLM2-135M-Instruct", id="export-base"),
+            "format",
+            Select([(text, key) for key, text in FORMATS.items()], value="gguf", allow_blank=False, id="export-format"),
+        )
+        yield self.row("to", Input("", id="export-out"))
+        yield self.row("GGUF type", Input("", placeholder=f"{', '.join(WRITTEN_TYPES[:4])}, ...", id="export-type"))
+        yield self.row("", Checkbox("Ollama: base and adapter as two files", id="export-lora"))
+        yield self.row(
+            "base model id", Input("", placeholder="PEFT: e.g. HuggingFaceTB/SmolLM2-135M-Instruct", id="export-base")
         )
 
+    def on_mount(self) -> None:
+        self.show_default_place()
+
+    @on(Select.Changed, "#export-format")
+    def show_default_place(self) -> None:
+        request = ExportRequest(str(self.query_one("#export-format", Select).value))
+        self.query_one("#export-out", Input).placeholder = str(default_out(self.adapter, request, Path.home()))
+
     def request(self) -> Export:
-        out = new_path(self.value("export-out"), "output folder")
+        text = self.value("export-out").strip()
+        request = ExportRequest(
+            format=str(self.query_one("#export-format", Select).value),
+            out=new_path(text, "output path") if text else None,
+            type_name=check_type(self.value("export-type").strip()) if self.value("export-type").strip() else None,
+            as_lora=self.query_one("#export-lora", Checkbox).value,
+            base_model_name=self.value("export-base").strip() or None,
+        )
+        out = request.out or default_out(self.adapter, request, Path.home())
         if out.exists():
-            raise UserError(f"{out} already exists; choose another folder.")
-        return Export(self.adapter, out, self.value("export-base").strip() or None)
+            raise UserError(f"{out} already exists; choose another place.")
+        return Export(self.adapter, request)
 
 
 class CheckpointList(OptionList):
@@ -365,7 +398,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     def action_export(self) -> None:
         if (info := self.selected()) is not None:
-            self.app.push_screen(ExportDialog(info, Path.home() / f"{info.name}-peft", None), self.run_action)
+            self.app.push_screen(ExportDialog(info), self.run_action)
 
     @on(CheckpointList.PromoteRequested)
     def promote_highlighted(self) -> None:
@@ -406,11 +439,19 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def action_job(self, action: AdapterAction) -> None:
         with mlx_worker_thread():
             try:
-                self.post_message(action.carry_out(self.app.locations, self.app.settings.extra_model_dirs()))
+
+                def report(text: str) -> None:
+                    self.post_message(ActionProgress(f"{action.verb} {action.adapter.name}: {text}"))
+
+                self.post_message(action.carry_out(self.app.locations, self.app.settings.extra_model_dirs(), report))
             except UserError as exc:
                 self.post_message(ActionDone(str(exc), failed=True))
             except OSError as exc:
                 self.post_message(ActionDone(f"{action.verb} failed: {exc}", failed=True))
+
+    @on(ActionProgress)
+    def action_progress(self, message: ActionProgress) -> None:
+        self.notify(message.text, timeout=8)
 
     @on(ActionDone)
     def action_done(self, message: ActionDone) -> None:

@@ -32,9 +32,10 @@ async def _adapters(pilot):
     return pilot.app.screen
 
 
-async def _export(pilot, out) -> None:
+async def _export(pilot, out, export_format="peft") -> None:
     await pilot.press("e")
     await pilot.pause()
+    pilot.app.screen.query_one("#export-format", Select).value = export_format
     pilot.app.screen.query_one("#export-out", Input).value = str(out)
     await pilot.click("#ok")
     await settle(pilot)
@@ -139,13 +140,29 @@ async def test_fuse_and_export(two_adapters, tmp_path):
     assert json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["peft_type"] == "LORA"
 
 
+async def test_export_offers_every_format_and_says_how_to_use_it(two_adapters, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        options = app.screen.query_one("#export-format", Select)._options
+        assert [value for _, value in options] == ["peft", "gguf", "gguf-lora", "ollama", "lmstudio"]
+        await pilot.press("escape")
+        await _export(pilot, tmp_path / "to-ollama", "ollama")
+        messages = [n.message for n in app._notifications]
+    assert (tmp_path / "to-ollama" / "Modelfile").is_file() and (tmp_path / "to-ollama" / "model.gguf").is_file()
+    assert any("Use it: ollama create" in m for m in messages), messages
+    assert any("Writing model.gguf" in m for m in messages), messages  # progress while it works
+
+
 async def test_an_unexpected_error_in_a_job_is_a_notice(two_adapters, tmp_path, monkeypatch):
     from lora_tui.screens import adapters as adapters_screen
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("the disk spoke in riddles")
 
-    monkeypatch.setattr(adapters_screen, "export_peft", broken_export)
+    monkeypatch.setattr(adapters_screen, "export_adapter", broken_export)
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await _adapters(pilot)

@@ -1,0 +1,77 @@
+"""Every export format behind one call, for the command line and the Adapters screen alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lora_tui.core.adapters.convert import export_peft
+from lora_tui.core.adapters.gguf_export import check_type, export_gguf, export_lora_gguf
+from lora_tui.core.adapters.packages import LMSTUDIO_MODELS, LMSTUDIO_PUBLISHER, export_lmstudio, export_ollama
+from lora_tui.core.adapters.registry import AdapterInfo, adapter_base_path
+from lora_tui.core.locations import Locations
+
+FORMATS = {
+    "peft": "Hugging Face PEFT (the adapter)",
+    "gguf": "GGUF, base + adapter merged (llama.cpp)",
+    "gguf-lora": "GGUF LoRA, the adapter alone (llama.cpp --lora)",
+    "ollama": "Ollama (GGUF + Modelfile)",
+    "lmstudio": "LM Studio (merged MLX model)",
+}
+DEFAULT_TYPES = {"gguf": "f16", "ollama": "q8_0"}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    format: str
+    out: Path | None = None  # None: the format's default place
+    type_name: str | None = None  # GGUF tensor type; None: the format's default
+    as_lora: bool = False  # ollama: base and adapter as two files
+    base_model_name: str | None = None  # peft: the base's hub id for PEFT's config
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    how_to_use: str
+
+
+def default_out(info: AdapterInfo, request: ExportRequest, folder: Path) -> Path:
+    type_name = request.type_name or DEFAULT_TYPES.get(request.format, "")
+    return {
+        "peft": folder / f"{info.name}-peft",
+        "gguf": folder / f"{info.name}-{type_name}.gguf",
+        "gguf-lora": folder / f"{info.name}-lora.gguf",
+        "ollama": folder / f"{info.name}-ollama",
+        "lmstudio": LMSTUDIO_MODELS / LMSTUDIO_PUBLISHER / info.name.replace(" ", "-"),
+    }[request.format]
+
+
+def export_adapter(
+    info: AdapterInfo,
+    request: ExportRequest,
+    locations: Locations,
+    extra_model_dirs: list[Path],
+    default_folder: Path,
+    log: Callable[[str], None] = lambda message: None,
+) -> Exported:
+    """Export `info` as `request` says; where the files are and the command that uses them."""
+    out = request.out or default_out(info, request, default_folder)
+    if request.format == "peft":
+        path = export_peft(locations.adapters_dir, info.name, out, request.base_model_name)
+        return Exported(path, f"PeftModel.from_pretrained(base_model, {str(path)!r})")
+    base = adapter_base_path(info, locations.models_dir, extra_model_dirs)
+    type_name = check_type(request.type_name or DEFAULT_TYPES.get(request.format, "f16"))
+    if request.format == "gguf":
+        path = export_gguf(base, out, info.path, type_name, name=info.name, overwrite=request.overwrite, log=log)
+        return Exported(path, f"llama-cli -m {path}")
+    if request.format == "gguf-lora":
+        path = export_lora_gguf(info.path, base, out, overwrite=request.overwrite, log=log)
+        return Exported(path, f"llama-cli -m BASE.gguf --lora {path}   (BASE.gguf: a GGUF of {base.name})")
+    if request.format == "ollama":
+        path = export_ollama(info, base, out, type_name, as_lora=request.as_lora, log=log)
+        return Exported(path, f"ollama create {info.name.lower().replace(' ', '-')} -f {path / 'Modelfile'}")
+    path = export_lmstudio(info, base, locations.adapters_dir, out, log=log)
+    return Exported(path, f"LM Studio: My Models, {LMSTUDIO_PUBLISHER}/{path.name}")
