@@ -34,6 +34,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/responsiveness.py
 	$(BIN)/python bench/distributed.py
+	$(BIN)/python bench/export.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
