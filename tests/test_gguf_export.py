@@ -184,3 +184,24 @@ def test_dora_adapters_are_refused_as_lora_files(tiny_model_dir, tmp_path):
     with pytest.raises(UserError, match=r"llama\.cpp has no DORA: export it fused"):
         export_lora_gguf(tmp_path / "dora", tiny_model_dir, tmp_path / "dora.gguf")
     export_gguf(tiny_model_dir, tmp_path / "dora-fused.gguf", tmp_path / "dora")  # fused works for DoRA
+
+
+def test_a_sentencepiece_tokenizer_is_written_as_llama_cpp_reads_it(tmp_path):
+    """Llama 2 and Mistral tokenize with SentencePiece-style BPE (byte fallback): llama.cpp must split as they do."""
+    from test_sentencepiece_tokenizer import _sentencepiece_metadata
+
+    from lora_tui.core.models.gguf_tokenizer import build_tokenizer
+
+    special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    model_dir = make_tiny_model(
+        tmp_path / "spm", tokenizer=build_tokenizer(_sentencepiece_metadata()), tokenizer_config=special
+    )
+    gguf_file = export_gguf(model_dir, tmp_path / "spm.gguf", type_name="f32")
+    text = "hello world hi! hello"
+    tokens = Generator(model_dir).tokenizer.encode(text)  # with <s> first, as the tokenizer adds it
+    model = llama_cpp.Llama(str(gguf_file), n_ctx=64, logits_all=True, verbose=False, type_k=0, type_v=0)
+    assert model.tokenize(text.encode(), add_bos=True, special=False) == tokens
+    model.eval(tokens)
+    expected = mlx_logits(model_dir, tokens)
+    np.testing.assert_allclose(np.array(model.scores[: len(tokens)]), expected, atol=1e-3 * np.abs(expected).max())
+    model.close()

@@ -56,7 +56,9 @@ def train_tokenizer(vocab_size: int = 384):
     return tokenizer
 
 
-def make_tiny_model(folder: Path, seed: int = 0, **overrides) -> Path:
+def make_tiny_model(
+    folder: Path, seed: int = 0, tokenizer=None, tokenizer_config: dict | None = None, **overrides
+) -> Path:
     """A random model (llama unless `model_type` says qwen2 or qwen3) with a real tokenizer, in mlx-lm's layout."""
     import importlib
 
@@ -64,18 +66,17 @@ def make_tiny_model(folder: Path, seed: int = 0, **overrides) -> Path:
     from mlx.utils import tree_flatten
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer()
+    tokenizer = tokenizer or train_tokenizer()
     tokenizer.save(str(folder / "tokenizer.json"))
+    tokenizer_config = tokenizer_config or {
+        "bos_token": "<|im_start|>",
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "chat_template": CHATML_TEMPLATE,
+    }
     (folder / "tokenizer_config.json").write_text(
         json.dumps(
-            {
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "bos_token": "<|im_start|>",
-                "eos_token": "<|im_end|>",
-                "pad_token": "<|endoftext|>",
-                "chat_template": CHATML_TEMPLATE,
-                "clean_up_tokenization_spaces": False,
-            }
+            {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False, **tokenizer_config}
         )
     )
     config = {**TINY_CONFIG, "vocab_size": tokenizer.get_vocab_size(), "eos_token_id": 2, **overrides}

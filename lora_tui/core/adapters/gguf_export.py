@@ -12,6 +12,7 @@ llama architecture those rows are permuted as its own converter does.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3"
 WRITTEN_TYPES = ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
 # Types llama.cpp's own llama-quantize makes from an f16 file (the k-quants and i-quants).
 LLAMA_QUANTIZE_TYPES = ("q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q3_k_m", "q3_k_s", "q2_k", "iq4_xs", "iq4_nl")
-_CONTROL, _NORMAL, _USER_DEFINED = 3, 1, 4
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
 
 
 def check_type(type_name: str) -> str:
@@ -194,19 +195,49 @@ def _add_tokenizer(writer, model_path: Path, config: dict) -> None:
     except FileNotFoundError:
         raise UserError(f"{model_path}: no tokenizer.json; GGUF export needs the model's fast tokenizer.") from None
     bpe = tokenizer.get("model", {})
-    if bpe.get("type") != "BPE" or bpe.get("byte_fallback") or not _byte_level(tokenizer):
+    merges = [m if isinstance(m, str) else " ".join(m) for m in bpe.get("merges", [])]
+    tokens, types = _vocabulary(bpe.get("vocab", {}), tokenizer.get("added_tokens", []), config["vocab_size"])
+    if bpe.get("type") == "BPE" and bpe.get("byte_fallback"):
+        _add_sentencepiece(writer, tokenizer, tokens, types, merges)
+    elif bpe.get("type") == "BPE" and _byte_level(tokenizer):
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre(_pre_tokenizer_name(model_path))
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges(merges)
+    else:
         raise UserError(
-            f"{tokenizer_file}: GGUF export writes byte-level BPE tokenizers (SmolLM, Llama 3, Qwen); this one is "
-            f"{'SentencePiece-style BPE' if bpe.get('byte_fallback') else bpe.get('type')}."
+            f"{tokenizer_file}: GGUF export writes BPE tokenizers, byte-level (SmolLM, Llama 3, Qwen) or "
+            f"SentencePiece-style (Llama 2, Mistral); this one is {bpe.get('type')!r}."
         )
-    tokens, types = _vocabulary(bpe["vocab"], tokenizer.get("added_tokens", []), config["vocab_size"])
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer_name(model_path))
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in bpe.get("merges", [])])
     # bos/eos/pad ids, whether to add bos, and the chat template, read by the gguf library as llama.cpp's converter does
     gguf.SpecialVocab(model_path, load_merges=False, n_vocab=len(tokens)).add_to_gguf(writer, quiet=True)
+
+
+def _add_sentencepiece(writer, tokenizer: dict, tokens: list[str], types: list[int], merges: list[str]) -> None:
+    """llama.cpp's `llama` tokenizer: no merges but a score per token, the higher merged first.
+
+    A merged token scores minus its merge's rank, so llama.cpp merges in the order BPE does;
+    byte tokens (<0xNN>) get their own type.
+    """
+    scores = [0.0] * len(tokens)
+    made_by_merge = {left + right: rank for rank, (left, right) in enumerate(m.split(" ", 1) for m in merges)}
+    for index, token in enumerate(tokens):
+        if token in made_by_merge:
+            scores[index] = -float(made_by_merge[token])
+        elif len(token) > 1 and types[index] == _NORMAL:
+            scores[index] = -1e9  # in the vocabulary but made by no merge
+        if re.fullmatch(r"<0x[0-9A-F]{2}>", token):
+            types[index] = _BYTE
+    unknown = tokenizer.get("model", {}).get("unk_token")
+    if unknown in tokens:
+        types[tokens.index(unknown)] = _UNKNOWN
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_add_space_prefix('"Prepend"' in json.dumps(tokenizer.get("normalizer")))
 
 
 def _byte_level(tokenizer: dict) -> bool:
