@@ -121,6 +121,8 @@ def test_the_cli_exports_an_adapter_and_a_model(tiny_model_dir, tiny_adapter, is
     captured = capsys.readouterr()
     assert f"llama-quantize {tmp_path / 'm.f16.gguf'} {tmp_path / 'm.gguf'} Q4_K_M" in captured.err
     assert (tmp_path / "m.f16.gguf").is_file()
+    assert main(["adapters", "export", "arith", "--format", "gguf-lora", "--out", str(tmp_path / "l.gguf")]) == 0
+    assert f"Use it: llama-cli -m tiny-llama.gguf --lora {tmp_path / 'l.gguf'}" in capsys.readouterr().err
 
 
 @pytest.fixture

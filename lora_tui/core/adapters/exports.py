@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from lora_tui.core.adapters.gguf_export import check_type, export_gguf, export_l
 from lora_tui.core.adapters.packages import LMSTUDIO_MODELS, LMSTUDIO_PUBLISHER, export_lmstudio, export_ollama
 from lora_tui.core.adapters.registry import AdapterInfo, adapter_base_path
 from lora_tui.core.locations import Locations
+from lora_tui.core.models.gguf_import import IMPORT_RECORD
 
 FORMATS = {
     "peft": "Hugging Face PEFT (the adapter)",
@@ -49,6 +51,15 @@ def default_out(info: AdapterInfo, request: ExportRequest, folder: Path) -> Path
     }[request.format]
 
 
+def imported_from(model_path: Path) -> Path | None:
+    """The GGUF file a model was imported from, when it is still there."""
+    try:
+        source = json.loads((model_path / IMPORT_RECORD).read_text(encoding="utf-8")).get("imported_from")
+    except (OSError, ValueError):
+        return None
+    return Path(source) if source and Path(source).is_file() else None
+
+
 def export_adapter(
     info: AdapterInfo,
     request: ExportRequest,
@@ -69,7 +80,10 @@ def export_adapter(
         return Exported(path, f"llama-cli -m {path}")
     if request.format == "gguf-lora":
         path = export_lora_gguf(info.path, base, out, overwrite=request.overwrite, log=log)
-        return Exported(path, f"llama-cli -m BASE.gguf --lora {path}   (BASE.gguf: a GGUF of {base.name})")
+        original = imported_from(base)
+        base_file = original or Path(f"{base.name}.gguf")
+        note = "" if original else f"   ({base_file}: `lora-tui models export {base.name}`)"
+        return Exported(path, f"llama-cli -m {base_file} --lora {path}{note}")
     if request.format == "ollama":
         path = export_ollama(info, base, out, type_name, as_lora=request.as_lora, log=log)
         return Exported(path, f"ollama create {info.name.lower().replace(' ', '-')} -f {path / 'Modelfile'}")

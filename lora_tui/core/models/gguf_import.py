@@ -23,6 +23,7 @@ from lora_tui.core.models.gguf_tokenizer import TokenizerImportError, write_toke
 from lora_tui.core.names import name_from_filename, validate_name
 
 SUPPORTED_ARCHITECTURES = ("llama",)
+IMPORT_RECORD = "lora_tui_import.json"  # where an imported model came from
 SUPPORTED_TENSOR_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0")
 GGUF_GROUP_SIZE = 32
 
@@ -127,7 +128,7 @@ def _write_model(gguf: GGUFFile, folder: Path, log: Callable[[str], None]) -> No
     except TokenizerImportError as exc:
         raise UserError(f"{gguf.path}: {exc}.") from None
     provenance = {"imported_from": str(gguf.path), "gguf_name": str(gguf.metadata.get("general.name", ""))}
-    (folder / "lora_tui_import.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    (folder / IMPORT_RECORD).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
 
 
 def _convert_tensors(gguf: GGUFFile, raw: dict, config: dict) -> tuple[dict, dict[str, int]]:
