@@ -16,3 +16,16 @@ from lora_tui.widgets.plot_ticks import whole_ticks
 )
 def test_ticks_are_whole_round_and_few(low, high, ticks):
     assert whole_ticks(low, high) == ticks
+
+
+def test_the_smoothed_loss_follows_the_trend_not_the_noise():
+    import itertools
+
+    from lora_tui.widgets.loss_chart import smoothed
+
+    noisy = [(step, 2.0 - step * 0.01 + (0.5 if step % 2 else -0.5)) for step in range(1, 101)]
+    line = smoothed(noisy)
+    assert line[0] == noisy[0]  # no pull towards zero at the start
+    swings = [abs(b[1] - a[1]) for a, b in itertools.pairwise(line[50:])]
+    assert max(swings) < 0.5  # the raw points swing by 1.0 each step
+    assert line[-1][1] < line[10][1]  # and it still goes down

@@ -48,6 +48,7 @@ DOCUMENT_SUFFIXES = {".md", ".pdf"}
 
 
 RECORD_KEYS = Binding.Group("Record", compact=True)
+TAB_KEYS = Binding.Group("Tabs", compact=True)
 
 
 class DatasetTree(DirectoryTree):
@@ -85,6 +86,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         Binding("r", "redact", "Redact", id="dataset-redact"),
         Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
         Binding("t", "train_on", "Train", id="dataset-train", tooltip="train on this dataset (fills the Train form)"),
+        Binding("p", "show_tab('tab-problems')", "Problems", id="tab-problems-key", group=TAB_KEYS),
+        Binding("k", "show_tab('tab-tokens')", "Tokens", id="tab-tokens-key", group=TAB_KEYS),
+        Binding("v", "show_tab('tab-record')", "Record", id="tab-record-key", group=TAB_KEYS),
         Binding("[", "record(-1)", "Previous", id="record-prev", group=RECORD_KEYS),
         Binding("]", "record(1)", "Next", id="record-next", group=RECORD_KEYS),
     ]
@@ -295,6 +299,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             self.entry_index = matches[0]
             self.show_entry()
             self.query_one(TabbedContent).active = "tab-record"
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
 
     def action_record(self, step: int) -> None:
         if self.entries:

@@ -67,9 +67,14 @@ class ParamField(Horizontal):
         yield Label(self.param.name.replace("_", " "), classes="param-name")
         placeholder = "auto" if self.param.optional else ""
         yield Input(
-            shown(self.param.default), placeholder=placeholder, id=f"param-{self.param.name}", classes="param-input"
+            shown(self.param.default),
+            placeholder=placeholder,
+            id=f"param-{self.param.name}",
+            classes="param-input",
+            compact=True,
         )
-        yield Static(f"[{self.param.range_text}] {self.param.help}", classes="param-help", markup=False)
+        help_text = f"[{self.param.range_text}] {self.param.help}"
+        yield Static(help_text, classes="param-help", markup=False).with_tooltip(help_text)
 
     def value(self):
         text = self.query_one(Input).value.strip()
@@ -125,29 +130,39 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         with VerticalScroll(id="train-form"):
             with Horizontal(classes="picker"):
                 yield Label("model", classes="param-name")
-                yield ModelPicker(id="pick-model")
+                yield ModelPicker(id="pick-model", compact=True)
             with Horizontal(classes="picker"):
                 yield Label("or hub id", classes="param-name")
-                yield Input(placeholder="e.g. mlx-community/SmolLM2-135M-Instruct (downloaded on Start)", id="pick-hub")
+                yield Input(
+                    placeholder="e.g. mlx-community/SmolLM2-135M-Instruct (downloaded on Start)",
+                    id="pick-hub",
+                    compact=True,
+                )
             with Horizontal(classes="picker"):
                 yield Label("dataset", classes="param-name")
-                yield Input(placeholder="a .jsonl file, or a folder with train.jsonl (and valid.jsonl)", id="pick-data")
+                yield Input(
+                    placeholder="a .jsonl file, or a folder with train.jsonl (and valid.jsonl)",
+                    id="pick-data",
+                    compact=True,
+                )
             with Horizontal(classes="picker"):
                 yield Label("validation", classes="param-name")
-                yield Select(VALIDATION_CHOICES, value="", allow_blank=False, id="pick-valid")
+                yield Select(VALIDATION_CHOICES, value="", allow_blank=False, id="pick-valid", compact=True)
             with Horizontal(classes="picker"):
                 yield Label("hosts", classes="param-name")
                 yield Input(
-                    placeholder="optional: an mlx.launch hostfile to train on several machines", id="pick-hosts"
+                    placeholder="optional: an mlx.launch hostfile to train on several machines",
+                    id="pick-hosts",
+                    compact=True,
                 )
             with Horizontal(classes="picker"):
                 yield Label("adapter name", classes="param-name")
-                yield Input(placeholder="letters, digits, _ - and spaces", id="pick-name")
+                yield Input(placeholder="letters, digits, _ - and spaces", id="pick-name", compact=True)
             with Horizontal(id="presets"):
                 for preset in PRESETS:
-                    yield Button(f"preset: {preset}", id=f"preset-{preset}")
-                yield Input(placeholder="config file to save, e.g. run.toml", id="config-path")
-                yield Button("save as config", id="save-config")
+                    yield Button(f"preset: {preset}", id=f"preset-{preset}", compact=True)
+                yield Input(placeholder="config file to save, e.g. run.toml", id="config-path", compact=True)
+                yield Button("save as config", id="save-config", compact=True)
             for param in PARAMS:
                 yield ParamField(param)
         with Horizontal(id="train-actions"):

@@ -12,6 +12,17 @@ from textual_plotext import PlotextPlot
 from lora_tui.widgets.plot_ticks import whole_ticks
 
 REDRAW_SECONDS = 0.2
+SMOOTHING = 0.8  # weight of the running average, as training dashboards smooth their loss curves
+
+
+def smoothed(points: list[tuple[int, float]], weight: float = SMOOTHING) -> list[tuple[int, float]]:
+    """An exponential moving average of the values, corrected for its start (so the first points are not pulled
+    towards zero)."""
+    average, result = 0.0, []
+    for count, (step, value) in enumerate(points, start=1):
+        average = weight * average + (1 - weight) * value
+        result.append((step, average / (1 - weight**count)))
+    return result
 
 
 class LossChart(PlotextPlot):
@@ -62,7 +73,9 @@ class LossChart(PlotextPlot):
         else:
             plt.title("loss")
             if self.train:
-                plt.plot(*zip(*self.train, strict=True), label="train", marker="braille")
+                # per-step losses are noisy: faint raw points, and a smoothed line over them
+                plt.scatter(*zip(*self.train, strict=True), marker="braille")
+                plt.plot(*zip(*smoothed(self.train), strict=True), label="train (smoothed)", marker="hd")
             if self.valid:
                 plt.plot(*zip(*self.valid, strict=True), label="valid", marker="dot")
         if self.train:

@@ -192,3 +192,19 @@ async def test_train_on_the_open_dataset(chat_file):
         assert app.current_mode == "train"
         assert app.screen.query_one("#pick-data", Input).value == str(chat_file)
         assert app.screen.query_one("#pick-name", Input).value == "chat"
+
+
+async def test_the_tabs_have_keys_shown_in_the_footer(chat_file):
+    from textual.widgets._footer import FooterKey
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, chat_file)
+        screen.query_one("#dataset-tree").focus()
+        await pilot.pause()
+        shown = {key.key for key in screen.query(FooterKey)}
+        assert {"p", "k", "v"} <= shown, shown  # one "Tabs" group in the footer
+        tabs = screen.query_one(TabbedContent)
+        for key, tab in (("k", "tab-tokens"), ("v", "tab-record"), ("p", "tab-problems")):
+            await pilot.press(key)
+            assert tabs.active == tab
