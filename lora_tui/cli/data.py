@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lora_tui.cli.output import Context, print_json, say
 from lora_tui.core.data.check import check_dataset
+from lora_tui.core.data.demo import write_demo_dataset
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS, ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import CATEGORIES, NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.split import split_dataset
@@ -64,6 +65,14 @@ def data_from_docs(args, context: Context) -> int:
     return 0
 
 
+def data_demo(args, context: Context) -> int:
+    counts = write_demo_dataset(args.out)
+    for name, count in counts.items():
+        print(f"{args.out}/{name}.jsonl: {count} records")
+    say(f"Train on it: lora-tui train --model M --data {args.out} --name demo")
+    return 0
+
+
 def add_commands(commands) -> None:
     data = commands.add_parser("data", help="check and prepare datasets")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
@@ -101,3 +110,6 @@ def add_commands(commands) -> None:
     docs.add_argument("--redact", action="store_true", help="redact personal information on the way")
     docs.add_argument("--redact-categories", nargs="+", choices=CATEGORIES, metavar="CATEGORY")
     docs.set_defaults(handler=data_from_docs)
+    demo = sub.add_parser("demo", help="write a small made-up dataset (facts to learn; train/valid/test)")
+    demo.add_argument("--out", required=True, metavar="DIR", help="a new folder")
+    demo.set_defaults(handler=data_demo)

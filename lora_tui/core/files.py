@@ -96,3 +96,14 @@ def exclusively(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def free_path(path: Path) -> Path:
+    """`path` if nothing is there, else the first free PATH-2, PATH-3, ..."""
+    path = Path(path)
+    number = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}-{number}")
+        number += 1
+    return candidate

@@ -38,6 +38,13 @@ class RedactRequest:
 
 
 @dataclass(frozen=True)
+class DemoRequest:
+    """Write the demo dataset (made-up facts, train/valid/test) into `out`."""
+
+    out: Path
+
+
+@dataclass(frozen=True)
 class DocsRequest:
     sources: list[Path]
     out: Path

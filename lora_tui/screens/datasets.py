@@ -20,6 +20,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, OptionList, 
 from textual.widgets.option_list import Option
 
 from lora_tui.core.data.check import DatasetReport, check_dataset
+from lora_tui.core.data.demo import write_demo_dataset
 from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.recent import RecentFiles
@@ -27,9 +28,11 @@ from lora_tui.core.data.records import browse_entries
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.data.tokens import load_token_counter
 from lora_tui.core.errors import UserError
+from lora_tui.core.files import free_path
 from lora_tui.core.units import counted
 from lora_tui.messages import DatasetTrainRequested
 from lora_tui.screens.dataset_dialogs import (
+    DemoRequest,
     DocsDialog,
     DocsRequest,
     RedactDialog,
@@ -43,6 +46,7 @@ from lora_tui.widgets.model_picker import ModelPicker
 from lora_tui.widgets.token_histogram import TokenHistogram
 from lora_tui.worker_errors import ReportsWorkerErrors
 
+DEMO_OPTION = "demo-dataset"
 SHOWN_SUFFIXES = {".jsonl", ".json", ".txt", ".md", ".pdf"}
 DOCUMENT_SUFFIXES = {".md", ".pdf"}
 
@@ -103,9 +107,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.problem_targets: dict[str, tuple[str | None, int]] = {}
 
     def compose(self) -> ComposeResult:
-        root = next(
-            p for p in (Path(self.app.settings.datasets_root).expanduser(), Path.home(), Path.cwd()) if p.is_dir()
-        )
+        root = self.datasets_root()
         yield AreaBar("datasets")
         with Horizontal(id="datasets-body"):
             with Vertical(id="dataset-browser"):
@@ -133,6 +135,11 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
                             yield Static("", id="record-view")
         yield AppFooter()
 
+    def datasets_root(self) -> Path:
+        """The settings' datasets_root, or home, or here: the first that is a folder."""
+        candidates = (Path(self.app.settings.datasets_root).expanduser(), Path.home(), Path.cwd())
+        return next(p for p in candidates if p.is_dir())
+
     def on_mount(self) -> None:
         self.show_recent(RecentFiles(self.app.locations.recent_datasets_file).load())
         self.query_one("#token-table", DataTable).add_columns("measure", "tokens")
@@ -150,6 +157,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     @on(OptionList.OptionSelected, "#recent-list")
     def recent_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == DEMO_OPTION:
+            self.job(DemoRequest(free_path(self.datasets_root() / "lora-tui-demo")), None)
+            return
         self.open(Path(event.option.id))
 
     def action_type_path(self) -> None:
@@ -215,11 +225,14 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.query_one("#dataset-summary", Static).update(Text(text))
 
     def show_recent(self, paths: list[Path]) -> None:
+        """Recent files; with none yet, an offer to write the demo dataset (a first run in minutes)."""
         recent = self.query_one("#recent-list", OptionList)
         recent.clear_options()
-        recent.add_options([Option(Text(p.name), id=str(p)) for p in paths])
-        recent.display = bool(paths)
-        self.query_one("#recent-label").display = bool(paths)
+        if paths:
+            recent.add_options([Option(Text(p.name), id=str(p)) for p in paths])
+        else:
+            recent.add_option(Option(Text("make a demo dataset (facts to learn)"), id=DEMO_OPTION))
+        self.query_one("#recent-label", Label).update("recent" if paths else "new here?")
 
     @on(DatasetChecked)
     def show_report(self, message: DatasetChecked) -> None:
@@ -350,6 +363,12 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             self.post_message(JobFinished(f"Could not write: {exc}", failed=True))
 
     def carry_out(self, request, model_path: str | None) -> JobFinished:
+        if isinstance(request, DemoRequest):
+            counts = write_demo_dataset(request.out)
+            made = ", ".join(f"{name} {count}" for name, count in counts.items())
+            return JobFinished(
+                f"Wrote the demo dataset to {request.out} ({made} records); t trains on it.", request.out
+            )
         if isinstance(request, SplitRequest):
             counts = split_dataset(
                 request.source, request.out_dir, request.valid_fraction, request.test_fraction, request.seed

@@ -208,3 +208,21 @@ async def test_the_tabs_have_keys_shown_in_the_footer(chat_file):
         for key, tab in (("k", "tab-tokens"), ("v", "tab-record"), ("p", "tab-problems")):
             await pilot.press(key)
             assert tabs.active == tab
+
+
+async def test_a_newcomer_is_offered_the_demo_dataset(isolated_home, tmp_path):
+    from lora_tui.settings import Settings
+
+    app = make_app(isolated_home, Settings(datasets_root=str(tmp_path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("1")
+        await settle(pilot)
+        offer = app.screen.query_one("#recent-list", OptionList)
+        assert offer.get_option_at_index(0).id == "demo-dataset"
+        offer.focus()
+        offer.highlighted = 0
+        await pilot.press("enter")
+        await settle(pilot)
+        await settle(pilot)
+        assert "train 48, valid 16, test 16" in _text(app.screen.query_one("#dataset-summary", Static))
+    assert (tmp_path / "lora-tui-demo" / "test.jsonl").is_file()
