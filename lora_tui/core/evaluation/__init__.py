@@ -1,0 +1,1 @@
+"""Evaluation: held-out loss, answers scored against references, regressions and drift from the base."""

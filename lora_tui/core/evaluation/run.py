@@ -1,0 +1,222 @@
+"""`lora-tui eval`: is the adapter better than its base, measured on held-out records.
+
+For each record the prompt is the conversation up to its last assistant turn and the
+reference is that turn. The loss is computed as training computes it (the same chat
+template, the same prompt masking, token-weighted); answers are greedy, generated in
+batches, and scored against the reference. A record the base answered right (the
+reference contained) and the adapter does not is a regression. Plain-text records have
+no reference: they count for the loss only.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lora_tui.core.data.records import Record, dataset_files, load_records
+from lora_tui.core.evaluation.scores import score
+from lora_tui.core.inference.generate import Generator, Turn
+from lora_tui.core.training.batching import Example, make_batch, tokenize
+from lora_tui.core.training.loop import forward
+
+LOSS_BATCH = 8
+
+
+@dataclass
+class Side:
+    """What one model (the base, or base + adapter) did on the records."""
+
+    label: str
+    losses: list[tuple[float, int]] = field(default_factory=list)  # per record: summed loss, reference tokens
+    answers: list[str | None] = field(default_factory=list)  # None where the record has no reference
+    tokens_per_second: float = 0.0
+
+    def mean_loss(self) -> float | None:
+        tokens = sum(count for _, count in self.losses)
+        return sum(total for total, _ in self.losses) / tokens if tokens else None
+
+    def summary(self, references: list[str | None]) -> dict:
+        pairs = zip(self.answers, references, strict=True)
+        scored = [score(a, r) for a, r in pairs if r is not None and a is not None]
+        loss = self.mean_loss()
+        mean = (lambda values: sum(values) / len(values)) if scored else (lambda values: None)
+        return {
+            "label": self.label,
+            "loss": loss,
+            "perplexity": math.exp(loss) if loss is not None else None,
+            "exact": mean([s.exact for s in scored]),
+            "contained": mean([s.contained for s in scored]),
+            "token_f1": mean([s.token_f1 for s in scored]),
+            "chrf": mean([s.chrf for s in scored]),
+            "answered": len(scored),
+            "tokens_per_second": self.tokens_per_second,
+        }
+
+
+@dataclass
+class Evaluation:
+    data: str
+    records: list[Record]
+    sides: list[Side]
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def references(self) -> list[str | None]:
+        return [r.response if r.is_chat else None for r in self.records]
+
+    def regressions(self) -> list[int]:
+        """Records the base answered right (reference contained) and the adapter does not."""
+        if len(self.sides) < 2:
+            return []
+        base, adapter = self.sides[0], self.sides[-1]
+        return [
+            index
+            for index, reference in enumerate(self.references)
+            if reference is not None
+            and base.answers[index] is not None
+            and adapter.answers[index] is not None
+            and score(base.answers[index], reference).contained
+            and not score(adapter.answers[index], reference).contained
+        ]
+
+    def to_json(self) -> dict:
+        references, regressions = self.references, set(self.regressions())
+        rows = []
+        for index, record in enumerate(self.records):
+            row = {"line": record.line, "reference": references[index], "regression": index in regressions}
+            if record.is_chat:
+                row["prompt"] = record.prompt_messages[-1]["content"] if record.prompt_messages else ""
+            for side in self.sides:
+                total, count = side.losses[index]
+                answer = side.answers[index]
+                scores = score(answer, references[index]).to_json() if None not in (answer, references[index]) else None
+                row[side.label] = {"loss": total / count if count else None, "answer": answer, "scores": scores}
+            rows.append(row)
+        return {
+            "created": self.created,
+            "data": self.data,
+            "summary": [side.summary(references) for side in self.sides],
+            "regressions": len(regressions),
+            "records": rows,
+        }
+
+
+def eval_records(data: Path, limit: int | None = None) -> tuple[Path, list[Record]]:
+    """The records to evaluate on: a file, or a folder's test.jsonl (else its valid.jsonl)."""
+    data = Path(data)
+    if data.is_dir():
+        files = dataset_files(data)
+        data = files.get("test") or files.get("valid") or files["train"]
+    records = load_records(data)
+    return data, records[:limit] if limit else records
+
+
+def evaluate(
+    model_path: Path,
+    records: list[Record],
+    adapters: list[tuple[str, Path | None]],
+    data_name: str = "",
+    max_tokens: int = 64,
+    batch_size: int = 16,
+    max_seq_length: int = 2048,
+    mask_prompt: bool = True,
+    stop: threading.Event | None = None,
+) -> Evaluation:
+    """Loss and greedy answers of the base model with each of `adapters` (None: the base itself)."""
+    generator = Generator(model_path)
+    examples, _ = tokenize(records, generator.tokenizer, max_seq_length)
+    prompts = [generator.prompt_tokens(_turns(r.prompt_messages)) if r.is_chat else None for r in records]
+    sides = []
+    for label, adapter in adapters:
+        generator.use_adapter(adapter)
+        side = Side(label, losses=record_losses(generator.model, examples, mask_prompt))
+        side.answers, side.tokens_per_second = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
+        sides.append(side)
+    return Evaluation(data_name, records, sides)
+
+
+def _turns(messages) -> list[Turn]:
+    return [Turn(m["role"], m["content"]) for m in messages]
+
+
+def record_losses(model, examples: list[Example], mask_prompt: bool = True) -> list[tuple[float, int]]:
+    """Per example, its summed cross-entropy over the tokens training learns from, and how many there are."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+    for start in range(0, len(order), LOSS_BATCH):
+        rows = tuple((i,) for i in order[start : start + LOSS_BATCH])
+        batch = make_batch(examples, rows, mask_prompt, packed=False)
+        logits = forward(model, mx.array(batch.inputs), None).astype(mx.float32)
+        losses = nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mx.array(batch.loss_mask)
+        sums = losses.sum(axis=1).tolist()
+        for position, (index,) in enumerate(rows):
+            results[index] = (sums[position], int(batch.loss_mask[position].sum()))
+    return results
+
+
+def greedy_answers(
+    generator: Generator, prompts: list[list[int] | None], max_tokens: int, batch_size: int, stop=None
+) -> tuple[list[str | None], float]:
+    """Greedy answers, `batch_size` prompts at a time (1: one by one); and the tokens per second of it all."""
+    from mlx_lm import batch_generate
+
+    answers: list[str | None] = [None] * len(prompts)
+    wanted = [i for i, prompt in enumerate(prompts) if prompt is not None]
+    tokens, started = 0, time.perf_counter()
+    for start in range(0, len(wanted), batch_size):
+        if stop is not None and stop.is_set():
+            break
+        chunk = wanted[start : start + batch_size]
+        response = batch_generate(
+            generator.model,
+            generator.tokenizer,
+            [prompts[i] for i in chunk],
+            max_tokens=max_tokens,
+            return_token_ids=True,
+        )
+        for index, text, ids in zip(chunk, response.texts, response.token_ids, strict=True):
+            answers[index] = text
+            tokens += len(ids)
+    elapsed = time.perf_counter() - started
+    return answers, tokens / elapsed if elapsed else 0.0
+
+
+DRIFT_PROMPTS = Path(__file__).with_name("drift_prompts.txt")
+
+
+def drift_prompts() -> list[str]:
+    lines = DRIFT_PROMPTS.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def measure_drift(
+    model_path: Path, adapter: Path | None, max_tokens: int = 48, batch_size: int = 16, stop=None
+) -> dict:
+    """How far the adapter's answers to general prompts moved from the base's own (the references).
+
+    drift = 1 - mean token F1 against the base's answer: 0 when every answer is the base's, 1 when none
+    shares a word. `changed` counts the answers that are not the base's word for word.
+    """
+    generator = Generator(model_path)
+    prompts = [generator.prompt_tokens([Turn("user", text)]) for text in drift_prompts()]
+    generator.use_adapter(None)
+    base, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
+    generator.use_adapter(adapter)
+    adapted, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
+    pairs = [(a, b) for a, b in zip(adapted, base, strict=True) if a is not None and b is not None]
+    f1 = [score(a, b).token_f1 for a, b in pairs]
+    return {
+        "prompts": len(pairs),
+        "drift": 1 - sum(f1) / len(f1) if f1 else None,
+        "changed": sum(not score(a, b).exact for a, b in pairs),
+        "examples": [
+            {"prompt": p, "base": b, "adapter": a} for p, a, b in zip(drift_prompts(), adapted, base, strict=False)
+        ],
+    }
