@@ -35,6 +35,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/responsiveness.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/eval.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
