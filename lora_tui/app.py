@@ -43,6 +43,7 @@ from lora_tui.screens.chat import ChatScreen
 from lora_tui.screens.dashboard import DashboardScreen
 from lora_tui.screens.datasets import DatasetsScreen
 from lora_tui.screens.dialogs import ConfirmDialog
+from lora_tui.screens.evaluation import EvalScreen
 from lora_tui.screens.train import TrainScreen
 from lora_tui.settings import Settings
 from lora_tui.themes import BUILT_IN_THEMES, load_themes
@@ -99,7 +100,14 @@ class LoraTuiApp(App):
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
     ]
     # Workers that run MLX: the process must not exit under them (MLX aborts).
-    MLX_WORKER_GROUPS = {"training", "chat-generate", "train-estimate", "adapter-actions", "dataset-jobs"}
+    MLX_WORKER_GROUPS = {
+        "training",
+        "chat-generate",
+        "train-estimate",
+        "adapter-actions",
+        "dataset-jobs",
+        "adapter-eval",
+    }
 
     def __init__(self, locations: Locations, settings: Settings) -> None:
         super().__init__()
@@ -256,6 +264,8 @@ class LoraTuiApp(App):
         """Stop training and generation, let their threads end, then exit."""
         self.stop_flag.set()
         self.chat_screen.stop_flag.set()
+        if isinstance(self.screen, EvalScreen):
+            self.screen.stop_flag.set()
         busy = [w for w in self.workers if w.group in self.MLX_WORKER_GROUPS and not w.is_finished]
         if busy:
             self.notify("Finishing the current step before quitting...", timeout=30)

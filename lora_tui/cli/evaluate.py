@@ -7,15 +7,14 @@ import threading
 from pathlib import Path
 
 from lora_tui.cli.output import Context, print_json, print_table, say
-from lora_tui.core.adapters.layout import read_metadata, write_json, write_metadata
-from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
+from lora_tui.core.adapters.layout import read_metadata
+from lora_tui.core.adapters.lock import AdapterBusy
 from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.run import eval_records, evaluate, measure_drift
+from lora_tui.core.evaluation.report import save_evaluation
+from lora_tui.core.evaluation.run import eval_records, evaluate, held_out_data, measure_drift
 from lora_tui.core.models.store import resolve_model_path
-
-EVALS = "evals"
 
 
 def eval_command(args, context: Context) -> int:
@@ -26,7 +25,7 @@ def eval_command(args, context: Context) -> int:
     model = (
         resolve_model_path(args.model, models_dir, extra) if args.model else adapter_base_path(info, models_dir, extra)
     )
-    data = Path(args.data) if args.data else _held_out_data(info)
+    data = Path(args.data) if args.data else held_out_data(info)
     report = check_dataset(data)
     if not report.ok:
         print("\n".join(report.describe()))
@@ -58,40 +57,15 @@ def eval_command(args, context: Context) -> int:
     if stop.is_set():
         say("Interrupted: what was measured so far follows.")
     if info is not None and not stop.is_set():
-        _save(info, document)
+        try:
+            say(f"Saved {save_evaluation(info.path, document)}")
+        except AdapterBusy as busy:
+            say(f"Not saved in the adapter folder: {busy}")
     if args.json:
         print_json(document)
     else:
         _print_summary(document)
     return 130 if stop.is_set() else 0
-
-
-def _held_out_data(info) -> Path:
-    if info is None or not info.dataset:
-        raise UserError("Give --data: there is no adapter dataset to take held-out records from.")
-    data = Path(info.dataset)
-    if not data.is_dir():
-        raise UserError(f"{info.name} was trained on one file ({data}) with no held-out split; give --data.")
-    return data
-
-
-def _save(info, document: dict) -> None:
-    """evals/TIMESTAMP.json in the adapter folder, and its summary in the metadata."""
-    try:
-        with adapter_lock(info.path.parent, info.name, doing="evaluating"):
-            folder = info.path / EVALS
-            folder.mkdir(exist_ok=True)
-            stamp = document["created"][:19].replace(":", "").replace("-", "") + "Z"
-            write_json(folder / f"{stamp}.json", document)
-            summary = {key: document[key] for key in ("created", "data", "summary", "regressions")}
-            if "drift" in document:
-                summary["drift"] = {k: v for k, v in document["drift"].items() if k != "examples"}
-            meta = read_metadata(info.path)
-            if meta:
-                write_metadata(info.path, {**meta, "last_evaluation": summary})
-        say(f"Saved {folder / f'{stamp}.json'}")
-    except AdapterBusy as busy:
-        say(f"Not saved in the adapter folder: {busy}")
 
 
 def _print_summary(document: dict) -> None:

@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 from lora_tui.core.adapters.convert import fuse_adapter
 from lora_tui.core.adapters.exports import FORMATS, ExportRequest, default_out, export_adapter
 from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type
-from lora_tui.core.adapters.layout import EVENTS
+from lora_tui.core.adapters.layout import EVENTS, read_metadata
 from lora_tui.core.adapters.registry import (
     AdapterInfo,
     adapter_base_path,
@@ -31,6 +31,7 @@ from lora_tui.core.adapters.registry import (
     rename_adapter,
 )
 from lora_tui.core.errors import UserError
+from lora_tui.core.evaluation.report import describe_summary
 from lora_tui.core.locations import Locations
 from lora_tui.core.names import validate_name
 from lora_tui.core.threads import mlx_worker_thread
@@ -40,6 +41,7 @@ from lora_tui.core.training.setup import prepare_job
 from lora_tui.core.units import human_bytes
 from lora_tui.messages import AdapterChatRequested, AdapterTrainAgainRequested, TrainingRequested
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
+from lora_tui.screens.evaluation import EvalScreen
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
@@ -72,6 +74,7 @@ class DetailLoaded(Message):
     info: object
     events: list
     checkpoints: list
+    last_evaluation: dict | None = None
 
 
 @dataclass
@@ -247,6 +250,9 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         Binding("c", "chat", "Chat", id="adapter-chat"),
         Binding("r", "resume", "Resume", id="adapter-resume"),
         Binding("t", "train_again", "Again", id="adapter-train-again", tooltip="train again with the same settings"),
+        Binding(
+            "v", "evaluate", "Evaluate", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -344,13 +350,14 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def load_detail(self, info) -> None:
         events_file = info.path / EVENTS
         events = read_events(events_file) if events_file.is_file() else []
-        self.post_message(DetailLoaded(info, events, list_checkpoints(info.path)))
+        evaluation = read_metadata(info.path).get("last_evaluation")
+        self.post_message(DetailLoaded(info, events, list_checkpoints(info.path), evaluation))
 
     @on(DetailLoaded)
     def show_detail(self, message: DetailLoaded) -> None:
         if message.info.name != self.shown_name:
             return
-        self.query_one("#adapter-meta", Static).update(_metadata_text(message.info))
+        self.query_one("#adapter-meta", Static).update(_metadata_text(message.info, message.last_evaluation))
         chart = self.query_one(LossChart)
         chart.clear()
         for event in message.events:
@@ -422,6 +429,10 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         if (info := self.selected()) is not None:
             self.run_action(Resume(info))
 
+    def action_evaluate(self) -> None:
+        if (info := self.selected()) is not None:
+            self.app.push_screen(EvalScreen(info), lambda _: self.load_adapters())
+
     def action_train_again(self) -> None:
         if (info := self.selected()) is not None:
             self.post_message(AdapterTrainAgainRequested(info))
@@ -472,7 +483,7 @@ def _sort_key(value):
     return (2, 0, str(value).lower())
 
 
-def _metadata_text(info) -> Text:
+def _metadata_text(info, last_evaluation: dict | None = None) -> Text:
     text = Text()
     text.append(f"{info.name}\n", style="bold")
     for key, value in info.to_json().items():
@@ -481,4 +492,6 @@ def _metadata_text(info) -> Text:
         shown = human_bytes(value) if key == "size_bytes" else f"{value:.4g}" if isinstance(value, float) else value
         text.append(f"{key.removesuffix('_bytes').replace('_', ' ')}: ", style="bold")
         text.append(f"{shown}\n")
+    if last_evaluation:
+        text.append("\n".join(describe_summary(last_evaluation)) + "\n")
     return text

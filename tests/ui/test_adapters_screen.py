@@ -205,3 +205,32 @@ async def test_resume_runs_from_the_last_checkpoint(two_adapters):
         assert app.current_mode == "dashboard"
         log = "".join(line.text for line in app.screen.query_one("#run-log").lines)
         assert "Resumed from step-0000008" in log and "finished (completed) at step 8" in log
+
+
+async def test_evaluate_shows_scores_filters_records_and_keeps_the_report(two_adapters):
+    from lora_tui.screens.evaluation import EvalScreen
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, EvalScreen)
+        await wait_until(lambda: not screen.running, "the evaluation to end", timeout=120)
+        await pilot.pause()
+        summary = str(screen.query_one("#eval-summary", Static).render())
+        assert "base " in summary and "adapter " in summary and "Saved " in summary
+        table = screen.query_one(DataTable)
+        assert table.row_count == 4  # the adapter's valid.jsonl
+        await pilot.press("g")
+        assert table.row_count == screen.document["regressions"]
+        await pilot.press("a")
+        table.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        assert "reference: It is " in str(screen.query_one("#eval-reference", Static).render())
+        await pilot.press("escape")
+        await settle(pilot)
+        await settle(pilot)
+        assert "evaluated " in str(app.screen.query_one("#adapter-meta", Static).render())

@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.data.records import Record, dataset_files, load_records
+from lora_tui.core.errors import UserError
 from lora_tui.core.evaluation.scores import score
 from lora_tui.core.inference.generate import Generator, Turn
 from lora_tui.core.training.batching import Example, make_batch, tokenize
@@ -105,6 +108,16 @@ class Evaluation:
         }
 
 
+def held_out_data(info: AdapterInfo | None) -> Path:
+    """The folder an adapter was trained from, whose test.jsonl (else valid.jsonl) holds records it did not train on."""
+    if info is None or not info.dataset:
+        raise UserError("Give --data: there is no adapter dataset to take held-out records from.")
+    data = Path(info.dataset)
+    if not data.is_dir():
+        raise UserError(f"{info.name} was trained on one file ({data}) with no held-out split; give --data.")
+    return data
+
+
 def eval_records(data: Path, limit: int | None = None) -> tuple[Path, list[Record]]:
     """The records to evaluate on: a file, or a folder's test.jsonl (else its valid.jsonl)."""
     data = Path(data)
@@ -125,16 +138,25 @@ def evaluate(
     max_seq_length: int = 2048,
     mask_prompt: bool = True,
     stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Evaluation:
-    """Loss and greedy answers of the base model with each of `adapters` (None: the base itself)."""
+    """Loss and greedy answers of the base model with each of `adapters` (None: the base itself).
+
+    `progress(done, total)` is told after each batch of answers (total: answers over all the models).
+    """
     generator = Generator(model_path)
     examples, _ = tokenize(records, generator.tokenizer, max_seq_length)
     prompts = [generator.prompt_tokens(_turns(r.prompt_messages)) if r.is_chat else None for r in records]
+    answered = sum(prompt is not None for prompt in prompts)
     sides = []
-    for label, adapter in adapters:
+    for number, (label, adapter) in enumerate(adapters):
         generator.use_adapter(adapter)
         side = Side(label, losses=record_losses(generator.model, examples, mask_prompt))
-        side.answers, side.tokens_per_second = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
+
+        def told(done: int, offset: int = number * answered) -> None:
+            progress(offset + done, answered * len(adapters))
+
+        side.answers, side.tokens_per_second = greedy_answers(generator, prompts, max_tokens, batch_size, stop, told)
         sides.append(side)
     return Evaluation(data_name, records, sides)
 
@@ -162,7 +184,12 @@ def record_losses(model, examples: list[Example], mask_prompt: bool = True) -> l
 
 
 def greedy_answers(
-    generator: Generator, prompts: list[list[int] | None], max_tokens: int, batch_size: int, stop=None
+    generator: Generator,
+    prompts: list[list[int] | None],
+    max_tokens: int,
+    batch_size: int,
+    stop: threading.Event | None = None,
+    progress: Callable[[int], None] = lambda done: None,
 ) -> tuple[list[str | None], float]:
     """Greedy answers, `batch_size` prompts at a time (1: one by one); and the tokens per second of it all."""
     from mlx_lm import batch_generate
@@ -184,6 +211,7 @@ def greedy_answers(
         for index, text, ids in zip(chunk, response.texts, response.token_ids, strict=True):
             answers[index] = text
             tokens += len(ids)
+        progress(start + len(chunk))
     elapsed = time.perf_counter() - started
     return answers, tokens / elapsed if elapsed else 0.0
 
