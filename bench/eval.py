@@ -36,6 +36,7 @@ def main() -> None:
     greedy_answers(generator, prompts[:2], 4, 2)  # compile and warm up both paths
     batched, batched_speed = greedy_answers(generator, prompts, args.max_tokens, args.batch_size)
     single, single_speed = greedy_answers(generator, prompts, args.max_tokens, 1)
+    speedup = batched_speed / single_speed
     agree = sum(a == b for a, b in zip(batched, single, strict=True))
     body = f"""
 `python bench/eval.py` (`make bench`): {model.name} (float32 at load on the CPU), {len(prompts)} prompts
@@ -43,7 +44,7 @@ def main() -> None:
 
 | generation | tokens/s | speed-up |
 |---|---|---|
-| batched, {args.batch_size} at a time (what `lora-tui eval` does) | {batched_speed:.1f} | {batched_speed / single_speed:.2f}x |
+| batched, {args.batch_size} at a time (what `lora-tui eval` does) | {batched_speed:.1f} | {speedup:.2f}x |
 | one prompt at a time | {single_speed:.1f} | 1.00x |
 
 Answers identical in both: **{agree} of {len(prompts)}** (a batch pads prompts to a common length; greedy
