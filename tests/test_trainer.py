@@ -215,3 +215,25 @@ def test_out_of_memory_fails_with_advice(tiny_model_dir, data, tmp_path, monkeyp
     assert isinstance(outcome, Failed)
     assert outcome.reason.startswith("Out of memory") and "smaller batch size" in outcome.advice
     assert not (tmp_path / "oom" / "adapters.safetensors").exists()
+
+
+def test_samples_answer_the_same_validation_prompts_at_validations(tiny_model_dir, tmp_path):
+    data = write_dataset(tmp_path / "data", arithmetic_rows(16), arithmetic_rows(4, offset=50))
+    events = []
+    outcome = train(
+        tiny_model_dir, data, tmp_path / "sampled", events.append, epochs=2, sample_every=1, sample_prompts=2
+    )
+    assert outcome.type == "finished"
+    samples = [e for e in events if e.type == "sample"]
+    validations = [e for e in events if e.type == "validation"]
+    assert len(samples) == len(validations) > 0
+    assert all(s.prompts == ["What is 50 plus 50?", "What is 51 plus 51?"] and len(s.answers) == 2 for s in samples)
+    logged = [e for e in read_events(tmp_path / "sampled" / "events.jsonl") if e.type == "sample"]
+    assert logged == samples  # in events.jsonl, and read back the same
+    assert not any(e.type == "sample" for e in _run_events(tiny_model_dir, data, tmp_path / "plain"))  # off by default
+
+
+def _run_events(model, data, adapter) -> list:
+    events = []
+    train(model, data, adapter, events.append, epochs=1)
+    return events

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,6 +17,7 @@ from lora_tui.core.training.events import (
     Event,
     Failed,
     Finished,
+    Sample,
     Started,
     Step,
     Validation,
@@ -46,6 +48,7 @@ class DashboardScreen(Screen):
                 yield ProgressBar(id="run-progress", show_eta=False)
                 yield Static("", id="run-numbers")
         yield RichLog(id="run-log", wrap=True, markup=False)
+        yield Static("", id="run-samples")
         yield AppFooter()
 
     def on_mount(self) -> None:
@@ -63,6 +66,7 @@ class DashboardScreen(Screen):
         self.query_one(LossChart).clear()
         self.query_one(RichLog).clear()
         self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
+        self.query_one("#run-samples", Static).display = False  # until the run samples answers
 
     def show_event(self, event: Event) -> None:
         """Called by the app's handler, on the UI thread, for each event of the shown run."""
@@ -85,6 +89,8 @@ class DashboardScreen(Screen):
             self.best_val = event.val_loss if self.best_val is None else min(self.best_val, event.val_loss)
             self.query_one(LossChart).add_valid(event.step, event.val_loss)
             log.write(describe(event))
+        elif isinstance(event, Sample):
+            self.show_samples(event)
         elif isinstance(event, Checkpoint):
             self.last_checkpoint = Path(event.path).name
             log.write(describe(event))
@@ -95,6 +101,16 @@ class DashboardScreen(Screen):
         elif isinstance(event, Failed):
             log.write(describe(event))
         self.show_numbers()
+
+    def show_samples(self, event: Sample) -> None:
+        """The latest greedy answers, each under its prompt."""
+        text = Text(f"answers at step {event.step}\n", style="bold")
+        for prompt, answer in zip(event.prompts, event.answers, strict=True):
+            text.append(f"{prompt}\n", style="italic")
+            text.append(f"  {answer}\n")
+        panel = self.query_one("#run-samples", Static)
+        panel.update(text)
+        panel.display = True
 
     def show_numbers(self) -> None:
         step = self.last_step

@@ -335,3 +335,20 @@ async def test_a_name_another_process_is_training_is_refused_on_the_form(home, t
             app.screen.query_one("#pick-name", Input).value = "free"  # Start is there for another name
             await pilot.pause()
             assert not app.screen.query_one("#start", Button).disabled
+
+
+async def test_the_dashboard_shows_the_latest_sample_answers_under_their_prompts(home):
+    from lora_tui.core.training.events import Sample
+    from lora_tui.messages import TrainingEventPosted
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        panel = app.screen.query_one("#run-samples", Static)
+        assert not panel.display
+        app.post_message(
+            TrainingEventPosted(Sample(step=4, prompts=["What is 2 plus 2?"], answers=["It is 4."]), live=False)
+        )
+        await pilot.pause()
+        assert panel.display and "What is 2 plus 2?\n  It is 4." in str(panel.render())

@@ -59,6 +59,15 @@ class Validation(Event):
 
 
 @dataclass(frozen=True)
+class Sample(Event):
+    """Greedy answers to the same validation prompts, at a validation: how the answers change as the loss falls."""
+
+    step: int
+    prompts: list
+    answers: list
+
+
+@dataclass(frozen=True)
 class Checkpoint(Event):
     path: str
     step: int
@@ -90,6 +99,7 @@ _TYPE_NAMES = {
     Started: "started",
     Step: "step",
     Validation: "validation",
+    Sample: "sample",
     Checkpoint: "checkpoint",
     Finished: "finished",
     Cancelled: "cancelled",
@@ -117,6 +127,9 @@ def describe(event: Event) -> str:
         return f"validation step {event.step} val_loss {event.val_loss:.4f}"
     if isinstance(event, Checkpoint):
         return f"checkpoint step {event.step}: {event.path}"
+    if isinstance(event, Sample):
+        answers = "".join(f"\n  Q: {q}\n  A: {a}" for q, a in zip(event.prompts, event.answers, strict=True))
+        return f"sample step {event.step}:{answers}"
     if isinstance(event, Finished):
         return f"finished ({event.reason}) at step {event.step}: {event.adapter_path}"
     if isinstance(event, Cancelled):

@@ -46,12 +46,23 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
 from lora_tui.core.training.batching import make_batch, plan_epoch, tokenize
-from lora_tui.core.training.events import Cancelled, Checkpoint, Event, Failed, Finished, Started, Step, Validation
+from lora_tui.core.training.events import (
+    Cancelled,
+    Checkpoint,
+    Event,
+    Failed,
+    Finished,
+    Sample,
+    Started,
+    Step,
+    Validation,
+)
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.params import MODULE_KEYS
 from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
 from lora_tui.core.units import counted
 
+SAMPLE_TOKENS = 48  # per sample answer: enough to see its shape change
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
 
 
@@ -193,6 +204,7 @@ class _Run:
         self.stop = stop
         self.ranks = ranks
         self.notes: list[str] = []
+        self.validations = 0
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # Setup ---------------------------------------------------------------------
@@ -246,6 +258,7 @@ class _Run:
             self.notes.append(
                 f"Cut to the max sequence length ({self.params.max_seq_length} tokens): {counted(truncated, 'record')}."
             )
+        self.sample_records = [r for r in valid if r.is_chat][: self.params.sample_prompts]
         if not valid:
             self.notes.append(
                 "No valid.jsonl beside the training data: no validation loss. Hold some records out "
@@ -426,6 +439,9 @@ class _Run:
         if self.valid_examples and (progress.step % p.steps_per_eval == 0 or end_of_epoch or last_step):
             val_loss = self.evaluate()
             self.emit(Validation(step=progress.step, val_loss=val_loss))
+            self.validations += 1
+            if p.sample_every and self.validations % p.sample_every == 0:
+                self.sample(progress.step)
             if progress.best_val_loss is None or val_loss < progress.best_val_loss:
                 progress.best_val_loss, progress.evals_without_improvement = val_loss, 0
             else:
@@ -442,6 +458,26 @@ class _Run:
         if early and not last_step:
             return self.finish(progress, "early stopping")
         return None
+
+    def sample(self, step: int) -> None:
+        """Greedy answers to the first validation prompts, reported as a Sample event (the writing rank only)."""
+        from mlx_lm import batch_generate
+
+        if not self.ranks.is_writer or not self.sample_records:
+            return
+        prompts = [
+            list(
+                self.tokenizer.apply_chat_template(
+                    list(r.prompt_messages), add_generation_prompt=True, tokenize=True, return_dict=False
+                )
+            )
+            for r in self.sample_records
+        ]
+        self.model.eval()
+        answers = batch_generate(self.model, self.tokenizer, prompts, max_tokens=SAMPLE_TOKENS).texts
+        self.model.train()
+        questions = [r.prompt_messages[-1]["content"] for r in self.sample_records]
+        self.emit(Sample(step=step, prompts=questions, answers=[a.strip() for a in answers]))
 
     def evaluate(self) -> float:
         import mlx.core as mx

@@ -173,6 +173,8 @@ PARAMS: tuple[Param, ...] = (
         "early_stopping_patience", int, 0, "Stop after N validations without improvement; 0 never stops early.", 0, 1000
     ),
     Param("seed", int, 0, "Random seed: data order, LoRA initialisation, dropout.", 0, 2**31 - 1),
+    Param("sample_every", int, 0, "Every N validations, answer some validation prompts greedily; 0 never.", 0, 1000),
+    Param("sample_prompts", int, 3, "How many validation prompts those samples answer.", 1, 16),
 )
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
