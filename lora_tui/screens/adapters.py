@@ -40,6 +40,7 @@ from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.setup import prepare_job
 from lora_tui.core.units import human_bytes
 from lora_tui.messages import AdapterChatRequested, AdapterTrainAgainRequested, TrainingRequested
+from lora_tui.screens.compare import CompareScreen
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
 from lora_tui.screens.evaluation import EvalScreen
 from lora_tui.widgets.app_footer import AppFooter
@@ -253,6 +254,8 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         Binding(
             "v", "evaluate", "Evaluate", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"
         ),
+        Binding("space", "mark", "Mark", id="adapter-mark", tooltip="mark for comparing (again: unmark)"),
+        Binding("m", "compare", "Compare", id="adapter-compare", tooltip="the marked adapters side by side"),
     ]
 
     def __init__(self) -> None:
@@ -262,6 +265,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         self.sort_reverse = True
         self.shown_name: str | None = None
         self.wanted: str | None = None  # an adapter to select once the list is loaded
+        self.marked: set[str] = set()  # adapters to compare
 
     def compose(self) -> ComposeResult:
         yield AreaBar("adapters")
@@ -303,7 +307,9 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         _, field, _ = COLUMNS[self.sort_column]
         ordered = sorted(self.adapters, key=lambda a: _sort_key(getattr(a, field)), reverse=self.sort_reverse)
         for info in ordered:
-            table.add_row(*(show(getattr(info, name)) for _, name, show in COLUMNS), key=info.name)
+            cells = [show(getattr(info, name)) for _, name, show in COLUMNS]
+            cells[0] = f"✓ {cells[0]}" if info.name in self.marked else cells[0]
+            table.add_row(*cells, key=info.name)
         arrow = "▼" if self.sort_reverse else "▲"
         for index, (title, _, _) in enumerate(COLUMNS):
             table.columns[title].label = Text(f"{title} {arrow}" if index == self.sort_column else title)
@@ -428,6 +434,18 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def action_resume(self) -> None:
         if (info := self.selected()) is not None:
             self.run_action(Resume(info))
+
+    def action_mark(self) -> None:
+        if (info := self.selected()) is not None:
+            self.marked ^= {info.name}
+            self.fill_table()
+
+    def action_compare(self) -> None:
+        chosen = [a for a in self.adapters if a.name in self.marked]
+        if len(chosen) < 2:
+            self.notify("Mark two or more adapters with space first.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(chosen))
 
     def action_evaluate(self) -> None:
         if (info := self.selected()) is not None:

@@ -234,3 +234,31 @@ async def test_evaluate_shows_scores_filters_records_and_keeps_the_report(two_ad
         await settle(pilot)
         await settle(pilot)
         assert "evaluated " in str(app.screen.query_one("#adapter-meta", Static).render())
+
+
+async def test_compare_marked_runs_overlays_curves_and_highlights_differences(two_adapters):
+    from lora_tui.screens.compare import CompareChart, CompareScreen
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("m")  # nothing marked yet: a notice, no screen
+        assert not isinstance(app.screen, CompareScreen)
+        await pilot.press("space", "down", "space")
+        assert app.screen.marked == {"arith", "zeta"}
+        assert _names(app.screen.query_one(DataTable))  # still listed, now marked
+        await pilot.press("m")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        table = screen.query_one(DataTable)
+        assert [str(column.label) for column in table.columns.values()][1:] == ["arith", "zeta"]
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+        final = rows["final train loss"]
+        assert str(final[2]) == "0.001" and "reverse" in str(final[1].style)  # differs: highlighted
+        assert "reverse" not in str(rows["rank"][1].style)  # the same in both
+        chart = screen.query_one(CompareChart)
+        assert [run.name for run in chart.runs] == ["arith", "zeta"] and all(run.train for run in chart.runs)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareScreen)
