@@ -138,3 +138,20 @@ def test_checkpoints_listed_and_promoted_from_the_cli(adapters_dir, capsys):
     assert meta["promoted_checkpoint"] == "step-0000004" and meta["steps"] == 4
     assert main(["adapters", "promote", "arith", "step-9"]) == 1
     assert "no checkpoint 'step-9' (checkpoints: step-0000004, step-0000008)" in capsys.readouterr().err
+
+
+def test_a_missing_base_model_is_named_with_where_it_was_looked_for(tiny_adapter, isolated_home, capsys):
+    import json as json_module
+    import shutil
+
+    from lora_tui.cli import main as cli
+
+    target = isolated_home.adapters_dir / "orphan"
+    shutil.copytree(tiny_adapter, target)
+    meta = json_module.loads((target / "lora_tui.json").read_text())
+    meta.update(base_model="gone-model", base_model_path="/nowhere/gone-model")
+    (target / "lora_tui.json").write_text(json_module.dumps(meta))
+    assert cli(["eval", "--adapter", "orphan"]) == 1
+    err = capsys.readouterr().err
+    assert "The base model of 'orphan' is missing: gone-model (looked in /nowhere/gone-model, " in err
+    assert str(isolated_home.models_dir) in err

@@ -167,7 +167,10 @@ def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path
     try:
         return resolve_model_path(info.base_model or base, models_dir, list(extra_dirs))
     except UserError:
-        raise UserError(f"The base model of {info.name!r} is missing: {base}.") from None
+        looked = [str(p) for p in (info.base_model_path, models_dir, *extra_dirs) if p]
+        raise UserError(
+            f"The base model of {info.name!r} is missing: {info.base_model or base} (looked in {', '.join(looked)})."
+        ) from None
 
 
 def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
