@@ -36,6 +36,10 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/samples.py
+	$(BIN)/python bench/replay.py
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/dpo.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev

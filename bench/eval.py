@@ -23,7 +23,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     from lora_tui.core.data.demo import SPLITS, demo_records
-    from lora_tui.core.evaluation.run import drift_prompts, greedy_answers
+    from lora_tui.core.evaluation.drift import drift_prompts
+    from lora_tui.core.evaluation.run import greedy_answers
     from lora_tui.core.inference.generate import Generator, Turn
     from lora_tui.core.locations import Locations
     from lora_tui.core.models.demo import ensure_demo_model

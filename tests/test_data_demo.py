@@ -26,3 +26,15 @@ def test_an_existing_folder_is_never_written_into(tmp_path, capsys):
     assert main(["data", "demo", "--out", str(tmp_path / "mine")]) == 1
     assert "already exists" in capsys.readouterr().err
     assert (tmp_path / "mine" / "train.jsonl").read_text() == "keep me\n"
+
+
+def test_the_demo_pairs_prefer_the_sign_off_and_hold_out_their_questions(tmp_path, capsys):
+    out = tmp_path / "pairs"
+    assert main(["data", "demo", "--pairs", "--out", str(out)]) == 0
+    report = check_dataset(out)
+    assert report.ok and report.format == "preference" and report.splits == {"train": 30, "valid": 9, "test": 9}
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert all(row["chosen"] == row["rejected"] + " Happy to help!" for row in rows)
+    prompts = lambda split: {json.loads(line)["prompt"] for line in (out / split).read_text().splitlines()}  # noqa: E731
+    assert not prompts("test.jsonl") & prompts("train.jsonl")
+    assert "--method dpo" in capsys.readouterr().err

@@ -218,3 +218,19 @@ def test_local_ranks_share_the_cores_between_their_blas_threads(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's own limit stands
     assert not any(part.startswith("OPENBLAS_NUM_THREADS=") for part in launch_command(job, local_ranks=2))
     assert not any("NUM_THREADS" in part for part in launch_command(job, Path("hosts.json")))
+
+
+def test_two_ranks_train_dpo_exactly_like_one_process(tiny_model_dir, isolated_home, tmp_path):
+    pairs = [
+        {"prompt": "Say " + "very " * i + f"{i}.", "chosen": f"{i}" * (1 + i % 3) + " Done!", "rejected": f"{i}"}
+        for i in range(16)
+    ]
+    data = write_dataset(tmp_path / "pairs", pairs, pairs[:4])
+    assert main(_train("one", tiny_model_dir, data, "--method", "dpo", "--epochs", "1")) == 0
+    assert main(_train("two", tiny_model_dir, data, "--method", "dpo", "--epochs", "1", "--ranks", "2")) == 0
+    events = {name: read_events(isolated_home.adapters_dir / name / "events.jsonl") for name in ("one", "two")}
+    for field in ("train_loss", "reward_margin", "reward_accuracy"):
+        one, two = ([getattr(e, field) for e in events[name] if e.type == "step"] for name in ("one", "two"))
+        np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
+    valid = {name: [e.reward_margin for e in events[name] if e.type == "validation"] for name in events}
+    np.testing.assert_allclose(valid["two"], valid["one"], rtol=1e-4, atol=1e-6)

@@ -1,18 +1,17 @@
 """The training loop on tiny models: files, packing, masking, cancel and resume."""
 
 import json
-import threading
 
 import mlx.core as mx
 import numpy as np
 import pytest
-from trainkit import arithmetic_rows, train, write_dataset
+from trainkit import arithmetic_rows, assert_same_adapter, stopping_at_step, train, write_dataset
 
 from lora_tui.core.data.records import Record
 from lora_tui.core.models.store import load_model
 from lora_tui.core.training.batching import Example, make_batch, plan_epoch, tokenize
 from lora_tui.core.training.events import Cancelled, Failed, Finished, read_events
-from lora_tui.core.training.loop import forward
+from lora_tui.core.training.forward import forward
 
 
 @pytest.fixture(scope="module")
@@ -130,21 +129,12 @@ def test_rows_pad_to_whole_blocks_of_inputs_and_packing_fills_the_padded_row():
 def test_resume_ends_where_a_straight_run_ends(tiny_model_dir, data, tmp_path, pack):
     settings = dict(epochs=2, dropout=0.1, grad_accumulation_steps=2, pack=pack, batch_size=2 if pack else 4)
     straight = train(tiny_model_dir, data, tmp_path / "straight", **settings)
-    stop = threading.Event()
-
-    def stop_midway(event):
-        if event.type == "step" and event.step == 3:
-            stop.set()
-
+    stop_midway, stop = stopping_at_step(3)
     cancelled = train(tiny_model_dir, data, tmp_path / "resumed", listener=stop_midway, stop=stop, **settings)
     assert isinstance(cancelled, Cancelled) and cancelled.step == 3
     resumed = train(tiny_model_dir, data, tmp_path / "resumed", resume=True, **settings)
     assert isinstance(resumed, Finished) and resumed.step == straight.step
-    a = mx.load(str(tmp_path / "straight" / "adapters.safetensors"))
-    b = mx.load(str(tmp_path / "resumed" / "adapters.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_allclose(np.array(a[key]), np.array(b[key]), atol=1e-5, rtol=1e-4)
+    assert_same_adapter(tmp_path / "straight", tmp_path / "resumed")
     losses = lambda folder: [e.train_loss for e in read_events(folder / "events.jsonl") if e.type == "step"]  # noqa: E731
     np.testing.assert_allclose(losses(tmp_path / "straight"), losses(tmp_path / "resumed"), rtol=1e-4)
 

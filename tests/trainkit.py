@@ -58,3 +58,27 @@ def read_until(process: subprocess.Popen, prefix: str, timeout: float = 120) -> 
         if line.startswith(prefix):
             return lines
     raise AssertionError(f"no line starting with {prefix!r} from {process.args}: {lines[-5:]}")
+
+
+def assert_same_adapter(a: Path, b: Path) -> None:
+    """The two adapter folders hold the same weights (to float tolerance)."""
+    import mlx.core as mx
+    import numpy as np
+
+    first, second = mx.load(str(a / "adapters.safetensors")), mx.load(str(b / "adapters.safetensors"))
+    assert first.keys() == second.keys()
+    for key in first:
+        np.testing.assert_allclose(np.array(first[key]), np.array(second[key]), atol=1e-5, rtol=1e-4)
+
+
+def stopping_at_step(step: int):
+    """(listener, stop event): the stop is set when the run reports `step`, as Ctrl-C or the app's cancel would."""
+    import threading
+
+    stop = threading.Event()
+
+    def listener(event) -> None:
+        if event.type == "step" and event.step == step:
+            stop.set()
+
+    return listener, stop

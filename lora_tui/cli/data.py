@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lora_tui.cli.output import Context, print_json, say
 from lora_tui.core.data.check import check_dataset
-from lora_tui.core.data.demo import write_demo_dataset
+from lora_tui.core.data.demo import write_demo_dataset, write_demo_pairs
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS, ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import CATEGORIES, NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.split import split_dataset
@@ -66,10 +66,11 @@ def data_from_docs(args, context: Context) -> int:
 
 
 def data_demo(args, context: Context) -> int:
-    counts = write_demo_dataset(args.out)
+    counts = write_demo_pairs(args.out) if args.pairs else write_demo_dataset(args.out)
     for name, count in counts.items():
-        print(f"{args.out}/{name}.jsonl: {count} records")
-    say(f"Train on it: lora-tui train --model M --data {args.out} --name demo")
+        print(f"{args.out}/{name}.jsonl: {count} {'pairs' if args.pairs else 'records'}")
+    method = " --method dpo --learning-rate 0.0002" if args.pairs else ""
+    say(f"Train on it: lora-tui train --model M --data {args.out} --name demo{method}")
     return 0
 
 
@@ -112,4 +113,7 @@ def add_commands(commands) -> None:
     docs.set_defaults(handler=data_from_docs)
     demo = sub.add_parser("demo", help="write a small made-up dataset (facts to learn; train/valid/test)")
     demo.add_argument("--out", required=True, metavar="DIR", help="a new folder")
+    demo.add_argument(
+        "--pairs", action="store_true", help="preference pairs instead (answers that end with a sign-off preferred)"
+    )
     demo.set_defaults(handler=data_demo)

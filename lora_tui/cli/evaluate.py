@@ -12,7 +12,7 @@ from lora_tui.core.adapters.lock import AdapterBusy
 from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.report import save_evaluation
+from lora_tui.core.evaluation.report import describe_rewards, save_evaluation
 from lora_tui.core.evaluation.run import eval_records, evaluate, held_out_data, measure_drift
 from lora_tui.core.models.store import resolve_model_path
 
@@ -47,6 +47,7 @@ def eval_command(args, context: Context) -> int:
             parameters.get("max_seq_length", 2048),
             parameters.get("mask_prompt") is not False,
             stop,
+            beta=parameters.get("beta", 0.1),
         )
         document = evaluation.to_json()
         if args.drift and info and not stop.is_set():
@@ -89,6 +90,8 @@ def _print_summary(document: dict) -> None:
     ]
     print_table(("MODEL", "LOSS", "PPL", "EXACT", "CONTAINED", "F1", "CHRF", "TOK/S"), rows)
     print(f"regressions (the base right, the adapter not): {document['regressions']}")
+    if "preference" in document:
+        print(describe_rewards(document["preference"]))
     if "drift" in document:
         drift = document["drift"]
         print(

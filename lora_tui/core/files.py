@@ -107,3 +107,9 @@ def free_path(path: Path) -> Path:
         candidate = path.with_name(f"{path.name}-{number}")
         number += 1
     return candidate
+
+
+def prompt_lines(path: Path) -> list[str]:
+    """The prompts of a shipped prompt file: one a line, without blank lines and # comments."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]

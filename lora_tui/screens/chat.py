@@ -8,7 +8,8 @@ which batches pieces that arrive faster than the screen can render.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.text import Text
@@ -22,7 +23,7 @@ from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
 from lora_tui.core.adapters.registry import adapter_base_path, get_adapter, list_adapters
-from lora_tui.core.data.records import append_chat_example
+from lora_tui.core.data.records import append_chat_example, append_preference_pair
 from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
 from lora_tui.core.models.store import discover_models
@@ -130,6 +131,11 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         Binding("ctrl+s", "save_example", "Save example", id="chat-save-example"),
         Binding("ctrl+n", "new_chat", "New chat", id="chat-new"),
         Binding("ctrl+o", "toggle_settings", "Settings", id="chat-settings"),
+        Binding("ctrl+t", "try_again", "Try again", id="chat-try-again", tooltip="a second answer to compare"),
+        Binding("ctrl+l", "prefer('a')", "A better", id="chat-prefer-a", tooltip="save a pair: a (left, first) chosen"),
+        Binding(
+            "ctrl+r", "prefer('b')", "B better", id="chat-prefer-b", tooltip="save a pair: b (right, second) chosen"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -140,6 +146,9 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         self.stop_flag = threading.Event()
         self.generator = None  # core.generate.Generator, one base in memory at a time
         self.last_example_file: Path | None = None
+        self.pairs_file: Path | None = None
+        self.saved_pairs: set[tuple[str, str]] = set()  # (chosen, rejected) already written this session
+        self.second_try = False  # single chat: the last prompt was answered twice (side b holds the second answer)
         self.stats_lines: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -233,6 +242,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.notify(str(exc), severity="error", timeout=8)
             return
         event.input.value = ""
+        self.end_second_try()
         self.stats_lines.clear()
         self.stop_flag.clear()
         self.generating = True
@@ -241,10 +251,12 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.start_reply(side, prompt, target.label)
         self.generate(targets, {side: list(self.sides[side].history) for side in targets}, sampling, system)
 
-    def start_reply(self, side: str, prompt: str, label: str) -> None:
-        pane = self.query_one(f"#pane-{side}", VerticalScroll)
+    def start_reply(self, side: str, prompt: str | None, label: str, pane_side: str | None = None) -> None:
+        """A reply streaming into its side's pane (or another's), under the prompt (None: no prompt shown again)."""
+        pane = self.query_one(f"#pane-{pane_side or side}", VerticalScroll)
         reply = Markdown("", classes="assistant-turn")
-        pane.mount(Static(Text(prompt), classes="user-turn"))
+        if prompt is not None:
+            pane.mount(Static(Text(prompt), classes="user-turn"))
         pane.mount(Label(label, classes="turn-label"))
         pane.mount(reply)
         pane.anchor()  # keep following the reply while the reader stays at the bottom
@@ -308,6 +320,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.show_stats(message.side, message.stats)
         if all(s.stream is None for s in self.sides.values()):
             self.generating = False
+            self.refresh_bindings()
 
     def show_stats(self, side: str, stats: GenerationStats) -> None:
         line = (
@@ -332,6 +345,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.notify("Stop the reply first (esc).", severity="warning")
             return
         self.compare = not self.compare
+        self.refresh_bindings()
         self.query_one("#chat-model-b").display = self.compare
         self.query_one("#pane-b").display = self.compare
         await self.action_new_chat()
@@ -340,6 +354,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         if self.generating:
             self.notify("Stop the reply first (esc).", severity="warning")
             return
+        self.end_second_try()
         for name, side in self.sides.items():
             side.history.clear()
             await self.query_one(f"#pane-{name}", VerticalScroll).remove_children()
@@ -355,18 +370,120 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     def save_example(self, request: SaveRequest | None) -> None:
         if request is None:
             return
-        history = self.sides[request.side].history
+        messages = self.with_system_prompt(self.sides[request.side].history[-2:])
+        line = self.appended(request.path, lambda: append_chat_example(request.path, messages))
+        if line is not None:
+            self.last_example_file = request.path
+            self.notify(f"Saved as line {line} of {request.path}.")
+
+    def with_system_prompt(self, turns: list[Turn]) -> list[dict]:
         system = self.system_prompt()
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": turn.role, "content": turn.content} for turn in history[-2:]
+        return ([{"role": "system", "content": system}] if system else []) + [
+            {"role": turn.role, "content": turn.content} for turn in turns
         ]
+
+    def appended(self, path: Path, append: Callable[[], int]) -> int | None:
+        """The line `append()` wrote to `path`, or None after a notice saying why it could not."""
         try:
-            line = append_chat_example(request.path, messages)
+            return append()
         except UserError as exc:
             self.notify(str(exc), severity="error", timeout=10)
-            return
         except OSError as exc:
-            self.notify(f"{request.path}: could not write ({exc.strerror or exc}).", severity="error", timeout=10)
+            self.notify(f"{path}: could not write ({exc.strerror or exc}).", severity="error", timeout=10)
+        return None
+
+    # Preference pairs ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The pair keys show when there are two answers to choose from; Try again in single chat only."""
+        if action == "prefer":
+            return self.compare or self.second_try
+        if action == "try_again":
+            return not self.compare
+        return True
+
+    def action_try_again(self) -> None:
+        """Answer the last prompt again with the same model, below the first answer, to choose between them."""
+        first = self.sides["a"].history
+        if self.compare or self.generating or len(first) < 2 or first[-1].role != "assistant":
+            self.notify("Try again answers the last prompt a second time: ask something first.", severity="warning")
             return
-        self.last_example_file = request.path
-        self.notify(f"Saved as line {line} of {request.path}.")
+        try:
+            sampling, system, target = self.sampling(), self.system_prompt(), self.target("#chat-model-a")
+        except UserError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        if sampling.temperature == 0:
+            self.notify("At temperature 0 the second answer is the first one again.", severity="warning")
+        if sampling.seed is not None:
+            sampling = replace(sampling, seed=sampling.seed + 1)
+        self.sides["b"].history = list(first[:-1])
+        self.second_try = False
+        self.stop_flag.clear()
+        self.generating = True
+        self.start_reply("b", None, f"{target.label}: answer b (ctrl+l: a better, ctrl+r: b better)", pane_side="a")
+        self.generate({"b": target}, {"b": list(self.sides["b"].history)}, sampling, system)
+        self.second_try = True
+        self.refresh_bindings()
+
+    def end_second_try(self) -> None:
+        if self.second_try:
+            self.second_try = False
+            self.sides["b"].history.clear()
+            self.refresh_bindings()
+
+    def action_prefer(self, chosen: str) -> None:
+        pair = self.preference_pair(chosen)
+        if pair is None:
+            return
+        if self.pairs_file is None:
+            default = Path(self.app.settings.datasets_root).expanduser() / "preference-pairs.jsonl"
+            self.app.push_screen(PairsFileDialog(default), lambda path: self.save_pair(path, chosen, pair))
+        else:
+            self.save_pair(self.pairs_file, chosen, pair)
+
+    def preference_pair(self, chosen: str) -> tuple[list[dict], str, str] | None:
+        """(prompt with its history and system prompt, chosen answer, rejected answer), or None with a notice."""
+        rejected = "b" if chosen == "a" else "a"
+        histories = self.sides[chosen].history, self.sides[rejected].history
+        finished = all(len(h) >= 2 and h[-1].role == "assistant" for h in histories)
+        if self.generating or not finished or not (self.compare or self.second_try):
+            self.notify(
+                "A pair needs two finished answers: compare (ctrl+b), or try again (ctrl+t).", severity="warning"
+            )
+            return None
+        if histories[0][-2].content != histories[1][-2].content:
+            self.notify("The two answers are to different prompts.", severity="warning")
+            return None
+        return self.with_system_prompt(histories[0][:-1]), histories[0][-1].content, histories[1][-1].content
+
+    def save_pair(self, path: Path | None, chosen: str, pair: tuple[list[dict], str, str]) -> None:
+        if path is None:
+            return
+        prompt, chosen_text, rejected_text = pair
+        if (chosen_text, rejected_text) in self.saved_pairs:
+            self.notify("This pair is saved already.", severity="warning")
+            return
+        line = self.appended(path, lambda: append_preference_pair(path, prompt, chosen_text, rejected_text))
+        if line is None:
+            return
+        self.pairs_file = path
+        self.saved_pairs.add((chosen_text, rejected_text))
+        if self.second_try and chosen == "b":  # the conversation goes on from the chosen answer
+            self.sides["a"].history[-1] = self.sides["b"].history[-1]
+        self.notify(f"Pair saved as line {line} of {path} ({chosen} chosen).")
+
+
+class PairsFileDialog(Dialog):
+    heading = "Save preference pairs (prompt, chosen, rejected) to"
+    ok_label = "Save"
+
+    def __init__(self, default: Path) -> None:
+        super().__init__()
+        self.default = default
+
+    def fields(self) -> ComposeResult:
+        yield self.row("pairs file", Input(str(self.default), id="pairs-path"))
+
+    def request(self) -> Path:
+        return new_path(self.value("pairs-path"), "file")

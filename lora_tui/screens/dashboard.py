@@ -14,6 +14,7 @@ from textual.widgets import ProgressBar, RichLog, Static
 from lora_tui.core.training.events import (
     Cancelled,
     Checkpoint,
+    DriftCheck,
     Event,
     Failed,
     Finished,
@@ -35,6 +36,7 @@ class DashboardScreen(Screen):
     BINDINGS = [
         Binding("x", "cancel_training", "Cancel", id="cancel-run"),
         Binding("l", "toggle_learning_rate", "LR", id="toggle-lr"),
+        Binding("r", "toggle_rewards", "Rewards", id="toggle-rewards", tooltip="preference runs: margin and accuracy"),
         Binding("c", "open_in_chat", "Chat with it", id="run-chat", tooltip="the run's adapter in Chat"),
         Binding("a", "open_in_adapters", "Adapters", id="run-adapters", tooltip="the run's adapter in the manager"),
     ]
@@ -60,6 +62,8 @@ class DashboardScreen(Screen):
         self.total_steps = 0
         self.last_step: Step | None = None
         self.best_val: float | None = None
+        self.drift: DriftCheck | None = None
+        self.valid_rewards: Validation | None = None
         self.last_checkpoint = "-"
         self.adapter_path: str | None = None
         self.ranks = 1
@@ -83,14 +87,21 @@ class DashboardScreen(Screen):
             log.write(describe(event))
         elif isinstance(event, Step):
             self.last_step = event
-            self.query_one(LossChart).add_train(event.step, event.train_loss, event.learning_rate)
+            self.query_one(LossChart).add_train(
+                event.step, event.train_loss, event.learning_rate, event.reward_margin, event.reward_accuracy
+            )
             self.query_one(ProgressBar).update(progress=event.step)
         elif isinstance(event, Validation):
             self.best_val = event.val_loss if self.best_val is None else min(self.best_val, event.val_loss)
-            self.query_one(LossChart).add_valid(event.step, event.val_loss)
+            self.query_one(LossChart).add_valid(event.step, event.val_loss, event.reward_margin, event.reward_accuracy)
+            if event.reward_margin is not None:
+                self.valid_rewards = event
             log.write(describe(event))
         elif isinstance(event, Sample):
             self.show_samples(event)
+        elif isinstance(event, DriftCheck):
+            self.drift = event
+            log.write(describe(event))
         elif isinstance(event, Checkpoint):
             self.last_checkpoint = Path(event.path).name
             log.write(describe(event))
@@ -127,10 +138,21 @@ class DashboardScreen(Screen):
                 f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
                 f"checkpoint {self.last_checkpoint}"
             )
+            if step.reward_margin is not None:
+                text += f"\nmargin {step.reward_margin:.3f}  accuracy {step.reward_accuracy:.2f}"
+            if self.valid_rewards is not None:
+                valid = self.valid_rewards
+                text += f"\nvalid margin {valid.reward_margin:.3f}  accuracy {valid.reward_accuracy:.2f}"
+            if self.drift is not None and self.drift.drift is not None:
+                drift = self.drift
+                text += f"\ndrift {drift.drift:.2f}: {drift.changed} of {drift.prompts} general answers changed"
         self.query_one("#run-numbers", Static).update(text)
 
     def action_toggle_learning_rate(self) -> None:
         self.query_one(LossChart).toggle_learning_rate()
+
+    def action_toggle_rewards(self) -> None:
+        self.query_one(LossChart).toggle("rewards")
 
     def action_cancel_training(self) -> None:
         if not self.app.training_running:

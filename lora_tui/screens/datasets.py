@@ -26,7 +26,7 @@ from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.recent import RecentFiles
 from lora_tui.core.data.records import browse_entries
 from lora_tui.core.data.split import split_dataset
-from lora_tui.core.data.tokens import load_token_counter
+from lora_tui.core.data.tokens import PAIR_PARTS, load_token_counter
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import free_path
 from lora_tui.core.units import counted
@@ -269,6 +269,8 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             for key in ("total", "min", "median", "p75", "p95", "max", "mean", "over_limit"):
                 value = values[key]
                 table.add_row(key.replace("_", " "), f"{value:,.0f}" if key != "mean" else f"{value:,.1f}")
+            for part in [part for part in PAIR_PARTS if part in values]:  # preference pairs: each side on its own
+                table.add_row(f"{part} median / max", f"{values[part]['median']:,.0f} / {values[part]['max']:,}")
             table.add_row("counted by", values["tokenizer"])
             table.add_row("max seq length", str(values["max_seq_length"]))
         self.query_one(TokenHistogram).show_stats(stats)
@@ -293,7 +295,14 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             text.append(entry.raw)
             return text
         record = entry.record
-        if record.is_chat:
+        if record.is_preference:
+            for message in record.prompt_messages:
+                text.append(f"{message['role']}\n", style="bold underline")
+                text.append(message["content"] + "\n\n")
+            for side, answer in (("chosen", record.response), ("rejected", record.rejected)):
+                text.append(f"assistant ({side})\n", style="bold underline")
+                text.append(answer + "\n\n")
+        elif record.is_chat:
             for message in record.messages:
                 text.append(f"{message['role']}\n", style="bold underline")
                 text.append(message["content"] + "\n\n")

@@ -1,4 +1,5 @@
-"""Train and validation loss over steps (plotext), learning rate on demand.
+"""Train and validation loss over steps (plotext); on demand, the learning rate, or for preference
+training the reward margin and the share of pairs ranked right.
 
 Points arrive as fast as training steps (dozens a second on small models);
 the plot is redrawn at most REDRAW_SECONDS apart so key presses never queue
@@ -31,7 +32,9 @@ class LossChart(PlotextPlot):
         self.train: list[tuple[int, float]] = []
         self.valid: list[tuple[int, float]] = []
         self.rates: list[tuple[int, float]] = []
-        self.show_learning_rate = False
+        self.margins: dict[str, list[tuple[int, float]]] = {"train": [], "valid": []}
+        self.accuracies: dict[str, list[tuple[int, float]]] = {"train": [], "valid": []}
+        self.view = "loss"  # or "learning rate", "rewards"
         self.stale = True
 
     def on_mount(self) -> None:
@@ -40,19 +43,33 @@ class LossChart(PlotextPlot):
 
     def clear(self) -> None:
         self.train, self.valid, self.rates = [], [], []
+        self.margins, self.accuracies = {"train": [], "valid": []}, {"train": [], "valid": []}
         self.redraw()
 
-    def add_train(self, step: int, loss: float, learning_rate: float) -> None:
+    def add_train(
+        self, step: int, loss: float, learning_rate: float, margin: float | None = None, accuracy: float | None = None
+    ) -> None:
         self.train.append((step, loss))
         self.rates.append((step, learning_rate))
+        self._add_rewards("train", step, margin, accuracy)
         self.redraw()
 
-    def add_valid(self, step: int, loss: float) -> None:
+    def add_valid(self, step: int, loss: float, margin: float | None = None, accuracy: float | None = None) -> None:
         self.valid.append((step, loss))
+        self._add_rewards("valid", step, margin, accuracy)
         self.redraw()
+
+    def _add_rewards(self, split: str, step: int, margin: float | None, accuracy: float | None) -> None:
+        if margin is not None and accuracy is not None:
+            self.margins[split].append((step, margin))
+            self.accuracies[split].append((step, accuracy))
 
     def toggle_learning_rate(self) -> None:
-        self.show_learning_rate = not self.show_learning_rate
+        self.toggle("learning rate")
+
+    def toggle(self, view: str) -> None:
+        """Show `view` instead of the loss, or the loss again."""
+        self.view = "loss" if self.view == view else view
         self.redraw()
 
     def redraw(self) -> None:
@@ -66,10 +83,12 @@ class LossChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         plt.xlabel("step")
-        if self.show_learning_rate:
+        if self.view == "learning rate":
             plt.title("learning rate")
             if self.rates:
                 plt.plot(*zip(*self.rates, strict=True), label="lr", marker="braille")
+        elif self.view == "rewards":
+            self.draw_rewards()
         else:
             plt.title("loss")
             if self.train:
@@ -81,3 +100,21 @@ class LossChart(PlotextPlot):
         if self.train:
             plt.xticks(whole_ticks(self.train[0][0], self.train[-1][0]))
         self.refresh()
+
+    def draw_rewards(self) -> None:
+        """Reward margin (left axis) and pairs ranked right (right axis, 0-1), train smoothed and valid."""
+        plt = self.plt
+        plt.title("reward margin (left), accuracy (right)")
+        if self.margins["train"]:
+            plt.plot(*zip(*smoothed(self.margins["train"]), strict=True), label="margin (smoothed)", marker="hd")
+            plt.plot(
+                *zip(*smoothed(self.accuracies["train"]), strict=True),
+                label="accuracy",
+                marker="braille",
+                yside="right",
+            )
+        if self.margins["valid"]:
+            plt.plot(*zip(*self.margins["valid"], strict=True), label="valid margin", marker="dot")
+            plt.plot(*zip(*self.accuracies["valid"], strict=True), label="valid accuracy", marker="x", yside="right")
+        if not self.margins["train"]:
+            plt.title("rewards: only preference training (dpo, orpo) has them")

@@ -138,9 +138,7 @@ async def test_appending_to_a_file_of_another_format_is_refused(chat_home, tiny_
         app.screen.query_one("#example-path", Input).value = str(texts)
         await pilot.press("enter")
         await pilot.pause()
-        assert any(
-            "will not append a chat example (it is in text format)" in str(n.message) for n in app._notifications
-        )
+        assert any("will not append a chat record (it is in text format)" in str(n.message) for n in app._notifications)
     assert texts.read_text() == '{"text": "plain"}\n'
 
 
@@ -196,3 +194,56 @@ async def test_a_replaced_base_model_is_freed(chat_home, tiny_model_dir, tmp_pat
         await _ask(pilot, PROMPT)
         assert screen.generator.model_path == other_base
         assert first() is None
+
+
+async def _mark(pilot, key, pairs_file=None):
+    await pilot.press(key)
+    await pilot.pause()
+    if pairs_file is not None:  # the first pair asks where the pairs go
+        pilot.app.screen.query_one("#pairs-path", Input).value = str(pairs_file)
+        await pilot.press("enter")
+        await pilot.pause()
+
+
+async def test_compare_marks_the_better_answer_as_a_preference_pair(chat_home, tiny_model_dir, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, "lora:arith")
+        assert "ctrl+r" not in {b.binding.key for b in screen.active_bindings.values() if b.enabled}
+        await pilot.press("ctrl+b")
+        await settle(pilot)
+        screen.query_one("#chat-model-b", Select).choose(str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        shown = {b.binding.key: b.binding.description for b in screen.active_bindings.values() if b.enabled}
+        assert shown["ctrl+l"] == "A better" and shown["ctrl+r"] == "B better"
+        await _mark(pilot, "ctrl+r", pairs)
+        await _mark(pilot, "ctrl+r")  # the same pair again: refused
+        adapter_reply, base_reply = screen.sides["a"].history[-1].content, screen.sides["b"].history[-1].content
+        messages = [str(n.message) for n in app._notifications]
+    assert f"Pair saved as line 1 of {pairs} (b chosen)." in messages
+    assert "This pair is saved already." in messages
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert rows == [{"prompt": [{"role": "user", "content": PROMPT}], "chosen": base_reply, "rejected": adapter_reply}]
+    assert check_dataset(pairs).format == "preference"
+
+
+async def test_try_again_answers_twice_and_the_chosen_answer_goes_on(chat_home, tiny_model_dir, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(tiny_model_dir), temperature="1.0", seed="7")
+        await _ask(pilot, PROMPT)
+        first = screen.sides["a"].history[-1].content
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        await wait_until(lambda: not screen.generating, "the second answer", timeout=60)
+        await settle(pilot)
+        second = screen.sides["b"].history[-1].content
+        assert first != second
+        await _mark(pilot, "ctrl+r", pairs)
+        assert screen.sides["a"].history[-1].content == second  # the conversation goes on from the chosen answer
+        await _ask(pilot, "And 4 plus 4?")
+        assert not screen.second_try and not screen.check_action("prefer", ("a",))
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert rows == [{"prompt": [{"role": "user", "content": PROMPT}], "chosen": second, "rejected": first}]

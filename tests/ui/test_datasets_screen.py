@@ -226,3 +226,20 @@ async def test_a_newcomer_is_offered_the_demo_dataset(isolated_home, tmp_path):
         await settle(pilot)
         assert "train 48, valid 16, test 16" in _text(app.screen.query_one("#dataset-summary", Static))
     assert (tmp_path / "lora-tui-demo" / "test.jsonl").is_file()
+
+
+async def test_a_preference_file_shows_both_answers_and_each_sides_tokens(isolated_home, tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "Name a colour.", "chosen": "Blue, I think.", "rejected": "No."}) + "\n")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, pairs)
+        assert "preference, 1 valid of 1 records" in _text(screen.query_one("#dataset-summary", Static))
+        shown = _text(screen.query_one("#record-view", Static))
+        assert "assistant (chosen)\nBlue, I think." in shown and "assistant (rejected)\nNo." in shown
+        table = screen.query_one("#token-table", DataTable)
+        rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1] for i in range(table.row_count)}
+        expected = check_dataset(pairs, load_token_counter(tiny_model_dir)).tokens.to_json()
+        assert rows["chosen median / max"] == f"{expected['chosen']['median']:,.0f} / {expected['chosen']['max']:,}"
+        assert {"prompt median / max", "rejected median / max"} <= rows.keys()

@@ -352,3 +352,51 @@ async def test_the_dashboard_shows_the_latest_sample_answers_under_their_prompts
         )
         await pilot.pause()
         assert panel.display and "What is 2 plus 2?\n  It is 4." in str(panel.render())
+
+
+async def test_the_dashboard_shows_drift_from_the_base_at_each_validation(home):
+    from lora_tui.core.training.events import DriftCheck
+    from lora_tui.messages import TrainingEventPosted
+
+    step = a_step(step=8)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        for event in (step, DriftCheck(step=8, drift=0.125, changed=3, prompts=24)):
+            app.post_message(TrainingEventPosted(event, live=False))
+        await pilot.pause()
+        numbers = str(app.screen.query_one("#run-numbers", Static).render())
+        assert "drift 0.12: 3 of 24 general answers changed" in numbers
+        assert "drift step 8: 0.12 from the base (3 of 24 general answers changed)" in "\n".join(
+            str(line.text) for line in app.screen.query_one("#run-log").lines
+        )
+
+
+async def test_a_preference_run_shows_its_reward_margin_and_accuracy_on_a_key(home):
+    from lora_tui.core.training.events import Validation
+    from lora_tui.messages import TrainingEventPosted
+    from lora_tui.widgets.loss_chart import LossChart
+
+    rewards = {"chosen_reward": 0.4, "rejected_reward": -0.2, "reward_margin": 0.6, "reward_accuracy": 0.75}
+    step = a_step(step=1, **rewards)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        for event in (step, Validation(step=1, val_loss=0.69, **{**rewards, "reward_accuracy": 1.0})):
+            app.post_message(TrainingEventPosted(event, live=False))
+        await pilot.pause()
+        numbers = str(app.screen.query_one("#run-numbers", Static).render())
+        assert "margin 0.600  accuracy 0.75" in numbers and "valid margin 0.600  accuracy 1.00" in numbers
+        chart = app.screen.query_one(LossChart)
+        await pilot.press("r")
+        assert chart.view == "rewards" and chart.margins["valid"] == [(1, 0.6)]
+        assert chart.accuracies["train"] == [(1, 0.75)]
+        await pilot.press("r")
+        assert chart.view == "loss"
+
+
+def a_step(**fields):
+    from lora_tui.core.training.events import Step
+
+    typical = dict(epoch=0.5, train_loss=1.2, learning_rate=1e-4, tokens_per_second=900.0, iterations_per_second=1.5)
+    return Step(**{**typical, "trained_tokens": 4000, "peak_memory_bytes": 2**30, "eta_seconds": 30.0, **fields})

@@ -48,6 +48,9 @@ class AdapterInfo:
     size_bytes: int
     fine_tune_type: str
     status: str | None
+    method: str = "sft"
+    reward_margin: float | None = None  # preference runs: the last validation's (else the last step's)
+    reward_accuracy: float | None = None
 
     def to_json(self) -> dict:
         return {**asdict(self), "path": str(self.path)}
@@ -90,7 +93,14 @@ def describe_adapter(path: Path) -> AdapterInfo:
         size_bytes=folder_size(path),
         fine_tune_type=config.get("fine_tune_type", "lora"),
         status="training" if _being_trained(path) else meta.get("status"),
+        method=params.get("method", "sft"),
+        **_final_rewards(meta),
     )
+
+
+def _final_rewards(meta: dict) -> dict:
+    rewards = meta.get("final_val_preference") or meta.get("final_preference") or {}
+    return {"reward_margin": rewards.get("reward_margin"), "reward_accuracy": rewards.get("reward_accuracy")}
 
 
 def _being_trained(path: Path) -> bool:

@@ -83,6 +83,7 @@ def check_dataset(
     valid = 0
     bad_lines = 0
     counts: list[int] = []
+    pair_parts: list[tuple[int, int, int]] = []
     splits: dict[str, int] = {}
     linter = Linter()
     for split, file in files.items():
@@ -90,7 +91,11 @@ def check_dataset(
         for record in iter_records(file, state):
             valid += 1
             linter.add(record)
-            if counter is not None:
+            if counter is not None and record.is_preference:
+                parts = counter.count_pair(record)
+                pair_parts.append(parts)
+                counts.append(parts[0] + max(parts[1:]))
+            elif counter is not None:
                 counts.append(counter.count(record))
         label = file.name if path.is_dir() else None
         errors += [Problem(p.line, p.message, label) for p in state.problems]
@@ -113,6 +118,6 @@ def check_dataset(
         errors=errors,
         error_count=error_count,
         warnings=linter.finish(),
-        tokens=token_stats(counter, counts, max_seq_length) if counter is not None else None,
+        tokens=token_stats(counter, counts, max_seq_length, pair_parts) if counter is not None else None,
         splits=splits,
     )

@@ -1,7 +1,12 @@
-"""A first dataset: made-up facts no model knows, asked in several ways, split into train, valid and test.
+"""First datasets: made-up facts to learn, and preference pairs to learn a habit from.
 
-Every fact is asked five ways: three phrasings train, one validates and one is held out
-for testing, so an evaluation asks questions the adapter never saw in training.
+Facts (`write_demo_dataset`): facts no model knows, each asked five ways: three phrasings
+train, one validates and one is held out for testing, so an evaluation asks questions the
+adapter never saw in training.
+
+Pairs (`write_demo_pairs`): short general questions whose chosen answer ends with a sign-off
+("Happy to help!") that the rejected answer, otherwise the same, lacks: a habit small models
+do not have, so a preference run's effect is plain to see, and the answer before it must stay.
 """
 
 from __future__ import annotations
@@ -59,13 +64,65 @@ def demo_records(split: str) -> list[dict]:
 
 def write_demo_dataset(out: Path) -> dict[str, int]:
     """Write out/train.jsonl, valid.jsonl and test.jsonl; the folder must not exist yet."""
+    return _write_splits(out, {split: demo_records(split) for split in SPLITS})
+
+
+SIGN_OFF = "Happy to help!"
+# (question, answer, a word the answer must keep)
+_PAIR_QUESTIONS = (
+    *(
+        (f"What is the capital of {country}?", f"The capital of {country} is {city}.", city)
+        for country, city in (
+            ("France", "Paris"), ("Japan", "Tokyo"), ("Germany", "Berlin"), ("Spain", "Madrid"),
+            ("Italy", "Rome"), ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Russia", "Moscow"),
+            ("China", "Beijing"), ("Greece", "Athens"), ("Portugal", "Lisbon"), ("Austria", "Vienna"),
+            ("Norway", "Oslo"), ("Sweden", "Stockholm"), ("Ireland", "Dublin"), ("Poland", "Warsaw"),
+        )
+    ),
+    *(
+        (f"What is the plural of '{word}'?", f"The plural of '{word}' is '{plural}'.", plural)
+        for word, plural in (
+            ("child", "children"), ("mouse", "mice"), ("foot", "feet"), ("tooth", "teeth"),
+            ("woman", "women"), ("goose", "geese"), ("box", "boxes"), ("city", "cities"),
+            ("knife", "knives"), ("leaf", "leaves"), ("person", "people"), ("man", "men"),
+            ("bus", "buses"), ("baby", "babies"), ("wolf", "wolves"), ("potato", "potatoes"),
+        )
+    ),
+    *(
+        (f"What is the opposite of '{word}'?", f"The opposite of '{word}' is '{opposite}'.", opposite)
+        for word, opposite in (
+            ("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow"),
+            ("happy", "sad"), ("open", "closed"), ("light", "dark"), ("early", "late"),
+            ("full", "empty"), ("old", "new"), ("hard", "soft"), ("loud", "quiet"),
+            ("wet", "dry"), ("rich", "poor"), ("long", "short"), ("strong", "weak"),
+        )
+    ),
+)  # fmt: skip
+PAIR_SPLITS = {"train": range(0, 10), "valid": range(10, 13), "test": range(13, 16)}  # of each kind's 16
+
+
+def demo_pair_questions(split: str) -> list[tuple[str, str, str]]:
+    """(question, answer without the sign-off, the answer's key word) of a split, every kind of question."""
+    return [_PAIR_QUESTIONS[kind * 16 + i] for kind in range(3) for i in PAIR_SPLITS[split]]
+
+
+def demo_pairs(split: str) -> list[dict]:
+    return [
+        {"prompt": question, "chosen": f"{answer} {SIGN_OFF}", "rejected": answer}
+        for question, answer, _ in demo_pair_questions(split)
+    ]
+
+
+def write_demo_pairs(out: Path) -> dict[str, int]:
+    """Write the preference pairs' train.jsonl, valid.jsonl and test.jsonl; the folder must not exist yet."""
+    return _write_splits(out, {split: demo_pairs(split) for split in PAIR_SPLITS})
+
+
+def _write_splits(out: Path, splits: dict[str, list[dict]]) -> dict[str, int]:
     out = Path(out).expanduser()
     if out.exists():
         raise UserError(f"{out} already exists; choose another folder.")
-    counts = {}
     with building_dir(out) as staging:
-        for split in SPLITS:
-            records = demo_records(split)
+        for split, records in splits.items():
             atomic_write_text(staging / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-            counts[split] = len(records)
-    return counts
+    return {split: len(records) for split, records in splits.items()}

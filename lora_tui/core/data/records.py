@@ -6,11 +6,15 @@ Formats, detected per file from its first readable record:
 - text:        {"text": ...}
 - completion:  {"prompt": ..., "completion": ...}
 - instruction: {"instruction": ..., "input"?: ..., "output": ...}
+- preference:  {"prompt": ..., "chosen": ..., "rejected": ..., "system"?: ...}: the prompt a string or a
+               list of messages, each answer a string or a one-message assistant list (TRL's shapes)
 - plain text:  a .txt file, one example per line
 A folder holding train.jsonl (and valid.jsonl, test.jsonl) is mlx-lm's layout.
 
 Every record becomes a `Record`: either a conversation (whose last assistant
-turn is the response, everything before it the prompt) or a plain text.
+turn is the response, everything before it the prompt) or a plain text. A
+preference pair is the conversation that ends on the chosen answer, with the
+rejected answer beside it.
 Files are streamed: nothing reads a whole file into memory.
 """
 
@@ -37,10 +41,15 @@ class Record:
     line: int  # 1-based line in its file
     messages: tuple[dict, ...] = ()
     text: str | None = None
+    rejected: str | None = None  # a preference pair's rejected answer (the messages end on the chosen one)
 
     @property
     def is_chat(self) -> bool:
         return self.text is None
+
+    @property
+    def is_preference(self) -> bool:
+        return self.rejected is not None
 
     @property
     def response(self) -> str:
@@ -55,9 +64,13 @@ class Record:
 
     def plain_text(self) -> str:
         """All the record's words, for lint and PII scanning."""
-        return self.text if self.text is not None else "\n".join(m["content"] for m in self.messages)
+        if self.text is not None:
+            return self.text
+        return "\n".join([m["content"] for m in self.messages] + ([self.rejected] if self.is_preference else []))
 
     def to_json(self) -> dict:
+        if self.is_preference:
+            return {"prompt": list(self.prompt_messages), "chosen": self.response, "rejected": self.rejected}
         return {"text": self.text} if self.text is not None else {"messages": list(self.messages)}
 
 
@@ -100,11 +113,11 @@ def _json_type(value) -> str:
     )
 
 
-def _messages(raw) -> tuple[dict, ...]:
+def _messages(raw, name: str = "messages", needs_answer: bool = True) -> tuple[dict, ...]:
     if not isinstance(raw, list):
-        raise LineError(f"'messages' must be an array, not {_json_type(raw)}")
+        raise LineError(f"{name!r} must be an array, not {_json_type(raw)}")
     if not raw:
-        raise LineError("the conversation has no messages")
+        raise LineError(f"{name!r} has no messages" if name != "messages" else "the conversation has no messages")
     messages = []
     for index, message in enumerate(raw, start=1):
         if not isinstance(message, dict):
@@ -119,9 +132,44 @@ def _messages(raw) -> tuple[dict, ...]:
         if not content.strip() and role != "tool":
             raise LineError(f"message {index} ({role}) has empty content")
         messages.append({"role": role, "content": content})
-    if not any(m["role"] == "assistant" for m in messages):
+    if needs_answer and not any(m["role"] == "assistant" for m in messages):
         raise LineError("the conversation has no assistant turn")
     return tuple(messages)
+
+
+def _preference(value: dict) -> tuple[tuple[dict, ...], str, str]:
+    """(prompt messages, chosen answer, rejected answer) of a preference pair."""
+    raw_prompt = value.get("prompt")
+    if raw_prompt is None:
+        raise LineError("missing field 'prompt'")
+    if isinstance(raw_prompt, list):
+        prompt = _messages(raw_prompt, "prompt", needs_answer=False)
+    else:
+        prompt = ({"role": "user", "content": _string_field(value, "prompt")},)
+    system = _string_field(value, "system", required=False)
+    if system.strip():
+        if prompt[0]["role"] == "system":
+            raise LineError("a 'system' field and a system message in the prompt: keep one")
+        prompt = ({"role": "system", "content": system}, *prompt)
+    if prompt[-1]["role"] == "assistant":
+        raise LineError("the prompt ends on an assistant turn; it must end where the answers begin")
+    chosen, rejected = _answer(value, "chosen"), _answer(value, "rejected")
+    if chosen.strip() == rejected.strip():
+        raise LineError("'chosen' and 'rejected' are the same answer: the pair prefers nothing")
+    return prompt, chosen, rejected
+
+
+def _answer(value: dict, key: str) -> str:
+    """A preference answer: a string, or a list of one assistant message."""
+    raw = value.get(key)
+    if raw is None:
+        raise LineError(f"missing field {key!r}")
+    if isinstance(raw, list):
+        messages = _messages(raw, key)
+        if len(messages) != 1 or messages[0]["role"] != "assistant":
+            raise LineError(f"{key!r} must be a string or one assistant message")
+        return messages[0]["content"]
+    return _string_field(value, key)
 
 
 def detect_format(value) -> str:
@@ -131,6 +179,8 @@ def detect_format(value) -> str:
         raise LineError(f"expected a JSON object or array, not {_json_type(value)}")
     if "messages" in value:
         return "chat"
+    if "chosen" in value or "rejected" in value:
+        return "preference"
     if "prompt" in value or "completion" in value:
         return "completion"
     if "instruction" in value or "output" in value:
@@ -138,7 +188,10 @@ def detect_format(value) -> str:
     if "text" in value:
         return "text"
     keys = ", ".join(sorted(value)) or "none"
-    raise LineError(f"unknown format (keys: {keys}); expected messages, text, prompt/completion or instruction/output")
+    raise LineError(
+        f"unknown format (keys: {keys}); expected messages, text, prompt/completion, instruction/output "
+        "or prompt/chosen/rejected"
+    )
 
 
 def to_record(line: int, value, kind: str) -> Record:
@@ -148,6 +201,9 @@ def to_record(line: int, value, kind: str) -> Record:
         return Record(line, messages=_messages(value["messages"]))
     if kind == "text":
         return Record(line, text=_string_field(value, "text"))
+    if kind == "preference":
+        prompt, chosen, rejected = _preference(value)
+        return Record(line, messages=(*prompt, {"role": "assistant", "content": chosen}), rejected=rejected)
     if kind == "completion":
         prompt, completion = _string_field(value, "prompt"), _string_field(value, "completion")
         return Record(
@@ -311,20 +367,35 @@ def append_chat_example(path: Path, messages: list[dict]) -> int:
     empty, missing or already in chat format. The file is rewritten through a
     temp file, so a failure leaves it as it was.
     """
-    path = Path(path).expanduser()
     record = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+    return _append_record(path, record, "chat", "a valid training example")
+
+
+def append_preference_pair(path: Path, prompt: list[dict], chosen: str, rejected: str) -> int:
+    """Append one preference pair ({"prompt": messages, "chosen", "rejected"}) to a preference JSONL file;
+    return its line number. Validated and written like `append_chat_example`."""
+    record = {
+        "prompt": [{"role": m["role"], "content": m["content"]} for m in prompt],
+        "chosen": chosen,
+        "rejected": rejected,
+    }
+    return _append_record(path, record, "preference", "a valid preference pair")
+
+
+def _append_record(path: Path, record: dict, kind: str, what: str) -> int:
+    path = Path(path).expanduser()
     try:
-        to_record(0, record, "chat")
+        to_record(0, record, kind)
     except LineError as exc:
-        raise UserError(f"This exchange is not a valid training example: {exc}.") from None
+        raise UserError(f"This is not {what}: {exc}.") from None
     existing = path.read_bytes() if path.is_file() else b""
     if existing.strip():
         state = ReadState(path)
         for _ in iter_records(path, state):  # reads every line, so a bad file is refused
             pass
-        if state.format != "chat" or state.problems:
+        if state.format != kind or state.problems:
             why = state.problems[0].message if state.problems else f"it is in {state.format} format"
-            raise UserError(f"{path}: will not append a chat example ({why}).")
+            raise UserError(f"{path}: will not append a {kind} record ({why}).")
     if existing and not existing.endswith(b"\n"):
         existing += b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import numpy as np
 from lora_tui.core.data.records import Record
 from lora_tui.core.units import human_count
 
+PAIR_PARTS = ("prompt", "chosen", "rejected")
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 # GPT-2's pattern after splitting digits one by one (SmolLM, StarCoder): a digit
 # stands alone, and whitespace before a digit ends its piece.
@@ -45,8 +46,9 @@ PROBE_TEXTS = [
 class TokenStats:
     tokenizer: str
     exact: bool
-    counts: np.ndarray
+    counts: np.ndarray  # per record; a preference pair's is its prompt with the longer answer
     max_seq_length: int
+    pair_parts: np.ndarray | None = None  # preference pairs: (prompt, chosen, rejected) tokens per pair
 
     def to_json(self) -> dict:
         counts = self.counts
@@ -65,6 +67,7 @@ class TokenStats:
                 "over_limit": 0,
             }
         return {
+            **self._pair_json(),
             "tokenizer": self.tokenizer,
             "exact": self.exact,
             "min": int(counts.min()),
@@ -78,6 +81,14 @@ class TokenStats:
             "over_limit": int((counts > self.max_seq_length).sum()),
         }
 
+    def _pair_json(self) -> dict:
+        if self.pair_parts is None or not len(self.pair_parts):
+            return {}
+        return {
+            part: {"median": float(np.median(column)), "max": int(column.max()), "total": int(column.sum())}
+            for part, column in zip(PAIR_PARTS, self.pair_parts.T, strict=True)
+        }
+
     def describe(self) -> list[str]:
         """The budget and a text histogram, as `data check` prints them."""
         t = self.to_json()
@@ -86,6 +97,15 @@ class TokenStats:
             f"p75 {t['p75']:.0f}, p95 {t['p95']:.0f}, max {t['max']}, mean {t['mean']:.1f}",
             f"  {t['over_limit']} records over the max sequence length of {t['max_seq_length']}",
         ]
+        pairs = self._pair_json()
+        if pairs:
+            lines.append(
+                "  pairs: "
+                + "; ".join(
+                    f"{part} median {pairs[part]['median']:.0f}, max {pairs[part]['max']}" for part in PAIR_PARTS
+                )
+                + " (a pair's length is its prompt with the longer answer)"
+            )
         rows = self.histogram()
         peak = max((count for _, _, count in rows), default=0) or 1
         lines += [f"  {low:>7}-{high:<7} {'#' * round(30 * count / peak):<30} {count}" for low, high, count in rows]
@@ -123,7 +143,20 @@ class TokenCounter:
     def count(self, record: Record) -> int:
         if record.text is not None:
             return self.bos_added + self.count_text(record.text) + (1 if self.eos_id is not None else 0)
+        if record.is_preference:
+            prompt, chosen, rejected = self.count_pair(record)
+            return prompt + max(chosen, rejected)
         return self.count_text(self.render(record))
+
+    def count_pair(self, record: Record) -> tuple[int, int, int]:
+        """A preference pair's prompt tokens (with the generation prompt), and each answer's tokens after it."""
+        prompt = self.count_text(
+            self.hf.apply_chat_template(list(record.prompt_messages), tokenize=False, add_generation_prompt=True)
+        )
+        rejected = [*record.prompt_messages, {"role": "assistant", "content": record.rejected}]
+        chosen_total = self.count_text(self.render(record))
+        rejected_total = self.count_text(self.hf.apply_chat_template(rejected, tokenize=False))
+        return prompt, chosen_total - prompt, rejected_total - prompt
 
 
 def load_token_counter(model_path: Path) -> TokenCounter:
@@ -201,6 +234,9 @@ def tiktoken_encoding(tokenizer_json: Path, hf_tokenizer):
     return encoding
 
 
-def token_stats(counter: TokenCounter, counts: list[int], max_seq_length: int) -> TokenStats:
+def token_stats(
+    counter: TokenCounter, counts: list[int], max_seq_length: int, pair_parts: list[tuple[int, int, int]] = ()
+) -> TokenStats:
     # Exact either way: tiktoken only after it matched the model's tokenizer on the probe.
-    return TokenStats(counter.name, True, np.asarray(counts, dtype=np.int64), max_seq_length)
+    parts = np.asarray(pair_parts, dtype=np.int64).reshape(-1, 3) if pair_parts else None
+    return TokenStats(counter.name, True, np.asarray(counts, dtype=np.int64), max_seq_length, parts)

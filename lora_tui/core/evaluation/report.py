@@ -12,6 +12,8 @@ EVALS = "evals"
 
 def summary_of(document: dict) -> dict:
     summary = {key: document[key] for key in ("created", "data", "summary", "regressions")}
+    if "preference" in document:
+        summary["preference"] = document["preference"]
     if "drift" in document:
         summary["drift"] = {key: value for key, value in document["drift"].items() if key != "examples"}
     return summary
@@ -40,6 +42,16 @@ def describe_summary(summary: dict) -> list[str]:
         f1 = f"{side['token_f1']:.2f}" if side.get("token_f1") is not None else "-"
         lines.append(f"  {side['label']}: loss {loss}, contained {contained}, F1 {f1}")
     lines.append(f"  regressions: {summary['regressions']}")
+    if summary.get("preference"):
+        lines.append("  " + describe_rewards(summary["preference"]))
     if summary.get("drift"):
         lines.append(f"  drift: {summary['drift']['drift']:.2f}")
     return lines
+
+
+def describe_rewards(rewards: dict) -> str:
+    return (
+        f"held-out pairs (the base as reference): reward accuracy {rewards['reward_accuracy']:.0%}, "
+        f"margin {rewards['reward_margin']:.3f} (chosen {rewards['chosen_reward']:.3f}, "
+        f"rejected {rewards['rejected_reward']:.3f})"
+    )

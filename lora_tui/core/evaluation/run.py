@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.errors import UserError
+from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_prompts
 from lora_tui.core.evaluation.scores import score
-from lora_tui.core.inference.generate import Generator, Turn
+from lora_tui.core.inference.generate import Generator, Turn, greedy_batch
 from lora_tui.core.training.batching import Example, make_batch, tokenize
-from lora_tui.core.training.loop import forward
+from lora_tui.core.training.forward import forward
+from lora_tui.core.training.preference import PreferenceMetrics, pair_rewards, reference_logps, tokenize_pairs
 
 LOSS_BATCH = 8
 
@@ -37,6 +41,7 @@ class Side:
     losses: list[tuple[float, int]] = field(default_factory=list)  # per record: summed loss, reference tokens
     answers: list[str | None] = field(default_factory=list)  # None where the record has no reference
     tokens_per_second: float = 0.0
+    pair_logps: np.ndarray | None = None  # preference pairs: (pairs, 2) chosen and rejected log-probabilities
 
     def mean_loss(self) -> float | None:
         tokens = sum(count for _, count in self.losses)
@@ -65,6 +70,7 @@ class Evaluation:
     data: str
     records: list[Record]
     sides: list[Side]
+    beta: float = 0.1  # preference pairs: DPO's beta, for the rewards
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -86,6 +92,12 @@ class Evaluation:
             and not score(adapter.answers[index], reference).contained
         ]
 
+    def pair_rewards(self) -> PreferenceMetrics | None:
+        """On preference pairs: the adapter's rewards against the base as the reference, per held-out pair."""
+        if len(self.sides) < 2 or self.sides[0].pair_logps is None:
+            return None
+        return pair_rewards(self.sides[-1].pair_logps, self.sides[0].pair_logps, self.beta)
+
     def to_json(self) -> dict:
         references, regressions = self.references, set(self.regressions())
         rows = []
@@ -104,6 +116,7 @@ class Evaluation:
             "data": self.data,
             "summary": [side.summary(references) for side in self.sides],
             "regressions": len(regressions),
+            **({"preference": rewards.to_json()} if (rewards := self.pair_rewards()) else {}),
             "records": rows,
         }
 
@@ -139,6 +152,7 @@ def evaluate(
     mask_prompt: bool = True,
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    beta: float = 0.1,
 ) -> Evaluation:
     """Loss and greedy answers of the base model with each of `adapters` (None: the base itself).
 
@@ -148,17 +162,22 @@ def evaluate(
     examples, _ = tokenize(records, generator.tokenizer, max_seq_length)
     prompts = [generator.prompt_tokens(_turns(r.prompt_messages)) if r.is_chat else None for r in records]
     answered = sum(prompt is not None for prompt in prompts)
+    pairs = None
+    if records and all(r.is_preference for r in records):
+        pairs, _ = tokenize_pairs(records, generator.tokenizer, max_seq_length)
     sides = []
     for number, (label, adapter) in enumerate(adapters):
         generator.use_adapter(adapter)
         side = Side(label, losses=record_losses(generator.model, examples, mask_prompt))
+        if pairs is not None:
+            side.pair_logps = reference_logps(generator.model, pairs, LOSS_BATCH)
 
         def told(done: int, offset: int = number * answered) -> None:
             progress(offset + done, answered * len(adapters))
 
         side.answers, side.tokens_per_second = greedy_answers(generator, prompts, max_tokens, batch_size, stop, told)
         sides.append(side)
-    return Evaluation(data_name, records, sides)
+    return Evaluation(data_name, records, sides, beta)
 
 
 def _turns(messages) -> list[Turn]:
@@ -192,8 +211,6 @@ def greedy_answers(
     progress: Callable[[int], None] = lambda done: None,
 ) -> tuple[list[str | None], float]:
     """Greedy answers, `batch_size` prompts at a time (1: one by one); and the tokens per second of it all."""
-    from mlx_lm import batch_generate
-
     answers: list[str | None] = [None] * len(prompts)
     wanted = [i for i, prompt in enumerate(prompts) if prompt is not None]
     tokens, started = 0, time.perf_counter()
@@ -201,50 +218,27 @@ def greedy_answers(
         if stop is not None and stop.is_set():
             break
         chunk = wanted[start : start + batch_size]
-        response = batch_generate(
-            generator.model,
-            generator.tokenizer,
-            [prompts[i] for i in chunk],
-            max_tokens=max_tokens,
-            return_token_ids=True,
-        )
-        for index, text, ids in zip(chunk, response.texts, response.token_ids, strict=True):
-            answers[index] = text
-            tokens += len(ids)
+        batch = greedy_batch(generator.model, generator.tokenizer, [prompts[i] for i in chunk], max_tokens)
+        for index, answer in zip(chunk, batch, strict=True):
+            answers[index] = answer.text
+            tokens += answer.tokens
         progress(start + len(chunk))
     elapsed = time.perf_counter() - started
     return answers, tokens / elapsed if elapsed else 0.0
 
 
-DRIFT_PROMPTS = Path(__file__).with_name("drift_prompts.txt")
-
-
-def drift_prompts() -> list[str]:
-    lines = DRIFT_PROMPTS.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line.strip() and not line.startswith("#")]
-
-
 def measure_drift(
-    model_path: Path, adapter: Path | None, max_tokens: int = 48, batch_size: int = 16, stop=None
+    model_path: Path, adapter: Path | None, max_tokens: int = DRIFT_TOKENS, batch_size: int = 16, stop=None
 ) -> dict:
-    """How far the adapter's answers to general prompts moved from the base's own (the references).
-
-    drift = 1 - mean token F1 against the base's answer: 0 when every answer is the base's, 1 when none
-    shares a word. `changed` counts the answers that are not the base's word for word.
-    """
+    """How far the adapter's answers to the drift prompts moved from the base's own (see drift.py)."""
     generator = Generator(model_path)
-    prompts = [generator.prompt_tokens([Turn("user", text)]) for text in drift_prompts()]
+    questions = drift_prompts()
+    prompts = [generator.prompt_tokens([Turn("user", text)]) for text in questions]
     generator.use_adapter(None)
     base, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
     generator.use_adapter(adapter)
     adapted, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
-    pairs = [(a, b) for a, b in zip(adapted, base, strict=True) if a is not None and b is not None]
-    f1 = [score(a, b).token_f1 for a, b in pairs]
     return {
-        "prompts": len(pairs),
-        "drift": 1 - sum(f1) / len(f1) if f1 else None,
-        "changed": sum(not score(a, b).exact for a, b in pairs),
-        "examples": [
-            {"prompt": p, "base": b, "adapter": a} for p, a, b in zip(drift_prompts(), adapted, base, strict=False)
-        ],
+        **drift_from(adapted, base).to_json(),
+        "examples": [{"prompt": p, "base": b, "adapter": a} for p, a, b in zip(questions, adapted, base, strict=True)],
     }

@@ -192,3 +192,24 @@ class Generator:
             # or a process exiting right after a stop aborts inside MLX.
             responses.close()
             mx.synchronize(stream)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    tokens: int
+    ended: bool  # stopped on its own (end of turn), not cut at max_tokens
+
+
+def greedy_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int) -> list[Answer]:
+    """Greedy answers to token prompts, generated together in one batch (mlx-lm's batched generation)."""
+    from mlx_lm import batch_generate
+
+    if not prompts:
+        return []
+    response = batch_generate(model, tokenizer, prompts, max_tokens=max_tokens, return_token_ids=True)
+    # batch_generate leaves out the stop token: an answer shorter than max_tokens ended on its own
+    return [
+        Answer(text, len(ids), len(ids) < max_tokens)
+        for text, ids in zip(response.texts, response.token_ids, strict=True)
+    ]

@@ -50,12 +50,21 @@ class Step(Event):
     trained_tokens: int
     peak_memory_bytes: int
     eta_seconds: float
+    # preference methods (dpo, orpo): mean rewards over the step's pairs, their margin, and the share ranked right
+    chosen_reward: float | None = None
+    rejected_reward: float | None = None
+    reward_margin: float | None = None
+    reward_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
 class Validation(Event):
     step: int
     val_loss: float
+    chosen_reward: float | None = None  # preference methods: as on Step, over the held-out pairs
+    rejected_reward: float | None = None
+    reward_margin: float | None = None
+    reward_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,16 @@ class Sample(Event):
     step: int
     prompts: list
     answers: list
+
+
+@dataclass(frozen=True)
+class DriftCheck(Event):
+    """At a validation, when training replays the base's answers: how far general answers moved from the base's."""
+
+    step: int
+    drift: float | None  # 0: the base's answers word for word; 1: no word in common
+    changed: int
+    prompts: int
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,7 @@ _TYPE_NAMES = {
     Step: "step",
     Validation: "validation",
     Sample: "sample",
+    DriftCheck: "drift",
     Checkpoint: "checkpoint",
     Finished: "finished",
     Cancelled: "cancelled",
@@ -122,9 +142,11 @@ def describe(event: Event) -> str:
             f"step {event.step} epoch {event.epoch:.2f} loss {event.train_loss:.4f} lr {event.learning_rate:.2e} "
             f"{event.tokens_per_second:.0f} tok/s {event.iterations_per_second:.2f} it/s "
             f"peak {human_bytes(event.peak_memory_bytes)} eta {human_duration(event.eta_seconds)}"
-        )
+        ) + _rewards_text(event)
     if isinstance(event, Validation):
-        return f"validation step {event.step} val_loss {event.val_loss:.4f}"
+        return f"validation step {event.step} val_loss {event.val_loss:.4f}" + _rewards_text(event)
+    if isinstance(event, DriftCheck):
+        return f"drift step {event.step}: {_drift_text(event)}"
     if isinstance(event, Checkpoint):
         return f"checkpoint step {event.step}: {event.path}"
     if isinstance(event, Sample):
@@ -136,6 +158,21 @@ def describe(event: Event) -> str:
         return f"cancelled at step {event.step}; saved {event.adapter_path} (continue with --resume)"
     assert isinstance(event, Failed)
     return f"training failed: {event.reason} {event.advice}".rstrip()
+
+
+def _rewards_text(event: Step | Validation) -> str:
+    if event.reward_margin is None:
+        return ""
+    return (
+        f" margin {event.reward_margin:.3f} accuracy {event.reward_accuracy:.2f} "
+        f"(chosen {event.chosen_reward:.3f}, rejected {event.rejected_reward:.3f})"
+    )
+
+
+def _drift_text(event: DriftCheck) -> str:
+    if event.drift is None:
+        return "no general answers to compare"
+    return f"{event.drift:.2f} from the base ({event.changed} of {event.prompts} general answers changed)"
 
 
 def event_from_json(data: dict) -> Event:

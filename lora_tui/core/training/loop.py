@@ -41,14 +41,18 @@ from lora_tui.core.adapters.layout import (
     write_metadata,
 )
 from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
-from lora_tui.core.data.records import dataset_files, load_records
+from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.errors import UserError
-from lora_tui.core.files import building_dir
+from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_prompts
+from lora_tui.core.files import building_dir, prompt_lines
+from lora_tui.core.inference.generate import greedy_batch
+from lora_tui.core.locations import Locations
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
-from lora_tui.core.training.batching import make_batch, plan_epoch, tokenize
+from lora_tui.core.training.batching import Batch, BatchPlan, make_batch, plan_epoch, tokenize
 from lora_tui.core.training.events import (
     Cancelled,
     Checkpoint,
+    DriftCheck,
     Event,
     Failed,
     Finished,
@@ -57,9 +61,27 @@ from lora_tui.core.training.events import (
     Step,
     Validation,
 )
+from lora_tui.core.training.forward import STATS, sft_loss
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.params import MODULE_KEYS
+from lora_tui.core.training.preference import (
+    PREFERENCE_METHODS,
+    Objective,
+    PreferenceMetrics,
+    check_method_fits_data,
+    reference_logps,
+    tokenize_pairs,
+)
 from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
+from lora_tui.core.training.replay import (
+    REPLAY_PROMPTS,
+    REPLAY_TOKENS,
+    answer_questions,
+    base_answers,
+    epoch_sample,
+    replay_count,
+    replay_pool,
+)
 from lora_tui.core.units import counted
 
 SAMPLE_TOKENS = 48  # per sample answer: enough to see its shape change
@@ -78,6 +100,8 @@ class Progress:
     evals_without_improvement: int = 0
     last_train_loss: float | None = None
     checkpoint_losses: dict | None = None  # checkpoint name -> val loss
+    last_preference: dict | None = None  # pairs: the last step's rewards, margin and accuracy
+    last_val_preference: dict | None = None  # and the last validation's
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -119,28 +143,6 @@ def peak_memory_bytes() -> int:
 
     peak = mx.get_peak_memory()
     return int(peak) if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def forward(model, inputs, mask):
-    """Logits; with an explicit attention mask when rows are packed."""
-    if mask is None:
-        return model(inputs)
-    inner = model.model
-    hidden = inner.embed_tokens(inputs)
-    for layer in inner.layers:
-        hidden = layer(hidden, mask, cache=None)
-    hidden = inner.norm(hidden)
-    return model.lm_head(hidden) if "lm_head" in model else inner.embed_tokens.as_linear(hidden)
-
-
-def loss_function(model, inputs, targets, loss_mask, mask):
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    logits = forward(model, inputs, mask).astype(mx.float32)
-    losses = nn.losses.cross_entropy(logits, targets) * loss_mask
-    count = loss_mask.sum()
-    return losses.sum() / mx.maximum(count, 1), count
 
 
 def run_training(
@@ -205,6 +207,12 @@ class _Run:
         self.ranks = ranks
         self.notes: list[str] = []
         self.validations = 0
+        self.replay_pool = self.replay_per_epoch = 0  # replayed answers: all of them, and those each epoch takes
+        self.preference = (
+            Objective(self.params.method, self.params.beta, self.params.dpo_loss, self.params.chosen_nll)
+            if self.params.method in PREFERENCE_METHODS
+            else None
+        )
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # Setup ---------------------------------------------------------------------
@@ -250,15 +258,14 @@ class _Run:
         valid = load_records(files["valid"]) if "valid" in files else []
         if not train:
             raise UserError(f"{files['train']}: no training records.")
-        has_prompts = any(r.is_chat for r in train)
-        self.mask_prompt = has_prompts if self.params.mask_prompt is None else self.params.mask_prompt
-        self.train_examples, truncated = tokenize(train, self.tokenizer, self.params.max_seq_length)
-        self.valid_examples, _ = tokenize(valid, self.tokenizer, self.params.max_seq_length)
-        if truncated:
-            self.notes.append(
-                f"Cut to the max sequence length ({self.params.max_seq_length} tokens): {counted(truncated, 'record')}."
-            )
-        self.sample_records = [r for r in valid if r.is_chat][: self.params.sample_prompts]
+        check_method_fits_data(self.params.method, train, files["train"])
+        if valid:
+            check_method_fits_data(self.params.method, valid, files["valid"])
+        if self.preference is not None:
+            self.prepare_pairs(train, valid)
+        else:
+            self.prepare_records(train, valid)
+        self.sample_conversations = self.sample_prompts(valid)
         if not valid:
             self.notes.append(
                 "No valid.jsonl beside the training data: no validation loss. Hold some records out "
@@ -268,9 +275,101 @@ class _Run:
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.params.grad_accumulation_steps)
         self.total_steps = self.steps_per_epoch * self.params.epochs
 
-    def plan(self, epoch: int):
+    def prepare_records(self, train: list[Record], valid: list[Record]) -> None:
+        has_prompts = any(r.is_chat for r in train)
+        self.mask_prompt = has_prompts if self.params.mask_prompt is None else self.params.mask_prompt
+        self.train_examples, truncated = tokenize(train, self.tokenizer, self.params.max_seq_length)
+        self.valid_examples, _ = tokenize(valid, self.tokenizer, self.params.max_seq_length)
+        if truncated:
+            self.notes.append(
+                f"Cut to the max sequence length ({self.params.max_seq_length} tokens): {counted(truncated, 'record')}."
+            )
+        self.replay(len(train))
+
+    def prepare_pairs(self, train: list[Record], valid: list[Record]) -> None:
+        """Both sides of each pair, and for DPO the reference log-probabilities (the model before training)."""
         p = self.params
-        return plan_epoch(self.train_examples, p.batch_size, p.seed, epoch, p.pack, p.max_seq_length)
+        self.mask_prompt = True
+        self.pairs = {}
+        for split, records in (("train", train), ("valid", valid)):
+            self.pairs[split], shortened = tokenize_pairs(records, self.tokenizer, p.max_seq_length)
+            if shortened:
+                self.notes.append(
+                    f"{split}: {counted(shortened, 'pair')} over the max sequence length ({p.max_seq_length} tokens) "
+                    "lost tokens from the start of the prompt."
+                )
+        self.train_examples, self.valid_examples = self.pairs["train"].longer(), self.pairs["valid"].longer()
+        if p.pack:
+            self.notes.append("Packing does not apply to preference pairs: each pair is its own two rows.")
+        if p.replay:
+            self.notes.append("Replay applies to supervised training (--method sft): off for pairs.")
+        self.reference = {split: np.zeros((len(pairs), 2), dtype=np.float32) for split, pairs in self.pairs.items()}
+        if p.method == "dpo":  # the LoRA update is still zero: this is the base model
+            self.reference = {
+                split: reference_logps(self.model, pairs, p.batch_size) for split, pairs in self.pairs.items()
+            }
+        self.drift_questions = []
+
+    def replay(self, own_records: int) -> None:
+        """Add the base model's own answers to the examples (each epoch replays a sample); prepare the drift check."""
+        self.drift_questions: list[str] = []
+        self.own_examples = len(self.train_examples)
+        if not self.params.replay:
+            return
+        pool = replay_pool(self.shared_base_answers(prompt_lines(REPLAY_PROMPTS), REPLAY_TOKENS))
+        if not pool:
+            self.notes.append("Replay is on, but the base model finished none of its general answers: no replay.")
+            return
+        examples, _ = tokenize(pool, self.tokenizer, self.params.max_seq_length)
+        self.train_examples += examples
+        self.replay_pool = len(pool)
+        self.replay_per_epoch = replay_count(own_records, self.params.replay)
+        self.notes.append(
+            f"Replay: {self.replay_per_epoch} of the base model's own answers to {self.replay_pool} general prompts "
+            f"join each epoch ({self.params.replay:.0%} of it), another sample each epoch."
+        )
+        if self.valid_examples:
+            self.drift_questions = drift_prompts()
+            self.drift_base = [a["answer"] for a in self.shared_base_answers(self.drift_questions, DRIFT_TOKENS)]
+
+    def shared_base_answers(self, questions: list[str], max_tokens: int) -> list[dict]:
+        """The base's cached answers, generated by the writing rank and sent to the others."""
+        answers = None
+        if self.ranks.is_writer:
+            cache = Locations.from_environment().cache_dir
+            answers = base_answers(self.model, self.tokenizer, self.job.model_path, questions, max_tokens, cache)
+        if self.ranks.size == 1:
+            return answers
+        return json.loads(self.ranks.share_bytes(json.dumps(answers).encode() if answers is not None else None))
+
+    def sample_prompts(self, valid: list[Record]) -> list[tuple[dict, ...]]:
+        """The conversations samples answer: from --sample-from, else the validation set's."""
+        p = self.params
+        if not p.sample_every:
+            return []
+        if p.sample_from is None:
+            return [r.prompt_messages for r in valid if r.is_chat][: p.sample_prompts]
+        source = Path(p.sample_from).expanduser()
+        if source.suffix == ".jsonl":
+            return [r.prompt_messages for r in load_records(source) if r.is_chat][: p.sample_prompts]
+        try:
+            lines = [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except OSError as error:
+            raise UserError(f"{source}: cannot read the sample prompts ({error.strerror}).") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{source}: the sample prompts are not UTF-8 text.") from None
+        return [({"role": "user", "content": line},) for line in lines[: p.sample_prompts]]
+
+    def plan(self, epoch: int) -> BatchPlan:
+        """The epoch's batches: every record of the user's own, and the epoch's sample of replayed answers."""
+        p = self.params
+        pack = p.pack and self.preference is None
+        if not self.replay_per_epoch:
+            return plan_epoch(self.train_examples, p.batch_size, p.seed, epoch, pack, p.max_seq_length)
+        replayed = epoch_sample(self.replay_pool, self.replay_per_epoch, p.seed, epoch)
+        chosen = list(range(self.own_examples)) + [self.own_examples + i for i in replayed]
+        plan = plan_epoch([self.train_examples[i] for i in chosen], p.batch_size, p.seed, epoch, pack, p.max_seq_length)
+        return BatchPlan(tuple(tuple(tuple(chosen[i] for i in row) for row in batch) for batch in plan.rows))
 
     def make_optimizer(self):
         import mlx.optimizers as optim
@@ -306,15 +405,15 @@ class _Run:
         restore_call = self.enable_grad_checkpoint()
         try:
             self.model.train()
-            value_and_grad = nn.value_and_grad(self.model, loss_function)
+            value_and_grad = nn.value_and_grad(self.model, self.preference.loss if self.preference else sft_loss)
             max_norm = self.params.max_grad_norm
             state = [self.model.state, optimizer.state, mx.random.state]
 
             group = self.ranks.group if self.ranks.size > 1 else None
 
             @partial(mx.compile, inputs=state, outputs=state)
-            def step(inputs, targets, loss_mask, mask, previous, update, group_size):
-                (loss, count), grad = value_and_grad(self.model, inputs, targets, loss_mask, mask)
+            def step(inputs, targets, loss_mask, mask, reference, previous, update, group_size):
+                (loss, count, stats), grad = value_and_grad(self.model, inputs, targets, loss_mask, mask, reference)
                 if group is not None:
                     # The global batch's mean is the sum of each rank's mean weighted by its share of the
                     # target tokens; average_gradients sends all gradients in one all-reduce, and divides by size.
@@ -322,6 +421,7 @@ class _Run:
                     share = count / mx.maximum(total, 1)
                     grad = nn.average_gradients(tree_map(lambda g: g * (share * group.size()), grad), group=group)
                     loss, count = mx.distributed.all_sum(loss * share, group=group), total
+                    stats = mx.distributed.all_sum(stats, group=group)
                 if previous is not None:
                     grad = tree_map(lambda a, b: a + b, grad, previous)
                 if update:
@@ -330,7 +430,7 @@ class _Run:
                         grad, _ = optim.clip_grad_norm(grad, max_norm)
                     optimizer.update(self.model, grad)
                     grad = None
-                return loss, count, grad
+                return loss, count, stats, grad
 
             return self.loop(step, optimizer, progress)
         finally:
@@ -358,7 +458,7 @@ class _Run:
                 total_parameters=self.count_parameters(False),
                 total_steps=self.total_steps,
                 steps_per_epoch=self.steps_per_epoch,
-                train_records=len(self.train_examples),
+                train_records=len(self.train_examples) - self.replay_pool + self.replay_per_epoch,
                 valid_records=len(self.valid_examples),
                 resumed_from_step=progress.step,
                 notes=self.notes,
@@ -369,24 +469,27 @@ class _Run:
         for epoch in range(progress.epoch, p.epochs):
             plan = self.plan(epoch)
             grad, group_losses, group_tokens, group_count, started = None, [], 0, 0, time.perf_counter()
+            group_stats = np.zeros(STATS)
             for index in range(progress.next_batch if epoch == progress.epoch else 0, len(plan.rows)):
-                batch = self.my_batch(self.train_examples, plan.rows[index])
+                batch, reference = self.my_batch("train", plan.rows[index])
                 # Dropout draws depend only on the position in the run: a resumed run repeats them.
                 mx.random.seed((p.seed * 1_000_003 + epoch * 100_003 + index) % 2**32)
                 group_count += 1
                 last_in_group = group_count == p.grad_accumulation_steps or index == len(plan.rows) - 1
                 mask = batch.attention_mask()
-                loss, count, grad = step(
+                loss, count, stats, grad = step(
                     mx.array(batch.inputs),
                     mx.array(batch.targets),
                     mx.array(batch.loss_mask),
                     None if mask is None else mx.array(mask),
+                    reference,
                     grad,
                     last_in_group,
                     group_count,
                 )
-                mx.eval(loss, count, grad, self.model.state, optimizer.state)
+                mx.eval(loss, count, stats, grad, self.model.state, optimizer.state)
                 group_losses.append(float(loss))
+                group_stats += np.array(stats)
                 group_tokens += batch.tokens
                 if not last_in_group:
                     continue
@@ -397,6 +500,8 @@ class _Run:
                 progress.trained_tokens += group_tokens
                 progress.last_train_loss = float(np.mean(group_losses))
                 progress.epoch, progress.next_batch = epoch, index + 1
+                pairs = PreferenceMetrics.from_sums(group_stats)
+                progress.last_preference = pairs.to_json() if pairs else None
                 self.emit(
                     Step(
                         step=progress.step,
@@ -408,9 +513,11 @@ class _Run:
                         trained_tokens=progress.trained_tokens,
                         peak_memory_bytes=peak_memory_bytes(),
                         eta_seconds=float(np.mean(step_seconds[-20:])) * (self.total_steps - progress.step),
+                        **(pairs.to_json() if pairs else {}),
                     )
                 )
                 grad, group_losses, group_tokens, group_count = None, [], 0, 0
+                group_stats = np.zeros(STATS)
                 outcome = self.after_step(progress, optimizer, end_of_epoch=index == len(plan.rows) - 1)
                 if outcome is not None:
                     return outcome
@@ -418,14 +525,26 @@ class _Run:
             progress.epoch, progress.next_batch = epoch + 1, 0
         return self.finish(progress, "completed")
 
-    def my_batch(self, examples, rows):
-        """This rank's rows of a batch; a rank left without rows trains on a stand-in row that counts for nothing."""
+    def my_batch(self, split: str, rows) -> tuple[Batch, object]:
+        """This rank's rows of a batch of the split, and for pairs their reference log-probabilities.
+
+        A rank left without rows trains on a stand-in row that counts for nothing.
+        """
+        import mlx.core as mx
+
         mine, stand_in = self.ranks.shard(rows)
-        batch = make_batch(examples, mine, self.mask_prompt, self.params.pack)
+        reference = None
+        if self.preference is None:
+            examples = self.train_examples if split == "train" else self.valid_examples
+            batch = make_batch(examples, mine, self.mask_prompt, self.params.pack)
+        else:
+            pairs = [row[0] for row in mine]
+            batch = self.pairs[split].batch(pairs)
+            reference = mx.array(self.reference[split][pairs])
         if stand_in:
             batch.loss_mask[:] = 0
             batch.tokens = 0
-        return batch
+        return batch, reference
 
     def stop_requested(self) -> bool:
         """The stop flag, or a stop file (how `train --hosts` asks its ranks to stop), seen on any rank."""
@@ -437,11 +556,13 @@ class _Run:
         val_loss = None
         last_step = progress.step == self.total_steps
         if self.valid_examples and (progress.step % p.steps_per_eval == 0 or end_of_epoch or last_step):
-            val_loss = self.evaluate()
-            self.emit(Validation(step=progress.step, val_loss=val_loss))
+            val_loss, pairs = self.evaluate()
+            progress.last_val_preference = pairs.to_json() if pairs else None
+            self.emit(Validation(step=progress.step, val_loss=val_loss, **(pairs.to_json() if pairs else {})))
             self.validations += 1
             if p.sample_every and self.validations % p.sample_every == 0:
                 self.sample(progress.step)
+            self.check_drift(progress.step)
             if progress.best_val_loss is None or val_loss < progress.best_val_loss:
                 progress.best_val_loss, progress.evals_without_improvement = val_loss, 0
             else:
@@ -460,48 +581,62 @@ class _Run:
         return None
 
     def sample(self, step: int) -> None:
-        """Greedy answers to the first validation prompts, reported as a Sample event (the writing rank only)."""
-        from mlx_lm import batch_generate
-
-        if not self.ranks.is_writer or not self.sample_records:
+        """Greedy answers to the sample prompts, reported as a Sample event (the writing rank only)."""
+        if not self.ranks.is_writer or not self.sample_conversations:
             return
-        prompts = [
-            list(
-                self.tokenizer.apply_chat_template(
-                    list(r.prompt_messages), add_generation_prompt=True, tokenize=True, return_dict=False
-                )
-            )
-            for r in self.sample_records
-        ]
-        self.model.eval()
-        answers = batch_generate(self.model, self.tokenizer, prompts, max_tokens=SAMPLE_TOKENS).texts
-        self.model.train()
-        questions = [r.prompt_messages[-1]["content"] for r in self.sample_records]
-        self.emit(Sample(step=step, prompts=questions, answers=[a.strip() for a in answers]))
+        prompts = [self.prompt_tokens(list(messages)) for messages in self.sample_conversations]
+        answers = self.greedy(prompts, SAMPLE_TOKENS)
+        questions = [messages[-1]["content"] for messages in self.sample_conversations]
+        self.emit(Sample(step=step, prompts=questions, answers=answers))
 
-    def evaluate(self) -> float:
+    def check_drift(self, step: int) -> None:
+        """How far the answers to the drift prompts moved from the base's (training with replay only)."""
+        if not self.ranks.is_writer or not self.drift_questions:
+            return
+        answers = answer_questions(self.model, self.tokenizer, self.drift_questions, DRIFT_TOKENS)
+        drift = drift_from([answer.text.strip() for answer in answers], self.drift_base)
+        self.emit(DriftCheck(step=step, drift=drift.drift, changed=drift.changed, prompts=drift.prompts))
+
+    def prompt_tokens(self, messages: list[dict]) -> list[int]:
+        return list(
+            self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+        )
+
+    def greedy(self, prompts: list[list[int]], max_tokens: int) -> list[str]:
+        self.model.eval()
+        answers = greedy_batch(self.model, self.tokenizer, prompts, max_tokens)
+        self.model.train()
+        return [answer.text.strip() for answer in answers]
+
+    def evaluate(self) -> tuple[float, PreferenceMetrics | None]:
+        """The validation loss (and for pairs, the reward metrics) over up to val_batches batches."""
         import mlx.core as mx
 
         p = self.params
         self.model.eval()
-        plan = plan_epoch(self.valid_examples, p.batch_size, p.seed, 0, p.pack, p.max_seq_length)
-        total, count = 0.0, 0.0
+        plan = plan_epoch(
+            self.valid_examples, p.batch_size, p.seed, 0, p.pack and self.preference is None, p.max_seq_length
+        )
+        loss_of = self.preference.loss if self.preference else sft_loss
+        total, count, stats = 0.0, 0.0, np.zeros(STATS)
         for rows in plan.rows[: p.val_batches]:
-            batch = self.my_batch(self.valid_examples, rows)
+            batch, reference = self.my_batch("valid", rows)
             mask = batch.attention_mask()
-            loss, n = loss_function(
+            loss, n, batch_stats = loss_of(
                 self.model,
                 mx.array(batch.inputs),
                 mx.array(batch.targets),
                 mx.array(batch.loss_mask),
                 None if mask is None else mx.array(mask),
+                reference,
             )
-            mx.eval(loss, n)
+            mx.eval(loss, n, batch_stats)
             total += float(loss) * float(n)
             count += float(n)
+            stats += np.array(batch_stats)
         self.model.train()
-        total, count = self.ranks.sum([total, count])
-        return total / max(count, 1.0)
+        summed = self.ranks.sum([total, count, *stats.tolist()])
+        return summed[0] / max(summed[1], 1.0), PreferenceMetrics.from_sums(summed[2:])
 
     def count_parameters(self, trainable: bool) -> int:
         from mlx.utils import tree_flatten
@@ -607,6 +742,8 @@ class _Run:
                 "parameters": {**self.params.to_json(), "mask_prompt": self.mask_prompt},
                 "final_train_loss": progress.last_train_loss,
                 "best_val_loss": progress.best_val_loss,
+                "final_preference": progress.last_preference,
+                "final_val_preference": progress.last_val_preference,
                 "steps": progress.step,
                 "epochs": round(progress.epoch + progress.next_batch / max(self.batches_per_epoch, 1), 4),
                 "tokens_seen": progress.trained_tokens,

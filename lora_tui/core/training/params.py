@@ -163,6 +163,37 @@ PARAMS: tuple[Param, ...] = (
         "Recompute activations in the backward pass: less memory, slower.",
     ),
     Param("fine_tune_type", str, "lora", "LoRA, or DoRA (weight-decomposed LoRA).", choices=("lora", "dora")),
+    Param(
+        "method",
+        str,
+        "sft",
+        "sft: learn the answers; dpo or orpo: learn to prefer chosen over rejected answers (preference pairs).",
+        choices=("sft", "dpo", "orpo"),
+    ),
+    Param(
+        "beta",
+        float,
+        0.1,
+        "dpo: how far from the base the rewards pull (smaller lets the adapter move further; 0.05-0.5 is usual); "
+        "orpo: its lambda, the odds-ratio term's weight (0.05-0.25 is usual).",
+        0.01,
+        2.0,
+    ),
+    Param(
+        "dpo_loss",
+        str,
+        "sigmoid",
+        "dpo: the loss of the reward margin (sigmoid, or IPO's).",
+        choices=("sigmoid", "ipo"),
+    ),
+    Param(
+        "chosen_nll",
+        float,
+        1.0,
+        "dpo: weight of the chosen answers' own loss, which keeps them intact (TRL's rpo_alpha); 0 is plain DPO.",
+        0.0,
+        10.0,
+    ),
     Param("steps_per_eval", int, 50, "Validate every N steps.", 1, 100000),
     Param("val_batches", int, 25, "Validation batches each time (the whole set if smaller).", 1, 10000),
     Param(
@@ -174,7 +205,23 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("seed", int, 0, "Random seed: data order, LoRA initialisation, dropout.", 0, 2**31 - 1),
     Param("sample_every", int, 0, "Every N validations, answer some validation prompts greedily; 0 never.", 0, 1000),
-    Param("sample_prompts", int, 3, "How many validation prompts those samples answer.", 1, 16),
+    Param("sample_prompts", int, 3, "How many prompts those samples answer.", 1, 16),
+    Param(
+        "sample_from",
+        str,
+        None,
+        "Prompts for the samples: a .jsonl dataset or a text file, one prompt a line (default: validation set).",
+        optional=True,
+    ),
+    Param(
+        "replay",
+        float,
+        0.0,
+        "Keep what it knew: this share of every epoch is the base model's own answers to general prompts "
+        "(generated once, cached); drift from the base is checked at each validation. 0 off.",
+        0.0,
+        0.5,
+    ),
 )
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
@@ -196,8 +243,13 @@ PRESETS: dict[str, Preset] = {
         Preset("style", "tone, format or persona; the defaults", {"rank": 8, "epochs": 3, "learning_rate": 1e-4}),
         Preset(
             "knowledge",
-            "new facts; more capacity and passes, every projection",
-            {"rank": 32, "epochs": 8, "learning_rate": 2e-4, "target_modules": list(TARGET_MODULES)},
+            "new facts; more capacity and passes, every projection, replay to keep general answers",
+            {"rank": 32, "epochs": 8, "learning_rate": 2e-4, "target_modules": list(TARGET_MODULES), "replay": 0.25},
+        ),
+        Preset(
+            "preference",
+            "habits and style from chosen/rejected pairs (dpo)",
+            {"method": "dpo", "epochs": 2, "learning_rate": 2e-4, "beta": 0.1, "chosen_nll": 1.0},
         ),
     )
 }
