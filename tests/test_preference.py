@@ -203,3 +203,39 @@ def test_redaction_reaches_both_answers_and_keeps_each_pair_on_its_line(tmp_path
     first, second = load_records(tmp_path / "clean.jsonl")
     assert result.records == 2 and "ann@example.com" not in first.response and "555-867-5309" not in first.rejected
     assert (second.response, second.rejected) == ("Hello!", "Go away.")
+
+
+def test_dpo_from_an_adapter_starts_from_it_and_takes_it_as_the_reference(
+    tiny_model_dir, pairs, isolated_home, tmp_path, capsys
+):
+    from lora_tui.cli import main
+
+    sft = write_dataset(tmp_path / "sft", arithmetic_rows(8))
+    base = ["--model", str(tiny_model_dir), "--max-seq-length", "128", "--epochs", "1"]
+    assert main(["train", "--data", str(sft), "--name", "start", "--rank", "4", "--learning-rate", "0.005", *base]) == 0
+    assert (
+        main(["train", "--data", str(pairs), "--name", "aligned", "--method", "dpo", "--from-adapter", "start", *base])
+        == 0
+    )
+    aligned = isolated_home.adapters_dir / "aligned"
+    steps = [e for e in read_events(aligned / "events.jsonl") if e.type == "step"]
+    assert steps[0].reward_margin == pytest.approx(0, abs=1e-4)  # the reference is where the run starts
+    config = json.loads((aligned / "adapter_config.json").read_text())
+    assert config["lora_parameters"]["rank"] == 4  # the starting adapter's shape, not the default 8
+    assert json.loads((aligned / "lora_tui.json").read_text())["from_adapter"] == "start"
+    out = capsys.readouterr().out
+    assert "note: Started from the adapter start." in out
+
+
+def test_a_method_and_data_that_do_not_fit_are_refused_before_anything_is_written(
+    tiny_model_dir, pairs, isolated_home, tmp_path, capsys
+):
+    from lora_tui.cli import main
+
+    sft = write_dataset(tmp_path / "sft", arithmetic_rows(8))
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(sft), "--name", "x", "--method", "orpo"]) == 1
+    err = capsys.readouterr().err
+    assert "--method orpo trains on preference pairs, not chat records" in err and '"rejected"' in err
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(pairs), "--name", "y"]) == 1
+    assert "these are preference pairs; train them with --method dpo or orpo" in capsys.readouterr().err
+    assert not (isolated_home.adapters_dir / "x").exists() and not (isolated_home.adapters_dir / "y").exists()

@@ -32,6 +32,7 @@ def train(args, context: Context) -> int:
         overwrite=args.overwrite,
         valid_fraction=args.valid_fraction,
         log=say,
+        from_adapter=args.from_adapter,
     )
     if report is not None:
         print("\n".join(report.describe()))
@@ -97,6 +98,11 @@ def add_commands(commands) -> None:
     train_parser.add_argument("--name", required=True, help="adapter name")
     train_parser.add_argument("--preset", choices=list(params.PRESETS), help="start from a preset's values (see below)")
     train_parser.add_argument("--config", metavar="FILE.toml", help="training parameters; flags override it")
+    train_parser.add_argument(
+        "--from-adapter",
+        metavar="NAME",
+        help="start from this adapter's weights (its rank and projections); for DPO it is also the reference",
+    )
     train_parser.add_argument(
         "--valid-fraction",
         type=float,

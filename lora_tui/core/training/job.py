@@ -19,6 +19,7 @@ class TrainingJob:
     params: TrainingParams
     model_name: str = ""  # as the user named it (shown in metadata)
     resume: bool = False
+    from_adapter: Path | None = None  # an adapter to start from (and, for DPO, the reference)
 
     def to_json(self) -> dict:
         return {
@@ -28,6 +29,7 @@ class TrainingJob:
             "parameters": self.params.to_json(),
             "adapter_dir": str(self.adapter_dir),
             "resume": self.resume,
+            **({"from_adapter": str(self.from_adapter)} if self.from_adapter else {}),
         }
 
     @classmethod
@@ -41,6 +43,7 @@ class TrainingJob:
             params=build_params(data["parameters"]),
             model_name=data.get("model", ""),
             resume=bool(data.get("resume", False)),
+            from_adapter=Path(data["from_adapter"]) if data.get("from_adapter") else None,
         )
 
     def save(self) -> None:

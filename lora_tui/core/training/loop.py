@@ -240,6 +240,11 @@ class _Run:
         linear_to_lora_layers(
             self.model, self.num_layers, self.lora_config(), use_dora=self.params.fine_tune_type == "dora"
         )
+        if self.job.from_adapter is not None:  # before the DPO reference: it is this adapter, frozen
+            if not (self.job.from_adapter / ADAPTER_WEIGHTS).is_file():
+                raise UserError(f"The adapter this run starts from is gone: {self.job.from_adapter}.")
+            self.model.load_weights(str(self.job.from_adapter / ADAPTER_WEIGHTS), strict=False)
+            self.notes.append(f"Started from the adapter {self.job.from_adapter.name}.")
 
     def lora_config(self) -> dict:
         return {
@@ -738,6 +743,7 @@ class _Run:
                 "base_model_path": str(self.job.model_path),
                 "dataset": str(self.job.data),
                 "dataset_sha256": dataset_sha256(self.job.data),
+                "from_adapter": self.job.from_adapter.name if self.job.from_adapter else None,
                 "created": self.started,
                 "parameters": {**self.params.to_json(), "mask_prompt": self.mask_prompt},
                 "final_train_loss": progress.last_train_loss,

@@ -51,20 +51,32 @@ class Pairs:
         return make_batch(examples, rows, mask_prompt=True, packed=False)
 
 
+PAIR_EXAMPLE = 'a pair: {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "I cannot say."}'
+RECORD_EXAMPLE = (
+    'a record: {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]}'
+)
+
+
+def check_method_fits_format(method: str, data_format: str | None, path) -> None:
+    """Before a run: SFT data for a preference method (and the reverse) is refused with what the method needs."""
+    if method in PREFERENCE_METHODS and data_format not in (None, "preference"):
+        raise UserError(
+            f"{path}: --method {method} trains on preference pairs, not {data_format} records; {PAIR_EXAMPLE}"
+        )
+    if method not in PREFERENCE_METHODS and data_format == "preference":
+        raise UserError(f"{path}: these are preference pairs; train them with --method dpo or orpo ({RECORD_EXAMPLE}).")
+
+
 def check_method_fits_data(method: str, records: list[Record], path) -> None:
-    """SFT data for a preference method (and the reverse) is refused with what the method needs."""
+    """The same, line by line, for the records a run loads."""
     wrong = next((r for r in records if r.is_preference != (method in PREFERENCE_METHODS)), None)
     if wrong is None:
         return
     if method in PREFERENCE_METHODS:
-        raise UserError(
-            f"{path}, line {wrong.line}: --method {method} trains on preference pairs, and this line is not one. "
-            'A pair: {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "I cannot say."}'
-        )
+        raise UserError(f"{path}, line {wrong.line}: --method {method} trains on preference pairs; {PAIR_EXAMPLE}")
     raise UserError(
-        f"{path}, line {wrong.line}: this is a preference pair; train pairs with --method dpo or orpo, "
-        'or give supervised records: {"messages": [{"role": "user", "content": "Name a colour."}, '
-        '{"role": "assistant", "content": "Blue."}]}'
+        f"{path}, line {wrong.line}: this is a preference pair; train pairs with --method dpo or orpo "
+        f"({RECORD_EXAMPLE})."
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lora_tui.core.adapters.layout import latest_checkpoint
 from lora_tui.core.adapters.lock import adapter_lock, refuse_if_busy
+from lora_tui.core.adapters.registry import get_adapter, read_adapter_config
 from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
@@ -24,7 +25,8 @@ from lora_tui.core.names import validate_name
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
-from lora_tui.core.training.params import build_params, load_config, preset_values
+from lora_tui.core.training.params import MODULE_KEYS, build_params, load_config, preset_values
+from lora_tui.core.training.preference import check_method_fits_format
 
 
 def prepare_job(
@@ -40,6 +42,7 @@ def prepare_job(
     overwrite: bool = False,
     valid_fraction: float | None = None,
     log: Callable[[str], None] = lambda m: None,
+    from_adapter: str | None = None,
 ) -> tuple[TrainingJob | None, DatasetReport | None]:
     """A checked TrainingJob, or (None, report) when the data has errors.
 
@@ -58,10 +61,18 @@ def prepare_job(
     config_values = load_config(Path(config)) if config else {}
     parameters = build_params(preset_values(preset), config_values, flags or {}, origin="flags")
     model_path, model_name = resolve_model(model, locations.models_dir, extra_model_dirs)
+    start = None
+    if from_adapter:
+        if from_adapter == name:
+            raise UserError(f"Name the new adapter something other than {name!r}, the adapter it starts from.")
+        start = starting_adapter(locations.adapters_dir, from_adapter, model_path)
+        parameters = build_params(parameters.to_json(), adapter_layout(start))
+        log(f"Starting from the adapter {from_adapter!r}: its rank, scale, layers and projections.")
     data_path = Path(data).expanduser()
     report = check_dataset(data_path, max_seq_length=parameters.max_seq_length)
     if not report.ok:
         return None, report
+    check_method_fits_format(parameters.method, report.format, data_path)
     _check_writable(locations.adapters_dir)
     with adapter_lock(locations.adapters_dir, name, doing="preparing"):
         if valid_fraction:
@@ -69,7 +80,31 @@ def prepare_job(
         if adapter_dir.exists():
             log(f"Replacing the adapter {name!r} (--overwrite).")
             shutil.rmtree(adapter_dir)
-    return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=model_name), None
+    return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=model_name, from_adapter=start), None
+
+
+def starting_adapter(adapters_dir: Path, name: str, model_path: Path) -> Path:
+    """The folder of the adapter a run starts from; refused when it belongs to another base model."""
+    info = get_adapter(adapters_dir, name)
+    recorded = info.base_model_path
+    if recorded and Path(recorded).expanduser().resolve() != Path(model_path).resolve():
+        raise UserError(f"The adapter {name!r} was trained on {info.base_model or recorded}, not on {model_path}.")
+    return info.path
+
+
+def adapter_layout(adapter_dir: Path) -> dict:
+    """The training parameters that fix an adapter's shape, read from its adapter_config.json."""
+    config = read_adapter_config(adapter_dir)
+    lora = config.get("lora_parameters", {})
+    modules = {key: module for module, key in MODULE_KEYS.items()}
+    layout = {"rank": lora["rank"], "alpha": lora["scale"] * lora["rank"], "num_layers": config["num_layers"]}
+    layout["fine_tune_type"] = config.get("fine_tune_type", "lora")
+    if lora.get("keys"):
+        unknown = [key for key in lora["keys"] if key not in modules]
+        if unknown:
+            raise UserError(f"{adapter_dir}: lora-tui cannot continue an adapter of {', '.join(unknown)}.")
+        layout["target_modules"] = [modules[key] for key in lora["keys"]]
+    return layout
 
 
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
