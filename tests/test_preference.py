@@ -239,3 +239,12 @@ def test_a_method_and_data_that_do_not_fit_are_refused_before_anything_is_writte
     assert main(["train", "--model", str(tiny_model_dir), "--data", str(pairs), "--name", "y"]) == 1
     assert "these are preference pairs; train them with --method dpo or orpo" in capsys.readouterr().err
     assert not (isolated_home.adapters_dir / "x").exists() and not (isolated_home.adapters_dir / "y").exists()
+
+
+def test_the_eval_view_summary_shows_held_out_rewards():
+    from lora_tui.screens.evaluation import summary_lines
+
+    side = {"label": "adapter", "loss": 0.5, "perplexity": 1.6, "exact": 0.0, "contained": 1.0, "token_f1": 0.9}
+    rewards = {"chosen_reward": 0.3, "rejected_reward": -0.1, "reward_margin": 0.4, "reward_accuracy": 0.9}
+    lines = summary_lines({"summary": [side], "regressions": 0, "preference": rewards})
+    assert lines[-1].startswith("held-out pairs (the base as reference): reward accuracy 90%, margin 0.400")

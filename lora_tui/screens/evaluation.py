@@ -24,7 +24,7 @@ from lora_tui.core.adapters.layout import read_metadata
 from lora_tui.core.adapters.lock import AdapterBusy
 from lora_tui.core.adapters.registry import AdapterInfo, adapter_base_path
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.report import save_evaluation
+from lora_tui.core.evaluation.report import describe_rewards, save_evaluation
 from lora_tui.core.evaluation.run import eval_records, evaluate, held_out_data
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.widgets.app_footer import AppFooter
@@ -110,6 +110,7 @@ class EvalScreen(ReportsWorkerErrors, Screen):
             parameters.get("mask_prompt") is not False,
             self.stop_flag,
             lambda done, total: self.post_message(EvalProgress(done, total)),
+            beta=parameters.get("beta", 0.1),
         )
         document = evaluation.to_json()
         if self.stop_flag.is_set():
@@ -187,6 +188,8 @@ def summary_lines(document: dict) -> list[str]:
         ]
         lines.append(f"{side['label']:<9} " + " ".join(cells))
     lines.append(f"regressions (the base right, the adapter not): {document['regressions']}")
+    if document.get("preference"):
+        lines.append(describe_rewards(document["preference"]))
     return lines
 
 
