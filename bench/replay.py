@@ -63,18 +63,20 @@ def main() -> None:
             seconds = f"{adapters[label][1]:.0f} s" if path else "-"
             rows.append(
                 f"| {label} | {seconds} | {learned} of {summary['answered']} | {summary['loss']:.3f} "
-                f"| {drift['drift']:.2f} | {drift['changed']} of {drift['prompts']} |"
+                f"| {drift['drift']:.2f} | {drift['changed']} of {drift['prompts']} "
+                f"| {drift['kept']} of {drift['known']} |"
             )
     settings = ", ".join(f"{key} {value}" for key, value in knowledge.items() if key != "replay")
     body = f"""
 `python bench/replay.py`: {model.name}, the demo dataset (48 records of 16 made-up facts), the knowledge
 preset ({settings}; it replays {knowledge["replay"]}). Facts learned: held-out paraphrased questions
 whose greedy answer contains the fact. Drift: 1 - token F1 of the answers to the 24 shipped general
-prompts against the base's own answers (0: unchanged); runs with replay also check it at every
-validation, which is in their wall time.
+prompts against the base's own answers (0: unchanged); general facts kept: of those prompts with a
+known answer that the base answered right, how many the adapter still answers right. Runs with
+replay also check drift at every validation, which is in their wall time.
 
-| model | training | facts learned | test loss | drift | general answers changed |
-|---|---|---|---|---|---|
+| model | training | facts learned | test loss | drift | general answers changed | general facts kept |
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 """
     write_section("Keep what it knew: replay (bench/replay.py)", body)

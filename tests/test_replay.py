@@ -72,3 +72,21 @@ def test_samples_can_come_from_a_file_of_prompts(tiny_model_dir, tmp_path):
     assert samples and all(s.prompts == ["Say hello.", "Count to three."] for s in samples)
     missing = train(tiny_model_dir, data, tmp_path / "b", sample_every=1, sample_from=str(tmp_path / "nope.txt"))
     assert missing.type == "failed" and "nope.txt: cannot read the sample prompts" in missing.reason
+
+
+def test_drift_counts_the_general_facts_the_base_knew_and_the_adapter_kept():
+    from lora_tui.core.evaluation.drift import answers_right, drift_from, drift_set
+    from lora_tui.core.training.events import DriftCheck, describe
+
+    prompts = drift_set()
+    assert len(prompts) == 24 and dict(prompts)["What is the capital of France?"] == ("Paris",)
+    assert sum(bool(keys) for _, keys in prompts) >= 12  # facts with a known answer; the rest are open
+    assert answers_right("A week has seven days.", ("7", "seven")) and not answers_right("Seventy.", ("seven",))
+    base = ["The capital of France is Paris.", "It is 11.", "Waves and salt."]
+    adapter = ["Paris.", "It is 12.", "The sea is wide."]
+    keys = [("Paris",), ("12", "twelve"), ()]
+    drift = drift_from(adapter, base, keys)
+    assert (drift.known, drift.kept, drift.changed) == (1, 1, 3)  # the base got 7 plus 5 wrong: not a fact it knew
+    assert drift_from(base, base, keys).drift == 0
+    event = DriftCheck(step=4, **drift_from(["Lyon."], ["Paris."], [("Paris",)]).to_json())
+    assert describe(event).endswith("(1 of 1 general answers changed; 0 of 1 facts it knew kept)")

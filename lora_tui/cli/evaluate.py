@@ -98,6 +98,8 @@ def _print_summary(document: dict) -> None:
             f"drift from the base on {drift['prompts']} general prompts: {drift['drift']:.2f} "
             f"({drift['changed']} answers changed)"
         )
+        if drift.get("known"):
+            print(f"general facts the base knew, still answered right: {drift['kept']} of {drift['known']}")
 
 
 def add_commands(commands) -> None:

@@ -146,6 +146,8 @@ class DashboardScreen(Screen):
             if self.drift is not None and self.drift.drift is not None:
                 drift = self.drift
                 text += f"\ndrift {drift.drift:.2f}: {drift.changed} of {drift.prompts} general answers changed"
+                if drift.known:
+                    text += f"\n{drift.kept} of {drift.known} facts the base knew kept"
         self.query_one("#run-numbers", Static).update(text)
 
     def action_toggle_learning_rate(self) -> None:

@@ -362,13 +362,14 @@ async def test_the_dashboard_shows_drift_from_the_base_at_each_validation(home):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
-        for event in (step, DriftCheck(step=8, drift=0.125, changed=3, prompts=24)):
+        for event in (step, DriftCheck(step=8, drift=0.125, changed=3, prompts=24, known=8, kept=7)):
             app.post_message(TrainingEventPosted(event, live=False))
         await pilot.pause()
         numbers = str(app.screen.query_one("#run-numbers", Static).render())
-        assert "drift 0.12: 3 of 24 general answers changed" in numbers
-        assert "drift step 8: 0.12 from the base (3 of 24 general answers changed)" in "\n".join(
-            str(line.text) for line in app.screen.query_one("#run-log").lines
+        assert "drift 0.12: 3 of 24 general answers changed\n7 of 8 facts the base knew kept" in numbers
+        assert (
+            "drift step 8: 0.12 from the base (3 of 24 general answers changed; 7 of 8 facts it knew kept)"
+            in "".join(str(line.text) for line in app.screen.query_one("#run-log").lines)
         )
 
 

@@ -45,7 +45,9 @@ def describe_summary(summary: dict) -> list[str]:
     if summary.get("preference"):
         lines.append("  " + describe_rewards(summary["preference"]))
     if summary.get("drift"):
-        lines.append(f"  drift: {summary['drift']['drift']:.2f}")
+        drift = summary["drift"]
+        kept = f", {drift['kept']} of {drift['known']} facts kept" if drift.get("known") else ""
+        lines.append(f"  drift: {drift['drift']:.2f}{kept}")
     return lines
 
 

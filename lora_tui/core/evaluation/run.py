@@ -23,7 +23,7 @@ import numpy as np
 from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_prompts
+from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_keys, drift_prompts
 from lora_tui.core.evaluation.scores import score
 from lora_tui.core.inference.generate import Generator, Turn, greedy_batch
 from lora_tui.core.training.batching import Example, make_batch, tokenize
@@ -239,6 +239,6 @@ def measure_drift(
     generator.use_adapter(adapter)
     adapted, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
     return {
-        **drift_from(adapted, base).to_json(),
+        **drift_from(adapted, base, drift_keys()).to_json(),
         "examples": [{"prompt": p, "base": b, "adapter": a} for p, a, b in zip(questions, adapted, base, strict=True)],
     }

@@ -84,6 +84,8 @@ class DriftCheck(Event):
     drift: float | None  # 0: the base's answers word for word; 1: no word in common
     changed: int
     prompts: int
+    known: int = 0  # general facts the base answered right
+    kept: int = 0  # of those, still answered right
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,8 @@ def _rewards_text(event: Step | Validation) -> str:
 def _drift_text(event: DriftCheck) -> str:
     if event.drift is None:
         return "no general answers to compare"
-    return f"{event.drift:.2f} from the base ({event.changed} of {event.prompts} general answers changed)"
+    text = f"{event.drift:.2f} from the base ({event.changed} of {event.prompts} general answers changed"
+    return text + (f"; {event.kept} of {event.known} facts it knew kept)" if event.known else ")")
 
 
 def event_from_json(data: dict) -> Event:

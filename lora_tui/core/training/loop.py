@@ -43,7 +43,7 @@ from lora_tui.core.adapters.layout import (
 from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
 from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_prompts
+from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_keys, drift_prompts
 from lora_tui.core.files import building_dir, prompt_lines
 from lora_tui.core.inference.generate import greedy_batch
 from lora_tui.core.locations import Locations
@@ -599,8 +599,8 @@ class _Run:
         if not self.ranks.is_writer or not self.drift_questions:
             return
         answers = answer_questions(self.model, self.tokenizer, self.drift_questions, DRIFT_TOKENS)
-        drift = drift_from([answer.text.strip() for answer in answers], self.drift_base)
-        self.emit(DriftCheck(step=step, drift=drift.drift, changed=drift.changed, prompts=drift.prompts))
+        drift = drift_from([answer.text.strip() for answer in answers], self.drift_base, drift_keys())
+        self.emit(DriftCheck(step=step, **drift.to_json()))
 
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         return list(
