@@ -208,6 +208,7 @@ class _Run:
         self.notes: list[str] = []
         self.validations = 0
         self.replay_pool = self.replay_per_epoch = 0  # replayed answers: all of them, and those each epoch takes
+        self.drift_questions: list[str] = []  # checked at validations when replaying
         self.preference = (
             Objective(self.params.method, self.params.beta, self.params.dpo_loss, self.params.chosen_nll)
             if self.params.method in PREFERENCE_METHODS
@@ -313,11 +314,9 @@ class _Run:
             self.reference = {
                 split: reference_logps(self.model, pairs, p.batch_size) for split, pairs in self.pairs.items()
             }
-        self.drift_questions = []
 
     def replay(self, own_records: int) -> None:
         """Add the base model's own answers to the examples (each epoch replays a sample); prepare the drift check."""
-        self.drift_questions: list[str] = []
         self.own_examples = len(self.train_examples)
         if not self.params.replay:
             return
