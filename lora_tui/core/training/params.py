@@ -46,7 +46,7 @@ class Param:
             return ", ".join(self.choices)
         if self.low is not None:
             return f"{_number(self.low)}-{_number(self.high)}"
-        return "on/off" if self.kind is bool else ""
+        return {bool: "on/off", str: "a file"}.get(self.kind, "")
 
     def parse(self, value):
         """A value from a flag, a form field or a TOML file -> checked value."""
@@ -325,6 +325,7 @@ def add_arguments(parser) -> None:
             )
         else:
             metavar = "A,B,..." if param.kind is list else "N" if param.kind in (int, float) else "NAME"
+            metavar = "FILE" if param.kind is str and not param.choices else metavar
             parser.add_argument(param.flag, dest=param.name, default=None, metavar=metavar, help=label)
 
 
