@@ -5,7 +5,8 @@ Each side trains in its own process (so each peak memory is its own) on the demo
 quantized kernels; both dequantize it the same way), LoRA rank 8 on q, k, v, o of the last
 16 layers, batch 4, learning rate 2e-4, beta 0.1, sigmoid loss. mlx-lm-lora keeps a second
 copy of the model as the reference; lora-tui computes the reference log-probabilities once
-before training. mlx-lm-lora's trainer reads `max_recommended_working_set_size` from
+before training, and runs each batch of pairs in two halves (the loss is a mean over pairs, so the
+halves' gradients add up to the same update). mlx-lm-lora's trainer reads `max_recommended_working_set_size` from
 `mx.device_info()`, which MLX's CPU backend lacks: this bench supplies it.
 
 Pairs per second are measured over the steps after the first WARMUP_STEPS (compilation).
@@ -129,7 +130,8 @@ def main() -> None:
 `python bench/dpo.py`: {model.name} in float32, the demo pairs, {args.steps} DPO steps of {BATCH} pairs (the
 first {WARMUP_STEPS} left out of the timing), LoRA rank {RANK} on q, k, v, o, learning rate {LEARNING_RATE}, beta
 {BETA}, sigmoid loss; each tool in its own process. mlx-lm-lora 5.10.2 keeps a second copy of the model as
-the reference; lora-tui computes the reference log-probabilities once, before training (included in its peak).
+the reference; lora-tui computes the reference log-probabilities once, before training (included in its peak),
+and runs each batch of pairs in two halves whose gradients add up to the same update (half the activations).
 
 | | pairs/s | peak memory |
 |---|---|---|

@@ -480,18 +480,23 @@ class _Run:
                 mx.random.seed((p.seed * 1_000_003 + epoch * 100_003 + index) % 2**32)
                 group_count += 1
                 last_in_group = group_count == p.grad_accumulation_steps or index == len(plan.rows) - 1
-                mask = batch.attention_mask()
-                loss, count, stats, grad = step(
-                    mx.array(batch.inputs),
-                    mx.array(batch.targets),
-                    mx.array(batch.loss_mask),
-                    None if mask is None else mx.array(mask),
-                    reference,
-                    grad,
-                    last_in_group,
-                    group_count,
-                )
-                mx.eval(loss, count, stats, grad, self.model.state, optimizer.state)
+                if self.preference is None:
+                    mask = batch.attention_mask()
+                    loss, count, stats, grad = step(
+                        mx.array(batch.inputs),
+                        mx.array(batch.targets),
+                        mx.array(batch.loss_mask),
+                        None if mask is None else mx.array(mask),
+                        None,
+                        grad,
+                        last_in_group,
+                        group_count,
+                    )
+                    mx.eval(loss, count, stats, grad, self.model.state, optimizer.state)
+                else:
+                    loss, stats, grad = self.pair_step(
+                        step, optimizer, batch, reference, grad, last_in_group, group_count
+                    )
                 group_losses.append(float(loss))
                 group_stats += np.array(stats)
                 group_tokens += batch.tokens
@@ -528,6 +533,36 @@ class _Run:
                 started = time.perf_counter()
             progress.epoch, progress.next_batch = epoch + 1, 0
         return self.finish(progress, "completed")
+
+    def pair_step(self, step, optimizer, batch: Batch, reference, grad, update: bool, group_count: int):
+        """One batch of pairs, in two halves when every rank has an even number: the loss is a mean over pairs, so
+        accumulating the halves' gradients makes the same update as one pass, with half the activations.
+
+        Returns the loss, the STATS summed, and the gradient (None once the optimizer has used it).
+        """
+        import mlx.core as mx
+
+        pairs = batch.inputs.shape[0] // 2
+        even = self.ranks.sum([float(pairs % 2)])[0] == 0  # every rank must make as many passes as the others
+        halves = [range(pairs // 2), range(pairs // 2, pairs)] if even else [range(pairs)]
+        losses, stats = [], np.zeros(STATS)
+        for number, half in enumerate(halves):
+            rows = [*half, *(pairs + i for i in half)]  # its chosen rows, then its rejected rows
+            last = number == len(halves) - 1
+            loss, _, half_stats, grad = step(
+                mx.array(batch.inputs[rows]),
+                mx.array(batch.targets[rows]),
+                mx.array(batch.loss_mask[rows]),
+                None,
+                reference[mx.array(list(half))],
+                grad,
+                update and last,
+                (group_count - 1) * len(halves) + number + 1,  # micro-batches so far: the optimizer averages them
+            )
+            mx.eval(loss, half_stats, grad, self.model.state, optimizer.state)
+            losses.append(float(loss))
+            stats += np.array(half_stats)
+        return float(np.mean(losses)), stats, grad
 
     def my_batch(self, split: str, rows) -> tuple[Batch, object]:
         """This rank's rows of a batch of the split, and for pairs their reference log-probabilities.

@@ -107,14 +107,10 @@ def _fit(example: Example, max_seq_length: int) -> Example:
 
 
 def sequence_logps(model, batch: Batch):
-    """Per row: the summed log-probability of its answer tokens, and how many there are."""
+    """Per row of a batch: the summed log-probability of its answer tokens, and how many there are."""
     import mlx.core as mx
-    import mlx.nn as nn
 
-    logits = forward(model, mx.array(batch.inputs), None).astype(mx.float32)
-    mask = mx.array(batch.loss_mask)
-    token_logps = -nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mask
-    return token_logps.sum(axis=1), mask.sum(axis=1)
+    return row_logps(model, mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.loss_mask), None)
 
 
 def reference_logps(model, pairs: Pairs, batch_size: int) -> np.ndarray:
@@ -145,12 +141,14 @@ class Objective:
 
     def loss(self, model, inputs, targets, loss_mask, mask, reference):
         """(mean loss over the batch's pairs, pairs, STATS sums); rows: B chosen, then B rejected."""
+        logps, tokens = row_logps(model, inputs, targets, loss_mask, mask)
+        return self.from_logps(logps, tokens, reference)
+
+    def from_logps(self, logps, tokens, reference):
+        """The loss, the pairs and the STATS sums from each row's answer log-probability and token count."""
         import mlx.core as mx
         import mlx.nn as nn
 
-        logits = forward(model, inputs, mask).astype(mx.float32)
-        token_logps = -nn.losses.cross_entropy(logits, targets) * loss_mask
-        logps, tokens = token_logps.sum(axis=1), loss_mask.sum(axis=1)
         half = logps.shape[0] // 2
         chosen, rejected = logps[:half], logps[half:]
         chosen_tokens, rejected_tokens = tokens[:half], tokens[half:]
@@ -183,6 +181,16 @@ class Objective:
             ]
         )
         return total, pairs, stats
+
+
+def row_logps(model, inputs, targets, loss_mask, mask):
+    """Each row's summed answer log-probability, and its answer tokens."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    logits = forward(model, inputs, mask).astype(mx.float32)
+    token_logps = -nn.losses.cross_entropy(logits, targets) * loss_mask
+    return token_logps.sum(axis=1), loss_mask.sum(axis=1)
 
 
 def _log_odds(mean_logp):
