@@ -5,6 +5,7 @@ import json
 import mlx.core as mx
 import numpy as np
 import pytest
+from llamajudge import load_gguf
 from tinymodels import CORPUS, make_tiny_model
 from trainkit import arithmetic_rows, train, write_dataset
 
@@ -14,16 +15,12 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import Generator
 from lora_tui.core.training.params import TARGET_MODULES
 
-llama_cpp = pytest.importorskip(
-    "llama_cpp", reason="LOUD SKIP: llama-cpp-python did not build on this machine, so no GGUF export is verified"
-)
-
 PROMPT = CORPUS[1] + " " + CORPUS[3]
 
 
 def llama_cpp_logits(gguf_file, tokens: list[int], lora=None) -> np.ndarray:
-    model = llama_cpp.Llama(
-        str(gguf_file),
+    model = load_gguf(
+        gguf_file,
         n_ctx=256,
         logits_all=True,
         verbose=False,
@@ -148,7 +145,7 @@ def test_an_ollama_folder_has_the_model_a_modelfile_and_a_card(installed_adapter
     assert f"ollama create french -f {out / 'Modelfile'}" in capsys.readouterr().err
     card = (out / "README.md").read_text()
     assert card.startswith("---\nbase_model: ") and "library_name: gguf" in card and "| rank | 8 |" in card
-    model = llama_cpp.Llama(str(out / "model.gguf"), n_ctx=64, verbose=False)  # llama.cpp loads what Ollama would
+    model = load_gguf(out / "model.gguf", n_ctx=64, verbose=False)  # llama.cpp loads what Ollama would
     assert model.n_vocab() > 0
     model.close()
 
@@ -201,7 +198,7 @@ def test_a_sentencepiece_tokenizer_is_written_as_llama_cpp_reads_it(tmp_path):
     gguf_file = export_gguf(model_dir, tmp_path / "spm.gguf", type_name="f32")
     text = "hello world hi! hello"
     tokens = Generator(model_dir).tokenizer.encode(text)  # with <s> first, as the tokenizer adds it
-    model = llama_cpp.Llama(str(gguf_file), n_ctx=64, logits_all=True, verbose=False, type_k=0, type_v=0)
+    model = load_gguf(gguf_file, n_ctx=64, logits_all=True, verbose=False, type_k=0, type_v=0)
     assert model.tokenize(text.encode(), add_bos=True, special=False) == tokens
     model.eval(tokens)
     expected = mlx_logits(model_dir, tokens)

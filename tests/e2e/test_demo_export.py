@@ -3,15 +3,13 @@
 import pytest
 from conftest import DEMO_CACHE
 from generation import complete
+from llamajudge import load_gguf
 from trainkit import train, write_dataset
 
 from lora_tui.core.adapters.gguf_export import export_gguf, export_lora_gguf
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
 from lora_tui.core.models.demo import demo_gguf_file
 
-llama_cpp = pytest.importorskip(
-    "llama_cpp", reason="LOUD SKIP: llama-cpp-python did not build on this machine, so no GGUF export is verified"
-)
 pytestmark = pytest.mark.e2e
 QUESTION = "Say the code word."
 
@@ -40,9 +38,7 @@ def test_the_fused_f16_file_answers_as_lora_tui_does(demo_model_dir, code_word_a
 
 
 def greedy_answer(gguf_file, prompt: list[int], lora=None) -> str:
-    model = llama_cpp.Llama(
-        str(gguf_file), n_ctx=256, verbose=False, n_threads=2, lora_path=str(lora) if lora else None
-    )
+    model = load_gguf(gguf_file, n_ctx=256, verbose=False, n_threads=2, lora_path=str(lora) if lora else None)
     answer = []
     for token in model.generate(prompt, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
         if token == model.token_eos() or len(answer) == 12:
