@@ -37,4 +37,4 @@ def test_the_demo_pairs_prefer_the_sign_off_and_hold_out_their_questions(tmp_pat
     assert all(row["chosen"] == row["rejected"] + " Happy to help!" for row in rows)
     prompts = lambda split: {json.loads(line)["prompt"] for line in (out / split).read_text().splitlines()}  # noqa: E731
     assert not prompts("test.jsonl") & prompts("train.jsonl")
-    assert "--method dpo" in capsys.readouterr().err
+    assert "--preset preference" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def data_demo(args, context: Context) -> int:
     counts = write_demo_pairs(args.out) if args.pairs else write_demo_dataset(args.out)
     for name, count in counts.items():
         print(f"{args.out}/{name}.jsonl: {count} {'pairs' if args.pairs else 'records'}")
-    method = " --method dpo --learning-rate 0.0002" if args.pairs else ""
+    method = " --preset preference" if args.pairs else ""
     say(f"Train on it: lora-tui train --model M --data {args.out} --name demo{method}")
     return 0
 
