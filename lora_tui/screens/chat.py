@@ -128,14 +128,12 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat-stop", tooltip="stop the reply; when idle, leave the message box"),
         Binding("ctrl+b", "compare", "Compare", id="chat-compare", tooltip="two models side by side"),
-        Binding("ctrl+s", "save_example", "Save example", id="chat-save-example"),
-        Binding("ctrl+n", "new_chat", "New chat", id="chat-new"),
+        Binding("ctrl+s", "save_example", "Save", id="chat-save-example", tooltip="the exchange as a training example"),
+        Binding("ctrl+n", "new_chat", "New", id="chat-new", tooltip="a new chat"),
         Binding("ctrl+o", "toggle_settings", "Settings", id="chat-settings"),
-        Binding("ctrl+t", "try_again", "Try again", id="chat-try-again", tooltip="a second answer to compare"),
-        Binding("ctrl+l", "prefer('a')", "A better", id="chat-prefer-a", tooltip="save a pair: a (left, first) chosen"),
-        Binding(
-            "ctrl+r", "prefer('b')", "B better", id="chat-prefer-b", tooltip="save a pair: b (right, second) chosen"
-        ),
+        Binding("ctrl+t", "try_again", "Retry", id="chat-try-again", tooltip="a second answer to choose from"),
+        Binding("ctrl+l", "prefer('a')", "A wins", id="chat-prefer-a", tooltip="save a pair: a (left, first) chosen"),
+        Binding("ctrl+r", "prefer('b')", "B wins", id="chat-prefer-b", tooltip="save a pair: b (right, second) chosen"),
     ]
 
     def __init__(self) -> None:
@@ -395,7 +393,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     # Preference pairs ---------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """The pair keys show when there are two answers to choose from; Try again in single chat only."""
+        """The pair keys show when there are two answers to choose from; Retry in single chat only."""
         if action == "prefer":
             return self.compare or self.second_try
         if action == "try_again":
@@ -406,7 +404,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         """Answer the last prompt again with the same model, below the first answer, to choose between them."""
         first = self.sides["a"].history
         if self.compare or self.generating or len(first) < 2 or first[-1].role != "assistant":
-            self.notify("Try again answers the last prompt a second time: ask something first.", severity="warning")
+            self.notify("Retry answers the last prompt a second time: ask something first.", severity="warning")
             return
         try:
             sampling, system, target = self.sampling(), self.system_prompt(), self.target("#chat-model-a")
@@ -448,9 +446,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         histories = self.sides[chosen].history, self.sides[rejected].history
         finished = all(len(h) >= 2 and h[-1].role == "assistant" for h in histories)
         if self.generating or not finished or not (self.compare or self.second_try):
-            self.notify(
-                "A pair needs two finished answers: compare (ctrl+b), or try again (ctrl+t).", severity="warning"
-            )
+            self.notify("A pair needs two finished answers: compare (ctrl+b), or retry (ctrl+t).", severity="warning")
             return None
         if histories[0][-2].content != histories[1][-2].content:
             self.notify("The two answers are to different prompts.", severity="warning")

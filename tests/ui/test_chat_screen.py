@@ -216,7 +216,7 @@ async def test_compare_marks_the_better_answer_as_a_preference_pair(chat_home, t
         screen.query_one("#chat-model-b", Select).choose(str(tiny_model_dir))
         await _ask(pilot, PROMPT)
         shown = {b.binding.key: b.binding.description for b in screen.active_bindings.values() if b.enabled}
-        assert shown["ctrl+l"] == "A better" and shown["ctrl+r"] == "B better"
+        assert shown["ctrl+l"] == "A wins" and shown["ctrl+r"] == "B wins"
         await _mark(pilot, "ctrl+r", pairs)
         await _mark(pilot, "ctrl+r")  # the same pair again: refused
         adapter_reply, base_reply = screen.sides["a"].history[-1].content, screen.sides["b"].history[-1].content
