@@ -341,7 +341,9 @@ class _Run:
         answers = None
         if self.ranks.is_writer:
             cache = Locations.from_environment().cache_dir
-            answers = base_answers(self.model, self.tokenizer, self.job.model_path, questions, max_tokens, cache)
+            answers = base_answers(
+                self.model, self.tokenizer, self.job.model_path, questions, max_tokens, cache, self.job.from_adapter
+            )
         if self.ranks.size == 1:
             return answers
         return json.loads(self.ranks.share_bytes(json.dumps(answers).encode() if answers is not None else None))

@@ -49,14 +49,22 @@ def model_fingerprint(model_path: Path) -> str:
 
 
 def base_answers(
-    model, tokenizer, model_path: Path, questions: list[str], max_tokens: int, cache_dir: Path
+    model,
+    tokenizer,
+    model_path: Path,
+    questions: list[str],
+    max_tokens: int,
+    cache_dir: Path,
+    starting_adapter: Path | None = None,
 ) -> list[dict]:
     """The model's greedy answers to `questions` (each {"prompt", "answer", "ended"}), from the cache if there.
 
-    Call it while the model is still the base (before training, or with the LoRA update still zero).
+    Call it while the model is as the run starts: the base with the LoRA update still zero, or with the
+    adapter the run starts from (which is then part of the cache key).
     """
+    starting = model_fingerprint(starting_adapter) if starting_adapter else None
     key = hashlib.sha256(
-        json.dumps([_CACHE_FORMAT, model_fingerprint(model_path), questions, max_tokens]).encode()
+        json.dumps([_CACHE_FORMAT, model_fingerprint(model_path), starting, questions, max_tokens]).encode()
     ).hexdigest()
     path = Path(cache_dir) / "base-answers" / f"{key[:32]}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
