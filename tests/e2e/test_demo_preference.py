@@ -9,7 +9,7 @@ from lora_tui.core.data.demo import SIGN_OFF, demo_pair_questions, demo_pairs, w
 from lora_tui.core.data.records import load_records
 from lora_tui.core.evaluation.run import greedy_answers
 from lora_tui.core.inference.generate import Generator, Turn
-from lora_tui.core.training.preference import pair_rewards, reference_logps, tokenize_pairs
+from lora_tui.core.training.preference import pair_logps, pair_rewards, tokenize_pairs
 
 pytestmark = pytest.mark.e2e
 SETTINGS = {"epochs": 2, "rank": 8, "learning_rate": 2e-4, "max_seq_length": 128, "steps_per_eval": 100}
@@ -38,9 +38,9 @@ def test_pairs_teach_a_habit_and_keep_the_answers(demo_model_dir, tmp_path, meth
     generator = Generator(demo_model_dir)
     pairs, _ = tokenize_pairs(load_records(data / "test.jsonl"), generator.tokenizer, 128)
     generator.use_adapter(None)
-    base_logps = reference_logps(generator.model, pairs, 8)
+    base_logps = pair_logps(generator.model, pairs, 8)
     generator.use_adapter(adapter)
-    rewards = pair_rewards(reference_logps(generator.model, pairs, 8), base_logps, beta=0.1)
+    rewards = pair_rewards(pair_logps(generator.model, pairs, 8), base_logps, beta=0.1)
     assert rewards.reward_accuracy >= 0.8, rewards
     base_signed, base_kept, _ = habits(generator, None)
     signed, kept, repeated = habits(generator, adapter)

@@ -256,3 +256,18 @@ def _promote(path: Path, name: str, checkpoint: str) -> CheckpointInfo:
             },
         )
     return chosen
+
+
+def refuse_other_base(adapter_dir: Path, model_path: Path, model_name: str = "") -> None:
+    """Refuse an adapter trained on another base model than `model_path`, naming both."""
+    meta = read_metadata(adapter_dir)
+    recorded = meta.get("base_model_path") or read_adapter_config(adapter_dir).get("model")
+    if not recorded:
+        return
+    model_path = Path(model_path)
+    same = Path(recorded).expanduser().exists() and Path(recorded).expanduser().resolve() == model_path.resolve()
+    if not same and recorded not in (model_name, str(model_path)):
+        trained_on = meta.get("base_model") or recorded
+        raise UserError(
+            f"The adapter {adapter_dir.name!r} was trained on {trained_on!r}, not on {model_name or str(model_path)!r}."
+        )

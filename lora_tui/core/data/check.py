@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lora_tui.core.data.lint import Linter, LintWarning
 from lora_tui.core.data.records import Problem, ReadState, dataset_files, iter_records
-from lora_tui.core.data.tokens import TokenCounter, TokenStats, token_stats
+from lora_tui.core.data.tokens import TokenCounter, TokenStats, pair_length, token_stats
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
 
@@ -94,7 +94,7 @@ def check_dataset(
             if counter is not None and record.is_preference:
                 parts = counter.count_pair(record)
                 pair_parts.append(parts)
-                counts.append(parts[0] + max(parts[1:]))
+                counts.append(pair_length(parts))
             elif counter is not None:
                 counts.append(counter.count(record))
         label = file.name if path.is_dir() else None

@@ -144,8 +144,7 @@ class TokenCounter:
         if record.text is not None:
             return self.bos_added + self.count_text(record.text) + (1 if self.eos_id is not None else 0)
         if record.is_preference:
-            prompt, chosen, rejected = self.count_pair(record)
-            return prompt + max(chosen, rejected)
+            return pair_length(self.count_pair(record))
         return self.count_text(self.render(record))
 
     def count_pair(self, record: Record) -> tuple[int, int, int]:
@@ -157,6 +156,12 @@ class TokenCounter:
         chosen_total = self.count_text(self.render(record))
         rejected_total = self.count_text(self.hf.apply_chat_template(rejected, tokenize=False))
         return prompt, chosen_total - prompt, rejected_total - prompt
+
+
+def pair_length(parts: tuple[int, int, int]) -> int:
+    """A pair's (prompt, chosen, rejected) tokens -> its longest sequence: the prompt and the longer answer."""
+    prompt, chosen, rejected = parts
+    return prompt + max(chosen, rejected)
 
 
 def load_token_counter(model_path: Path) -> TokenCounter:

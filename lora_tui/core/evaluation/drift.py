@@ -34,10 +34,6 @@ def drift_prompts() -> list[str]:
     return [prompt for prompt, _ in drift_set()]
 
 
-def drift_keys() -> list[tuple[str, ...]]:
-    return [keys for _, keys in drift_set()]
-
-
 def answers_right(answer: str, keys: tuple[str, ...]) -> bool:
     text = f" {normalized(answer)} "
     return any(f" {normalized(key)} " in text for key in keys)

@@ -23,12 +23,12 @@ import numpy as np
 from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_keys, drift_prompts
+from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_set
 from lora_tui.core.evaluation.scores import score
 from lora_tui.core.inference.generate import Generator, Turn, greedy_batch
 from lora_tui.core.training.batching import Example, make_batch, tokenize
 from lora_tui.core.training.forward import forward
-from lora_tui.core.training.preference import PreferenceMetrics, pair_rewards, reference_logps, tokenize_pairs
+from lora_tui.core.training.preference import PreferenceMetrics, pair_logps, pair_rewards, tokenize_pairs
 
 LOSS_BATCH = 8
 
@@ -170,7 +170,7 @@ def evaluate(
         generator.use_adapter(adapter)
         side = Side(label, losses=record_losses(generator.model, examples, mask_prompt))
         if pairs is not None:
-            side.pair_logps = reference_logps(generator.model, pairs, LOSS_BATCH)
+            side.pair_logps = pair_logps(generator.model, pairs, LOSS_BATCH)
 
         def told(done: int, offset: int = number * answered) -> None:
             progress(offset + done, answered * len(adapters))
@@ -232,13 +232,13 @@ def measure_drift(
 ) -> dict:
     """How far the adapter's answers to the drift prompts moved from the base's own (see drift.py)."""
     generator = Generator(model_path)
-    questions = drift_prompts()
+    questions, keys = zip(*drift_set(), strict=True)
     prompts = [generator.prompt_tokens([Turn("user", text)]) for text in questions]
     generator.use_adapter(None)
     base, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
     generator.use_adapter(adapter)
     adapted, _ = greedy_answers(generator, prompts, max_tokens, batch_size, stop)
     return {
-        **drift_from(adapted, base, drift_keys()).to_json(),
+        **drift_from(adapted, base, list(keys)).to_json(),
         "examples": [{"prompt": p, "base": b, "adapter": a} for p, a, b in zip(questions, adapted, base, strict=True)],
     }

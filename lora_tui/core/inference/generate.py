@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS, read_metadata
-from lora_tui.core.adapters.registry import is_adapter_dir, read_adapter_config
+from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS
+from lora_tui.core.adapters.registry import is_adapter_dir, read_adapter_config, refuse_other_base
 from lora_tui.core.adapters.weights import load_adapter_weights, remove_adapter_layers
 from lora_tui.core.errors import UserError
 from lora_tui.core.models.store import expand_for_cpu, load_model
@@ -75,21 +75,6 @@ class Generator:
 
     # Adapters ----------------------------------------------------------------------
 
-    def check_base(self, adapter_dir: Path) -> None:
-        """Refuse an adapter trained on another base, naming both."""
-        meta = read_metadata(adapter_dir)
-        recorded = meta.get("base_model_path") or read_adapter_config(adapter_dir).get("model")
-        if not recorded:
-            return
-        same = (
-            Path(recorded).expanduser().exists() and Path(recorded).expanduser().resolve() == self.model_path.resolve()
-        )
-        if not same and recorded not in (self.model_name, str(self.model_path)):
-            trained_on = meta.get("base_model") or recorded
-            raise UserError(
-                f"The adapter {adapter_dir.name!r} was trained on {trained_on!r}, not on {self.model_name!r}."
-            )
-
     def use_adapter(self, adapter_dir: Path | None) -> float:
         """Switch to `adapter_dir` (None for the base model); return seconds taken."""
         import mlx.core as mx
@@ -102,7 +87,7 @@ class Generator:
         adapter_dir = Path(adapter_dir)
         if not is_adapter_dir(adapter_dir):
             raise UserError(f"{adapter_dir}: not an adapter folder.")
-        self.check_base(adapter_dir)
+        refuse_other_base(adapter_dir, self.model_path, self.model_name)
         config = read_adapter_config(adapter_dir)
         layout = {k: config.get(k) for k in ("fine_tune_type", "num_layers", "lora_parameters")}
         if layout == self._lora_config:

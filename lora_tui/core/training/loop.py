@@ -43,7 +43,7 @@ from lora_tui.core.adapters.layout import (
 from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
 from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_keys, drift_prompts
+from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_set
 from lora_tui.core.files import building_dir, prompt_lines
 from lora_tui.core.inference.generate import greedy_batch
 from lora_tui.core.locations import Locations
@@ -69,7 +69,7 @@ from lora_tui.core.training.preference import (
     Objective,
     PreferenceMetrics,
     check_method_fits_data,
-    reference_logps,
+    pair_logps,
     tokenize_pairs,
 )
 from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
@@ -311,9 +311,7 @@ class _Run:
             self.notes.append("Replay applies to supervised training (--method sft): off for pairs.")
         self.reference = {split: np.zeros((len(pairs), 2), dtype=np.float32) for split, pairs in self.pairs.items()}
         if p.method == "dpo":  # the LoRA update is still zero: this is the base model
-            self.reference = {
-                split: reference_logps(self.model, pairs, p.batch_size) for split, pairs in self.pairs.items()
-            }
+            self.reference = {split: pair_logps(self.model, pairs, p.batch_size) for split, pairs in self.pairs.items()}
 
     def replay(self, own_records: int) -> None:
         """Add the base model's own answers to the examples (each epoch replays a sample); prepare the drift check."""
@@ -333,7 +331,7 @@ class _Run:
             f"join each epoch ({self.params.replay:.0%} of it), another sample each epoch."
         )
         if self.valid_examples:
-            self.drift_questions = drift_prompts()
+            self.drift_questions, self.drift_keys = (list(column) for column in zip(*drift_set(), strict=True))
             self.drift_base = [a["answer"] for a in self.shared_base_answers(self.drift_questions, DRIFT_TOKENS)]
 
     def shared_base_answers(self, questions: list[str], max_tokens: int) -> list[dict]:
@@ -635,7 +633,7 @@ class _Run:
         if not self.ranks.is_writer or not self.drift_questions:
             return
         answers = answer_questions(self.model, self.tokenizer, self.drift_questions, DRIFT_TOKENS)
-        drift = drift_from([answer.text.strip() for answer in answers], self.drift_base, drift_keys())
+        drift = drift_from([answer.text.strip() for answer in answers], self.drift_base, self.drift_keys)
         self.emit(DriftCheck(step=step, **drift.to_json()))
 
     def prompt_tokens(self, messages: list[dict]) -> list[int]:

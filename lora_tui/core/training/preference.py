@@ -113,8 +113,9 @@ def sequence_logps(model, batch: Batch):
     return row_logps(model, mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.loss_mask), None)
 
 
-def reference_logps(model, pairs: Pairs, batch_size: int) -> np.ndarray:
-    """(pairs, 2): each pair's chosen and rejected log-probability under `model` as it is now."""
+def pair_logps(model, pairs: Pairs, batch_size: int) -> np.ndarray:
+    """(pairs, 2): each pair's chosen and rejected log-probability under `model` as it is now (before training:
+    DPO's reference)."""
     import mlx.core as mx
 
     was_training = model.training

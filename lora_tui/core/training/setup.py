@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lora_tui.core.adapters.layout import latest_checkpoint
 from lora_tui.core.adapters.lock import adapter_lock, refuse_if_busy
-from lora_tui.core.adapters.registry import get_adapter, read_adapter_config
+from lora_tui.core.adapters.registry import get_adapter, read_adapter_config, refuse_other_base
 from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
@@ -85,11 +85,9 @@ def prepare_job(
 
 def starting_adapter(adapters_dir: Path, name: str, model_path: Path) -> Path:
     """The folder of the adapter a run starts from; refused when it belongs to another base model."""
-    info = get_adapter(adapters_dir, name)
-    recorded = info.base_model_path
-    if recorded and Path(recorded).expanduser().resolve() != Path(model_path).resolve():
-        raise UserError(f"The adapter {name!r} was trained on {info.base_model or recorded}, not on {model_path}.")
-    return info.path
+    folder = get_adapter(adapters_dir, name).path
+    refuse_other_base(folder, model_path)
+    return folder
 
 
 def adapter_layout(adapter_dir: Path) -> dict:
