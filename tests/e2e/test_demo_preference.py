@@ -6,22 +6,16 @@ import pytest
 from trainkit import train, write_dataset
 
 from lora_tui.core.data.demo import SIGN_OFF, demo_pair_questions, demo_pairs, write_demo_pairs
-from lora_tui.core.data.records import load_records
-from lora_tui.core.evaluation.run import greedy_answers
-from lora_tui.core.inference.generate import Generator, Turn
-from lora_tui.core.training.preference import pair_logps, pair_rewards, tokenize_pairs
+from lora_tui.core.evaluation.run import eval_records, evaluate
 
 pytestmark = pytest.mark.e2e
 SETTINGS = {"epochs": 2, "rank": 8, "learning_rate": 2e-4, "max_seq_length": 128, "steps_per_eval": 100}
 
 
-def habits(generator: Generator, adapter) -> tuple[int, int, int]:
+def habits(answers: list[str]) -> tuple[int, int, int]:
     """Of the held-out questions' greedy answers: how many end with the sign-off, keep the answer's key word,
     and say the sign-off more than once."""
     questions = demo_pair_questions("test")
-    generator.use_adapter(adapter)
-    prompts = [generator.prompt_tokens([Turn("user", question)]) for question, _, _ in questions]
-    answers, _ = greedy_answers(generator, prompts, 40, 16)
     signed = sum(answer.strip().endswith(SIGN_OFF) for answer in answers)
     kept = sum(key.lower() in answer.lower() for answer, (_, _, key) in zip(answers, questions, strict=True))
     repeated = sum(answer.count(SIGN_OFF) > 1 for answer in answers)
@@ -35,16 +29,13 @@ def test_pairs_teach_a_habit_and_keep_the_answers(demo_model_dir, tmp_path, meth
     adapter = tmp_path / method
     outcome = train(demo_model_dir, data, adapter, method=method, **SETTINGS)
     assert outcome.type == "finished", outcome
-    generator = Generator(demo_model_dir)
-    pairs, _ = tokenize_pairs(load_records(data / "test.jsonl"), generator.tokenizer, 128)
-    generator.use_adapter(None)
-    base_logps = pair_logps(generator.model, pairs, 8)
-    generator.use_adapter(adapter)
-    rewards = pair_rewards(pair_logps(generator.model, pairs, 8), base_logps, beta=0.1)
+    test_file, records = eval_records(data)  # what `lora-tui eval` measures: the held-out pairs, base and adapter
+    assert test_file.name == "test.jsonl"
+    evaluation = evaluate(demo_model_dir, records, [("base", None), (method, adapter)], max_tokens=40, beta=0.1)
+    rewards = evaluation.pair_rewards()
     assert rewards.reward_accuracy >= 0.8, rewards
-    base_signed, base_kept, _ = habits(generator, None)
-    signed, kept, repeated = habits(generator, adapter)
-    assert signed > base_signed and signed >= len(pairs) // 2, (signed, base_signed)
+    (base_signed, base_kept, _), (signed, kept, repeated) = (habits(side.answers) for side in evaluation.sides)
+    assert signed > base_signed and signed >= len(records) // 2, (signed, base_signed)
     assert kept >= base_kept - 1 and repeated == 0, (kept, base_kept, repeated)
 
 
