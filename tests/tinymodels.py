@@ -152,7 +152,7 @@ def write_gguf(
     writer.add_rope_freq_base(config["rope_theta"])
     writer.add_vocab_size(config["vocab_size"])
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre("gpt2")
     writer.add_token_list([token for token, _ in vocab])
     writer.add_token_types([3 if token in SPECIAL_TOKENS else 1 for token, _ in vocab])
     writer.add_token_merges(merges)
@@ -183,7 +183,12 @@ def _add_tensor(writer, name: str, array: np.ndarray, kind: str) -> None:
     elif kind == "F16":
         writer.add_tensor(name, array.astype(np.float16))
     else:
-        packed = gguf.quants.quantize(array, qtype)
+        try:
+            packed = gguf.quants.quantize(array, qtype)
+        except NotImplementedError:  # a type the gguf library cannot write (IQ4_NL): random blocks of its size
+            block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+            rows, cols = array.shape
+            packed = np.random.default_rng(0).integers(0, 256, (rows, cols // block_size * type_size), np.uint8)
         writer.add_tensor(name, packed, raw_shape=packed.shape, raw_dtype=qtype)
 
 
@@ -220,3 +225,111 @@ def reference_logits(gguf_path: Path, config: dict, tokens: list[int]) -> np.nda
     model = llama.Model(llama.ModelArgs.from_dict(args))
     model.load_weights([(k, mx.array(v)) for k, v in weights.items()])
     return np.array(model(mx.array([tokens])).astype(mx.float32))
+
+
+# Other families -------------------------------------------------------------------
+
+# Per family: the mlx-lm model type, and config overrides that make a tiny model of it.
+FAMILY_CONFIGS = {
+    "llama": ("llama", {}),
+    "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {"head_dim": 16}),
+    # six layers: one global-attention layer in six, as llama.cpp assumes for gemma3
+    "gemma3": (
+        "gemma3_text",
+        {
+            "head_dim": 16,
+            "query_pre_attn_scalar": 16,
+            "num_key_value_heads": 1,
+            "num_hidden_layers": 6,
+            "sliding_window": 8,
+            "rms_norm_eps": 1e-6,
+        },
+    ),
+    "phi3": ("phi3", {}),
+}
+
+
+# The byte-level pre-tokenizer each family's real files name (llama.cpp's `tokenizer.ggml.pre`).
+FAMILY_PRE_TOKENIZERS = {
+    "llama": "llama-bpe",
+    "qwen2": "qwen2",
+    "qwen3": "qwen2",
+    "gemma3": "default",
+    "phi3": "default",
+}
+
+
+def make_family_model(folder: Path, architecture: str, seed: int = 0, tie_word_embeddings: bool = False) -> Path:
+    """A tiny random model of a GGUF architecture's mlx-lm family (see FAMILY_CONFIGS)."""
+    import mlx.core as mx
+
+    model_type, overrides = FAMILY_CONFIGS[architecture]
+    folder = make_tiny_model(
+        folder, seed=seed, model_type=model_type, tie_word_embeddings=tie_word_embeddings, **overrides
+    )
+    if tie_word_embeddings:  # Gemma's class has no such flag: it ties when lm_head is absent
+        weights = mx.load(str(folder / "model.safetensors"))
+        weights.pop("lm_head.weight", None)
+        mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+    return folder
+
+
+def write_family_gguf(model_dir: Path, path: Path, architecture: str, tensor_type: str = "F32") -> Path:
+    """Write a tiny model as llama.cpp's converter does for its architecture: tensor names from gguf-py's own
+    map (llama.cpp's table, not lora-tui's), llama's Q/K row permutation, Gemma's norms with 1.0 added."""
+    import gguf
+    import mlx.core as mx
+
+    config = json.loads((model_dir / "config.json").read_text())
+    tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
+    weights = {k: np.array(v.astype(mx.float32)) for k, v in mx.load(str(model_dir / "model.safetensors")).items()}
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[architecture.upper()], config["num_hidden_layers"])
+    writer = gguf.GGUFWriter(str(path), architecture)
+    _write_hyperparameters(writer, config, architecture)
+    vocab = sorted(tokenizer["model"]["vocab"].items(), key=lambda item: item[1])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(FAMILY_PRE_TOKENIZERS[architecture])
+    writer.add_token_list([token for token, _ in vocab])
+    writer.add_token_types([3 if token in SPECIAL_TOKENS else 1 for token, _ in vocab])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tokenizer["model"]["merges"]])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHATML_TEMPLATE)
+    for name, array in weights.items():
+        if name == "lm_head.weight" and config.get("tie_word_embeddings"):
+            continue
+        if architecture == "llama" and name.endswith(("q_proj.weight", "k_proj.weight")):
+            heads = config["num_attention_heads"] if "q_proj" in name else config["num_key_value_heads"]
+            array = llama_cpp_permute(array, heads)
+        if architecture == "gemma3" and name.endswith("norm.weight"):
+            array = array + 1.0
+        kind = tensor_type if array.ndim == 2 else "F32"
+        _add_tensor(writer, names.get_name(name, try_suffixes=(".weight", ".bias")), array, kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _write_hyperparameters(writer, config: dict, architecture: str) -> None:
+    heads = config["num_attention_heads"]
+    writer.add_context_length(config.get("max_position_embeddings", 512))
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    writer.add_vocab_size(config["vocab_size"])
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    if architecture in ("qwen3", "gemma3"):
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    if architecture == "gemma3":
+        writer.add_sliding_window(config["sliding_window"])
+    if architecture == "phi3":
+        writer.add_rope_dimension_count(head_dim)

@@ -1,58 +1,53 @@
 """Turn a GGUF file (Ollama's and LM Studio's stores) into an MLX model folder.
 
-Quantized tensors stay quantized: `mx.load` reads Q4_0, Q4_1 and Q8_0 blocks as
-MLX affine-quantized triplets (weight, scales, biases; group size 32), which
-mlx-lm loads with a per-layer quantization table in config.json. F32, F16 and
-BF16 tensors stay as they are.
+The header is read and checked first, so an unknown architecture or tensor type
+is refused before any tensor is touched. Tensors are then converted one at a
+time from a memory map of the file (gguf_quants: quantized blocks stay quantized
+where MLX holds them exactly), so the file is never loaded whole. mlx-lm loads
+the result through config.json's per-layer quantization table.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir, exclusively
-from lora_tui.core.models.gguf import GGUFError, GGUFFile, TensorInfo, read_gguf, scalar
+from lora_tui.core.models.gguf import GGUFError, GGUFFile, TensorInfo, read_gguf
+from lora_tui.core.models.gguf_families import FAMILIES, ConfigError, Family
+from lora_tui.core.models.gguf_quants import GROUP_SIZE, NEAREST_BITS, SUPPORTED_TYPES, Quantized, convert
 from lora_tui.core.models.gguf_tokenizer import TokenizerImportError, write_tokenizer
 from lora_tui.core.names import name_from_filename, validate_name
 
-SUPPORTED_ARCHITECTURES = ("llama",)
+SUPPORTED_ARCHITECTURES = tuple(FAMILIES)
+SUPPORTED_TENSOR_TYPES = SUPPORTED_TYPES
 IMPORT_RECORD = "lora_tui_import.json"  # where an imported model came from
-SUPPORTED_TENSOR_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0")
-GGUF_GROUP_SIZE = 32
-
-_LAYER_PARTS = {
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-}
-_TOP_LEVEL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
-# Tensors llama.cpp derives for itself; mlx-lm computes them from the config.
-_SKIPPED = {"rope_freqs"}
 
 
-def mlx_name(gguf_base: str) -> str | None:
-    """`blk.3.attn_q` -> `model.layers.3.self_attn.q_proj`; None for skipped tensors."""
-    if gguf_base in _SKIPPED:
-        return None
-    if gguf_base in _TOP_LEVEL:
-        return _TOP_LEVEL[gguf_base]
-    match = re.fullmatch(r"blk\.(\d+)\.(\w+)", gguf_base)
-    if match and match.group(2) in _LAYER_PARTS:
-        return f"model.layers.{match.group(1)}.{_LAYER_PARTS[match.group(2)]}"
-    raise UserError(f"tensor {gguf_base!r} has no place in a llama model")
+@dataclass
+class ImportReport:
+    """What an import did to the tensors: how many stayed exact, and which took a nearest form."""
+
+    exact: Counter = field(default_factory=Counter)  # GGML type -> tensor count
+    changed: dict[str, tuple[str, int, float]] = field(default_factory=dict)  # name -> (GGML type, MLX bits, error)
+
+    def lines(self) -> list[str]:
+        kept = ", ".join(f"{count} {kind}" for kind, count in sorted(self.exact.items()))
+        lines = [f"Kept as stored: {kept}."] if kept else []
+        if self.changed:
+            worst_name, (_, _, error) = max(self.changed.items(), key=lambda item: item[1][2])
+            by_type = Counter(f"{kind} -> {bits}-bit" for kind, bits, _ in self.changed.values())
+            summary = ", ".join(f"{count} {change}" for change, count in sorted(by_type.items()))
+            lines.append(
+                f"Re-quantized (MLX has no 16-value groups): {summary}; largest change {error:.3g} in {worst_name}."
+            )
+        return lines
 
 
 def unpermute_rows(array, n_heads: int):
@@ -62,40 +57,51 @@ def unpermute_rows(array, n_heads: int):
     return array.reshape(n_heads, head_dim // 2, 2, *array.shape[1:]).swapaxes(1, 2).reshape(array.shape)
 
 
-def import_gguf(
-    gguf_path: Path,
-    models_dir: Path,
-    name: str | None = None,
-    log: Callable[[str], None] = lambda message: None,
-) -> Path:
-    """Import `gguf_path` as models_dir/NAME; return the new folder."""
+def read_importable(gguf_path: Path) -> tuple[GGUFFile, Family]:
+    """The file's header and family, or a UserError naming what cannot be imported: nothing is converted."""
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise UserError(f"{gguf_path}: no such file.")
-    name = validate_name(name, "model name") if name else name_from_filename(gguf_path.stem)
-    target = Path(models_dir) / name
-    if target.exists():
-        raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
     try:
         gguf = read_gguf(gguf_path)
     except GGUFError as exc:
         raise UserError(f"{gguf_path}: {exc}.") from None
     except OSError as exc:
         raise UserError(f"{gguf_path}: cannot read it ({exc.strerror}).") from None
-    _check_supported(gguf)
+    return gguf, _family(gguf)
+
+
+def import_gguf(
+    gguf_path: Path,
+    models_dir: Path,
+    name: str | None = None,
+    log: Callable[[str], None] = lambda message: None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Path:
+    """Import `gguf_path` as models_dir/NAME; return the new folder. `progress(bytes_done, bytes_total)`."""
+    gguf_path = Path(gguf_path)
+    name = validate_name(name, "model name") if name else name_from_filename(gguf_path.stem)
+    target = Path(models_dir) / name
+    if target.exists():
+        raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
+    gguf, family = read_importable(gguf_path)
+    _check_tensor_names(gguf, family, model_config(gguf))
     with exclusively(target):  # two imports of one name at once: one writes it, the other is refused
         if target.exists():
             raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
-        log(f"Importing {gguf_path.name}: {len(gguf.tensors)} tensors")
+        log(f"Importing {gguf_path.name}: {family.architecture}, {len(gguf.tensors)} tensors")
         with building_dir(target) as staging:
-            _write_model(gguf, staging, log)
+            report = _write_model(gguf, family, staging, progress)
+    for line in report.lines():
+        log(line)
     log(f"Imported as {target}")
     return target
 
 
-def _check_supported(gguf: GGUFFile) -> None:
+def _family(gguf: GGUFFile) -> Family:
     architecture = gguf.metadata.get("general.architecture")
-    if architecture not in SUPPORTED_ARCHITECTURES:
+    family = FAMILIES.get(architecture)
+    if family is None:
         raise UserError(
             f"{gguf.path}: architecture {architecture!r} is not supported "
             f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})."
@@ -104,113 +110,141 @@ def _check_supported(gguf: GGUFFile) -> None:
         if tensor.type_name not in SUPPORTED_TENSOR_TYPES:
             raise UserError(
                 f"{gguf.path}: tensor {tensor.name!r} has type {tensor.type_name}, which is not supported "
-                f"(supported: {', '.join(SUPPORTED_TENSOR_TYPES)}); use a Q4_0, Q4_1, Q8_0 or F16 file."
+                f"(supported: {', '.join(SUPPORTED_TENSOR_TYPES)})."
             )
+        base = tensor.name.rpartition(".")[0]
+        if base not in family.skipped and family.mlx_name(base) is None:
+            raise UserError(f"{gguf.path}: tensor {tensor.name!r} has no place in a {family.model_type} model.")
+    return family
 
 
-def _write_model(gguf: GGUFFile, folder: Path, log: Callable[[str], None]) -> None:
+def _check_tensor_names(gguf: GGUFFile, family: Family, config: dict) -> None:
+    """The file's tensors are the ones the family's mlx-lm model has: a mislabelled file is refused here."""
+    import importlib
+
+    from mlx.utils import tree_flatten
+
+    module = importlib.import_module(f"mlx_lm.models.{family.model_type}")
+    model = module.Model(module.ModelArgs.from_dict(config))  # lazy: no weights are made
+    expected = {name for name, _ in tree_flatten(model.parameters())}
+    if config["tie_word_embeddings"]:
+        expected.discard("lm_head.weight")
+    present = set()
+    for tensor in gguf.tensors:
+        base, _, suffix = tensor.name.rpartition(".")
+        target = family.mlx_name(base)
+        if target is not None:
+            present.add(f"{target}.{suffix}")
+    missing, unexpected = sorted(expected - present), sorted(present - expected)
+    if missing or unexpected:
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
+                f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
+            )
+            if part
+        )
+        raise UserError(
+            f"{gguf.path}: its tensors do not make a {family.architecture} model ({detail}); "
+            "is the file mislabelled or damaged?"
+        )
+
+
+def _write_model(gguf: GGUFFile, family: Family, folder: Path, progress: Callable[[int, int], None]) -> ImportReport:
     import mlx.core as mx
 
     config = model_config(gguf)
-    try:
-        raw = mx.load(str(gguf.path))
-    except (RuntimeError, ValueError) as exc:
-        raise UserError(f"{gguf.path}: cannot read its tensors ({exc}).") from None
-    weights, quantized_bits = _convert_tensors(gguf, raw, config)
-    if quantized_bits:
-        config["quantization"] = _quantization_table(quantized_bits)
-    if any(gguf.tensor(base + ".weight") is not None for base in _SKIPPED):
-        log("Note: rope_freqs (long-context RoPE scaling) is not carried over.")
-    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
-    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    try:
+    try:  # first: a tokenizer we cannot rebuild is refused before the long part, and its memory is freed
         write_tokenizer(gguf.metadata, folder)
     except TokenizerImportError as exc:
         raise UserError(f"{gguf.path}: {exc}.") from None
+    weights, quantized_bits, report = _convert_tensors(gguf, family, config, progress)
+    if quantized_bits:
+        config["quantization"] = _quantization_table(quantized_bits)
+    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     provenance = {"imported_from": str(gguf.path), "gguf_name": str(gguf.metadata.get("general.name", ""))}
     (folder / IMPORT_RECORD).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    return report
 
 
-def _convert_tensors(gguf: GGUFFile, raw: dict, config: dict) -> tuple[dict, dict[str, int]]:
+def _convert_tensors(
+    gguf: GGUFFile, family: Family, config: dict, progress: Callable[[int, int], None]
+) -> tuple[dict, dict[str, int], ImportReport]:
     weights: dict = {}
     quantized_bits: dict[str, int] = {}
-    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
+    report = ImportReport()
+    total, done = sum(t.nbytes for t in gguf.tensors), 0
     for tensor in gguf.tensors:
         base, _, suffix = tensor.name.rpartition(".")
-        target = mlx_name(base)
+        target = family.mlx_name(base)
+        done += tensor.nbytes
         if target is None:
             continue
-        part = base.rsplit(".", 1)[-1]
-        triplet = [raw[f"{base}.{key}"] for key in ("weight", "scales", "biases")] if f"{base}.scales" in raw else None
-        if triplet is not None:
-            if part in heads and base.startswith("blk."):
-                triplet = [unpermute_rows(array, heads[part]) for array in triplet]
-            weights.update(zip((f"{target}.weight", f"{target}.scales", f"{target}.biases"), triplet, strict=True))
-            quantized_bits[target] = _bits(triplet[0], triplet[1])
-            continue
-        array = _bf16_tensor(gguf, tensor) if tensor.type_name == "BF16" else raw[tensor.name]
-        if part in heads and base.startswith("blk."):
-            array = unpermute_rows(array, heads[part])
-        weights[f"{target}.{suffix}"] = array
-    return weights, quantized_bits
+        converted = _converted(gguf, family, config, tensor, base)
+        if isinstance(converted, Quantized):
+            for key in ("weight", "scales", "biases"):
+                weights[f"{target}.{key}"] = _mx(getattr(converted, key))
+                setattr(converted, key, None)  # the numpy copy goes as soon as MLX has its own
+            quantized_bits[target] = converted.bits
+            if tensor.type_name in NEAREST_BITS:
+                report.changed[tensor.name] = (tensor.type_name, converted.bits, converted.max_error)
+            else:
+                report.exact[tensor.type_name] += 1
+        else:
+            weights[f"{target}.{suffix}"] = _float_tensor(converted, tensor)
+            report.exact[tensor.type_name] += 1
+        progress(done, total)
+    return weights, quantized_bits, report
 
 
-def _bits(packed_weight, scales) -> int:
-    """Bits per weight from the shapes: packed uint32 columns vs. quantized inputs."""
-    inputs = scales.shape[-1] * GGUF_GROUP_SIZE
-    return packed_weight.shape[-1] * 32 // inputs
+def _converted(gguf: GGUFFile, family: Family, config: dict, tensor: TensorInfo, base: str):
+    try:
+        converted = convert(gguf.reader(tensor), tensor.type_name, tensor.shape)
+    except GGUFError as exc:
+        raise UserError(f"{gguf.path}: {exc}.") from None
+    part = base.rsplit(".", 1)[-1]
+    if family.permutes_qk and base.startswith("blk.") and part in ("attn_q", "attn_k"):
+        heads = config["num_attention_heads"] if part == "attn_q" else config["num_key_value_heads"]
+        if isinstance(converted, Quantized):
+            for key in ("weight", "scales", "biases"):
+                setattr(converted, key, unpermute_rows(getattr(converted, key), heads))
+        else:
+            converted = unpermute_rows(converted, heads)
+    if family.float32_activations and isinstance(converted, Quantized):
+        converted.scales, converted.biases = converted.scales.astype(np.float32), converted.biases.astype(np.float32)
+    if family.norm_offset and family.is_norm(base):
+        converted = np.asarray(converted, dtype=np.float32) - np.float32(family.norm_offset)
+    return converted
 
 
-def _bf16_tensor(gguf: GGUFFile, tensor: TensorInfo):
-    """mx.load turns BF16 into F16 (losing range); read the raw bits instead."""
+def _mx(array: np.ndarray):
     import mlx.core as mx
 
-    count = int(np.prod(tensor.shape, dtype=np.int64))
-    bits = np.fromfile(gguf.path, dtype=np.uint16, count=count, offset=tensor.offset)
-    return mx.array(bits.reshape(tensor.shape)).view(mx.bfloat16)
+    return mx.array(np.ascontiguousarray(array))
+
+
+def _float_tensor(array: np.ndarray, tensor: TensorInfo):
+    import mlx.core as mx
+
+    if tensor.type_name == "BF16":  # numpy has no bfloat16: the raw bits, viewed as MLX's
+        return mx.array(np.ascontiguousarray(array)).view(mx.bfloat16)
+    return _mx(array)
 
 
 def _quantization_table(quantized_bits: dict[str, int]) -> dict:
     common_bits = Counter(quantized_bits.values()).most_common(1)[0][0]
-    table: dict = {"group_size": GGUF_GROUP_SIZE, "bits": common_bits}
+    table: dict = {"group_size": GROUP_SIZE, "bits": common_bits}
     for layer, bits in sorted(quantized_bits.items()):
         if bits != common_bits:
-            table[layer] = {"group_size": GGUF_GROUP_SIZE, "bits": bits}
+            table[layer] = {"group_size": GROUP_SIZE, "bits": bits}
     return table
 
 
 def model_config(gguf: GGUFFile) -> dict:
-    """An mlx-lm / Hugging Face style config.json for a llama-architecture GGUF."""
-    meta = gguf.metadata
-    arch = meta["general.architecture"]
-
-    def get(key, default=None):
-        return scalar(meta, f"{arch}.{key}", default)
-
+    """The config.json an import of `gguf` writes (before its quantization table)."""
     try:
-        hidden = int(get("embedding_length"))
-        heads = int(get("attention.head_count"))
-        config = {
-            "model_type": "llama",
-            "architectures": ["LlamaForCausalLM"],
-            "hidden_size": hidden,
-            "num_hidden_layers": int(get("block_count")),
-            "intermediate_size": int(get("feed_forward_length")),
-            "num_attention_heads": heads,
-            "num_key_value_heads": int(get("attention.head_count_kv", heads)),
-            "head_dim": int(get("attention.key_length", hidden // heads)),
-            "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-5)),
-            "rope_theta": float(get("rope.freq_base", 10000.0)),
-            "max_position_embeddings": int(get("context_length", 4096)),
-            "vocab_size": int(get("vocab_size", len(meta.get("tokenizer.ggml.tokens", [])))),
-            "tie_word_embeddings": gguf.tensor("output.weight") is None,
-        }
-    except (TypeError, ValueError):
-        raise UserError(f"{gguf.path}: its {arch} hyper-parameters are missing or malformed.") from None
-    if get("rope.scaling.type") == "linear":
-        config["rope_scaling"] = {"type": "linear", "factor": float(get("rope.scaling.factor", 1.0))}
-    for key in ("bos", "eos"):
-        token_id = scalar(meta, f"tokenizer.ggml.{key}_token_id")
-        if token_id is not None:
-            config[f"{key}_token_id"] = int(token_id)
-    return config
+        return _family(gguf).config(gguf)
+    except ConfigError as exc:
+        raise UserError(f"{gguf.path}: {exc}.") from None

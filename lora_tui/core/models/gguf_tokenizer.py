@@ -28,6 +28,13 @@ _LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# llama.cpp's splitting for `pre = "default"` (and a file that names none): four expressions, one after another.
+_LLAMA_CPP_DEFAULT_PATTERNS = (
+    r"[\p{P}\$\+<=>\^~\|]+",
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
+    r"\p{N}+",
+    r"[0-9][0-9][0-9]",
+)
 _QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
@@ -52,7 +59,9 @@ def _byte_level_pre_tokenizer(pre: str) -> tuple[pre_tokenizers.PreTokenizer, bo
     if pre in ("smollm", "starcoder", "refact", "codeshell"):
         digits = pre_tokenizers.Digits(individual_digits=True)
         return pre_tokenizers.Sequence([digits, _split(_GPT2_PATTERN), byte_level]), False
-    if pre in ("", "default", "gpt2", "mpt", "olmo"):
+    if pre in ("", "default"):
+        return pre_tokenizers.Sequence([*map(_split, _LLAMA_CPP_DEFAULT_PATTERNS), byte_level]), False
+    if pre in ("gpt2", "gpt-2", "mpt", "olmo"):
         return pre_tokenizers.Sequence([_split(_GPT2_PATTERN), byte_level]), False
     raise TokenizerImportError(f"its tokenizer pre-processing {pre!r} is not supported")
 
@@ -61,7 +70,7 @@ def _gpt2_tokenizer(metadata: dict, tokens: list[str]) -> Tokenizer:
     merges = [tuple(m.split(" ", 1)) for m in metadata.get("tokenizer.ggml.merges", [])]
     if not merges:
         raise TokenizerImportError("its byte-level BPE tokenizer has no merges")
-    pre_tokenizer, ignore_merges = _byte_level_pre_tokenizer(str(metadata.get("tokenizer.ggml.pre", "default")))
+    pre_tokenizer, ignore_merges = _byte_level_pre_tokenizer(str(metadata.get("tokenizer.ggml.pre", "")))
     vocab = {token: index for index, token in enumerate(tokens)}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges))
     tokenizer.pre_tokenizer = pre_tokenizer
@@ -96,12 +105,13 @@ def _sentencepiece_tokenizer(metadata: dict, tokens: list[str]) -> Tokenizer:
         fuse_unk=True,
     )
     tokenizer = Tokenizer(bpe)
-    prefix = normalizers.Prepend("▁") if scalar(metadata, "tokenizer.ggml.add_space_prefix", True) else None
-    steps = [step for step in (prefix, normalizers.Replace(" ", "▁")) if step is not None]
-    tokenizer.normalizer = normalizers.Sequence(steps)
-    tokenizer.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
+    # Llama 2 and Mistral prepend a space to the text (and decoding strips it again); Gemma does neither.
+    adds_prefix = bool(scalar(metadata, "tokenizer.ggml.add_space_prefix", True))
+    prefix = [normalizers.Prepend("▁")] if adds_prefix else []
+    tokenizer.normalizer = normalizers.Sequence([*prefix, normalizers.Replace(" ", "▁")])
+    strip = [decoders.Strip(" ", 1, 0)] if adds_prefix else []
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), *strip]
+    tokenizer.decoder = decoders.Sequence(steps)
     return tokenizer
 
 
