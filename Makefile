@@ -17,7 +17,7 @@ endif
 .PHONY: run test bench setup setup-dev python blas tmux clean
 
 run: setup blas
-	@$(BIN)/lora-tui models list --json | $(BIN)/python -c 'import json,sys; sys.exit(0 if json.load(sys.stdin) else 1)' \
+	@$(BIN)/lora-tui models list --json | $(BIN)/python -c 'import json,sys; sys.exit(0 if any(m["format"] == "mlx" for m in json.load(sys.stdin)) else 1)' \
 		|| $(BIN)/lora-tui models demo
 	$(BIN)/lora-tui
 

@@ -27,7 +27,9 @@ def test_models_list_json_is_one_document(isolated_home, tiny_model_dir, capsys)
         "quantization",
         "size_bytes",
         "has_chat_template",
+        "format",
     }
+    assert listing[0]["format"] == "mlx"
 
 
 def test_models_list_table(isolated_home, tiny_model_dir, capsys):

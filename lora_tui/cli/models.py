@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lora_tui.cli.output import Context, print_json, print_table, say
+from lora_tui.cli.output import ByteProgress, Context, print_json, print_table, say
 from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES, check_type, export_gguf
+from lora_tui.core.errors import UserError
 from lora_tui.core.models.demo import ensure_demo_model
 from lora_tui.core.models.gguf_import import import_gguf
+from lora_tui.core.models.gguf_stores import StoredGGUF, discover_stored_ggufs, find_ollama_model
 from lora_tui.core.models.store import discover_models, resolve_model
 from lora_tui.core.units import human_bytes, human_count
 
 
 def models_list(args, context: Context) -> int:
     models = discover_models(context.locations.models_dir, context.extra_model_dirs())
+    stored = discover_stored_ggufs()
     if args.json:
-        print_json([model.to_json() for model in models])
+        print_json([{**model.to_json(), "format": "mlx"} for model in models] + [g.to_json() for g in stored])
         return 0
-    if not models:
+    if not models and not stored:
         say(
             "No models found. Get the demo model with `lora-tui models demo`, "
             "or import one with `lora-tui models import-gguf`."
@@ -35,7 +38,13 @@ def models_list(args, context: Context) -> int:
         )
         for m in models
     ]
+    rows += [
+        (g.name, g.architecture, "-", f"GGUF {g.quantization}", human_bytes(g.size_bytes), "?", g.source)
+        for g in stored
+    ]
     print_table(("NAME", "ARCH", "PARAMS", "QUANTIZATION", "SIZE", "CHAT", "SOURCE"), rows)
+    if stored:
+        say("GGUF models from Ollama and LM Studio: `lora-tui models import-gguf NAME` makes an MLX model of one.")
     return 0
 
 
@@ -47,8 +56,23 @@ def models_demo(args, context: Context) -> int:
 
 def models_import_gguf(args, context: Context) -> int:
     context.locations.ensure()
-    print(import_gguf(args.file, context.locations.models_dir, args.name, log=say))
+    source, name = Path(args.file).expanduser(), args.name
+    if not source.exists():
+        stored = _stored_gguf(args.file)
+        source, name = stored.path, name or stored.import_name
+    progress = ByteProgress(f"Converting {source.name}")
+    print(import_gguf(source, context.locations.models_dir, name, log=say, progress=progress))
     return 0
+
+
+def _stored_gguf(name: str) -> StoredGGUF:
+    """A GGUF file by the name `models list` gives it (an Ollama or LM Studio name)."""
+    for stored in discover_stored_ggufs():
+        if stored.name == name:
+            return stored
+    if name.endswith(".gguf") or name.startswith(("/", ".", "~")):
+        raise UserError(f"{name}: no such file.")
+    return find_ollama_model(name)
 
 
 def models_export(args, context: Context) -> int:
@@ -62,12 +86,12 @@ def models_export(args, context: Context) -> int:
 def add_commands(commands) -> None:
     models = commands.add_parser("models", help="find, import and get models")
     sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
-    listing = sub.add_parser("list", help="list local MLX models")
+    listing = sub.add_parser("list", help="list local MLX models, and GGUF models in Ollama and LM Studio")
     listing.add_argument("--json", action="store_true", help="print one JSON document")
     listing.set_defaults(handler=models_list)
     sub.add_parser("demo", help="get SmolLM2-135M-Instruct; print its folder").set_defaults(handler=models_demo)
     gguf = sub.add_parser("import-gguf", help="turn a GGUF file into an MLX model")
-    gguf.add_argument("file", help="the .gguf file (from Ollama, LM Studio, ...)")
+    gguf.add_argument("file", help="a .gguf file, or an Ollama or LM Studio model's name from `models list`")
     gguf.add_argument("--name", help="name in the model store (default: from the file name)")
     gguf.set_defaults(handler=models_import_gguf)
     export = sub.add_parser("export", help="write a model as a GGUF file for llama.cpp, Ollama, LM Studio")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,3 +45,31 @@ def shown(value, digits: int = 4) -> str:
     if value is None:
         return "-"
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+class ByteProgress:
+    """`done/total` bytes as one line on stderr, redrawn in place on a terminal (speed and time left),
+    and as a line every quarter where stderr is a file or a pipe."""
+
+    def __init__(self, label: str, min_interval: float = 0.2) -> None:
+        self.label, self.min_interval = label, min_interval
+        self.started = time.monotonic()
+        self.last_drawn, self.last_quarter = 0.0, -1
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        from lora_tui.core.units import human_bytes
+
+        now = time.monotonic()
+        finished = total and done >= total
+        if self.tty and (now - self.last_drawn >= self.min_interval or finished):
+            elapsed = max(now - self.started, 1e-6)
+            speed = done / elapsed
+            left = f", {(total - done) / speed:.0f} s left" if speed and not finished else ""
+            percent = f"{100 * done / total:3.0f}%" if total else "   "
+            line = f"{self.label} {percent} {human_bytes(done)} of {human_bytes(total)}, {human_bytes(speed)}/s{left}"
+            print(f"\r{line}\x1b[K", end="\n" if finished else "", file=sys.stderr, flush=True)
+            self.last_drawn = now
+        elif not self.tty and total and (quarter := 4 * done // total) > self.last_quarter:
+            self.last_quarter = quarter
+            print(f"{self.label} {25 * quarter}%", file=sys.stderr, flush=True)

@@ -133,6 +133,25 @@ def read_gguf(path: Path) -> GGUFFile:
     return GGUFFile(path, version, metadata, tensors)
 
 
+def peek_metadata(path: Path, keys: set[str]) -> dict:
+    """The header values named in `keys`, read only as far as the last of them (for listing many files)."""
+    with Path(path).open("rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if mapped[:4] != GGUF_MAGIC:
+        raise GGUFError("it does not start with the GGUF magic bytes (not a GGUF file)")
+    cursor = _Cursor(memoryview(mapped))
+    cursor.take(4 + 4 + 8)
+    found = {}
+    for _ in range(cursor.scalar("<Q")):
+        key = cursor.string()
+        value = cursor.value(cursor.scalar("<I"))
+        if key in keys:
+            found[key] = np.array(value) if isinstance(value, np.ndarray) else value
+            if len(found) == len(keys):
+                break
+    return found
+
+
 def _parse(buffer, file_size: int) -> tuple[int, dict, list[TensorInfo]]:
     cursor = _Cursor(buffer)
     cursor.take(4)
