@@ -10,6 +10,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.models.demo import ensure_demo_model
 from lora_tui.core.models.gguf_import import import_gguf
 from lora_tui.core.models.gguf_stores import StoredGGUF, discover_stored_ggufs, find_ollama_model
+from lora_tui.core.models.hub import pull_model
 from lora_tui.core.models.store import discover_models, resolve_model
 from lora_tui.core.units import human_bytes, human_count
 
@@ -75,6 +76,11 @@ def _stored_gguf(name: str) -> StoredGGUF:
     return find_ollama_model(name)
 
 
+def models_pull(args, context: Context) -> int:
+    print(pull_model(args.repo, args.revision, progress=ByteProgress("Downloading"), log=say))
+    return 0
+
+
 def models_export(args, context: Context) -> int:
     path, name = resolve_model(args.model, context.locations.models_dir, context.extra_model_dirs())
     type_name = check_type(args.type)
@@ -94,6 +100,10 @@ def add_commands(commands) -> None:
     gguf.add_argument("file", help="a .gguf file, or an Ollama or LM Studio model's name from `models list`")
     gguf.add_argument("--name", help="name in the model store (default: from the file name)")
     gguf.set_defaults(handler=models_import_gguf)
+    pull = sub.add_parser("pull", help="download a model from the Hugging Face hub (HF_ENDPOINT honoured)")
+    pull.add_argument("repo", metavar="ORG/NAME", help="the hub id, e.g. mlx-community/SmolLM2-135M-Instruct")
+    pull.add_argument("--revision", help="a branch, tag or commit (default: main)")
+    pull.set_defaults(handler=models_pull)
     export = sub.add_parser("export", help="write a model as a GGUF file for llama.cpp, Ollama, LM Studio")
     export.add_argument("model", help="a name from `models list`, a folder or a hub id")
     export.add_argument("--format", default="gguf", choices=["gguf"])
