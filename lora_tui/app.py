@@ -11,6 +11,7 @@ between areas with the requests in messages.py.
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -34,6 +35,11 @@ from lora_tui.messages import (
     AdapterShowRequested,
     AdapterTrainAgainRequested,
     DatasetTrainRequested,
+    ModelFetchEnded,
+    ModelFetchProgress,
+    ModelFetchRequested,
+    ModelFetchStarted,
+    ModelFetchStopRequested,
     TrainingCancelRequested,
     TrainingEventPosted,
     TrainingRequested,
@@ -44,6 +50,7 @@ from lora_tui.screens.dashboard import DashboardScreen
 from lora_tui.screens.datasets import DatasetsScreen
 from lora_tui.screens.dialogs import ConfirmDialog
 from lora_tui.screens.evaluation import EvalScreen
+from lora_tui.screens.model_fetch import FetchModelDialog
 from lora_tui.screens.train import TrainScreen
 from lora_tui.settings import Settings
 from lora_tui.themes import BUILT_IN_THEMES, load_themes
@@ -107,6 +114,7 @@ class LoraTuiApp(App):
         "adapter-actions",
         "dataset-jobs",
         "adapter-eval",
+        "fetch-model",
     }
 
     def __init__(self, locations: Locations, settings: Settings) -> None:
@@ -123,6 +131,10 @@ class LoraTuiApp(App):
         for area, screen in self.area_screens().items():
             self.add_mode(area, partial(_same_screen, screen))
         self.run_events: list = []  # the shown run's events; the dashboard replays them on mount
+        self.fetch_stop = threading.Event()
+        self.fetch_dialog: FetchModelDialog | None = None
+        self.fetch_picker = None  # the model picker that asked for the model being fetched
+        self.fetching = False
         self.following: EventsFollower | None = None
         self.follow_timer = None
         themes, problems = load_themes(BUILT_IN_THEMES, locations.user_themes_dir)
@@ -251,6 +263,75 @@ class LoraTuiApp(App):
         self.train_screen.fill_from_adapter(message.adapter)
 
     # Quitting -------------------------------------------------------------------
+
+    # Getting models: a GGUF from Ollama or LM Studio, or a download from the hub --------
+
+    @on(ModelFetchRequested)
+    def open_fetch_dialog(self, message: ModelFetchRequested) -> None:
+        if self.fetching:
+            self.notify("A model is being fetched already; its dialog reopens when it is done.", severity="warning")
+            return
+        self.fetch_picker = message.picker
+        self.fetch_dialog = FetchModelDialog(message.stored)
+        self.push_screen(self.fetch_dialog)
+
+    @on(ModelFetchStarted)
+    def start_fetch(self, message: ModelFetchStarted) -> None:
+        self.fetch_stop.clear()
+        self.fetching = True
+        self.fetch_model(message)
+
+    @work(thread=True, exclusive=True, group="fetch-model", exit_on_error=False)
+    def fetch_model(self, request: ModelFetchStarted) -> None:
+        from lora_tui.core.models.gguf_import import import_gguf
+        from lora_tui.core.models.hub import pull_model
+
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(ModelFetchProgress(done, total, started))
+
+        with mlx_worker_thread():
+            try:
+                if request.stored is not None:
+                    models_dir = self.locations.models_dir
+                    path = import_gguf(
+                        request.stored.path, models_dir, request.name, progress=progress, stop=self.fetch_stop
+                    )
+                else:
+                    path = pull_model(request.repo, progress=progress)
+            except UserError as exc:
+                self.post_message(ModelFetchEnded(None, str(exc)))
+                return
+            except OSError as exc:
+                self.post_message(ModelFetchEnded(None, f"Could not write the model: {exc.strerror or exc}."))
+                return
+        self.post_message(ModelFetchEnded(path))
+
+    @on(ModelFetchProgress)
+    def show_fetch_progress(self, message: ModelFetchProgress) -> None:
+        if self.fetch_dialog in self.screen_stack:
+            self.fetch_dialog.show_progress(message.done, message.total, message.started)
+
+    @on(ModelFetchStopRequested)
+    def stop_fetch(self) -> None:
+        self.fetch_stop.set()
+
+    @on(ModelFetchEnded)
+    def fetch_ended(self, message: ModelFetchEnded) -> None:
+        self.fetching = False
+        dialog_open = self.fetch_dialog in self.screen_stack
+        if message.error:
+            if dialog_open:
+                self.fetch_dialog.failed(message.error)
+            else:
+                self.notify(message.error, severity="error", timeout=15)
+            return
+        if dialog_open:
+            self.fetch_dialog.dismiss(None)
+        self.notify(f"{message.path.name} is ready: chosen in the model list.", timeout=6)
+        if self.fetch_picker is not None and self.fetch_picker.is_attached:
+            self.fetch_picker.fetched(message.path)
 
     def action_quit(self) -> None:
         if not self.training_running:

@@ -3,6 +3,7 @@ worker and the moves between areas.
 
 Training:        TrainingRequested -> TrainingEventPosted ... (TrainingCancelRequested) -> TrainingEventPosted(finished)
 Between areas:   AdapterChatRequested, AdapterShowRequested, AdapterTrainAgainRequested, DatasetTrainRequested
+Getting models:  ModelFetchRequested -> (dialog) ModelFetchStarted -> ModelFetchProgress ... -> ModelFetchEnded
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.message import Message
+from textual.widget import Widget
 
 from lora_tui.core.adapters.registry import AdapterInfo
+from lora_tui.core.models.gguf_stores import StoredGGUF
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 
@@ -61,3 +64,37 @@ class DatasetTrainRequested(Message):
     """Open Train with this dataset chosen."""
 
     path: Path
+
+
+@dataclass
+class ModelFetchRequested(Message):
+    """A model picker's user chose a GGUF from Ollama or LM Studio (`stored`), or to download from the hub."""
+
+    picker: Widget
+    stored: StoredGGUF | None = None
+
+
+@dataclass
+class ModelFetchStarted(Message):
+    """Import `stored` under `name`, or download the hub id `repo`."""
+
+    stored: StoredGGUF | None
+    name: str | None = None
+    repo: str | None = None
+
+
+class ModelFetchStopRequested(Message):
+    """Stop the import after its current tensor (a download cannot stop half-way)."""
+
+
+@dataclass
+class ModelFetchProgress(Message):
+    done: int
+    total: int
+    started: float  # time.monotonic() when it began
+
+
+@dataclass
+class ModelFetchEnded(Message):
+    path: Path | None
+    error: str | None = None

@@ -26,7 +26,6 @@ from lora_tui.core.adapters.registry import adapter_base_path, get_adapter, list
 from lora_tui.core.data.records import append_chat_example, append_preference_pair
 from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
-from lora_tui.core.models.store import discover_models
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.screens.dialogs import Dialog, new_path
@@ -54,16 +53,12 @@ class ChatModelPicker(ModelPicker):
         super().__init__(**kwargs)
         self.adapters: list = []
 
-    @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
-    def discover(self) -> None:
-        app = self.app
-        models = discover_models(app.locations.models_dir, app.settings.extra_model_dirs())
-        self.adapters = list_adapters(app.locations.adapters_dir)
-        self.post_message(self.Found(self, models))
+    def gather(self) -> list:
+        self.adapters = list_adapters(self.app.locations.adapters_dir)
+        return super().gather()
 
-    def options_for(self, models: list) -> list[tuple[str, str]]:
-        adapters = [(f"lora/{a.name}", ADAPTER_PREFIX + a.name) for a in self.adapters]
-        return super().options_for(models) + adapters
+    def extra_options(self) -> list[tuple[str, str]]:
+        return [(f"lora/{a.name}", ADAPTER_PREFIX + a.name) for a in self.adapters]
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""A Select of the models on this machine, filled off the UI thread."""
+"""A Select of the models on this machine, filled off the UI thread.
+
+Below the MLX models it offers the GGUF models of Ollama and LM Studio and a download from the
+hub; choosing one of those asks the app to fetch it (ModelFetchRequested) and keeps the model
+chosen before, until the new one is there.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,13 @@ from textual import on, work
 from textual.message import Message
 from textual.widgets import Select
 
+from lora_tui.core.models.gguf_stores import StoredGGUF, discover_stored_ggufs
 from lora_tui.core.models.store import discover_models
+from lora_tui.messages import ModelFetchRequested
 from lora_tui.worker_errors import ReportsWorkerErrors
+
+HUB_CHOICE = "fetch:hub"
+IMPORT_PREFIX = "fetch:gguf:"
 
 
 class ModelPicker(ReportsWorkerErrors, Select[str]):
@@ -27,15 +37,21 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
         self.models: list = []
         self.wanted: str | None = None  # a value asked for before the options were found
         self.values: list[str] = []
+        self.stored: dict[str, StoredGGUF] = {}  # option value -> the GGUF it imports
+        self.last_model = Select.NULL  # what to show again when a fetch option is chosen
 
     def on_mount(self) -> None:
         self.discover()
 
     @work(thread=True, exclusive=True, group="discover-models", exit_on_error=False)
     def discover(self) -> None:
+        self.post_message(self.Found(self, self.gather()))
+
+    def gather(self) -> list:
+        """The models to offer (in the worker thread); subclasses gather more."""
         app = self.app
-        models = discover_models(app.locations.models_dir, app.settings.extra_model_dirs())
-        self.post_message(self.Found(self, models))
+        self.stored = {IMPORT_PREFIX + str(g.path): g for g in discover_stored_ggufs()}
+        return discover_models(app.locations.models_dir, app.settings.extra_model_dirs())
 
     @on(Found)
     def show_models(self, message: Found) -> None:
@@ -58,7 +74,34 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
             self.value = chosen
 
     def options_for(self, models: list) -> list[tuple[str, str]]:
-        return [(f"{m.name} ({m.quantization['bits']}-bit)" if m.quantization else m.name, str(m.path)) for m in models]
+        mlx = [(f"{m.name} ({m.quantization['bits']}-bit)" if m.quantization else m.name, str(m.path)) for m in models]
+        return mlx + self.extra_options() + self.fetch_options()
+
+    def extra_options(self) -> list[tuple[str, str]]:
+        return []
+
+    def fetch_options(self) -> list[tuple[str, str]]:
+        labels = {"ollama": "Ollama", "lm-studio": "LM Studio"}
+        imports = [
+            (f"{g.name} ({labels.get(g.source, g.source)} {g.quantization}: import)", value)
+            for value, g in self.stored.items()
+        ]
+        return [*imports, ("download from the Hugging Face hub...", HUB_CHOICE)]
+
+    @on(Select.Changed)
+    def fetch_when_asked(self, event: Select.Changed) -> None:
+        value = event.value
+        if not isinstance(value, str) or not value.startswith("fetch:"):
+            self.last_model = value
+            return
+        event.stop()  # not a model yet: the screens go on with the one chosen before
+        self.value = self.last_model
+        self.post_message(ModelFetchRequested(self, self.stored.get(value)))
+
+    def fetched(self, path: Path) -> None:
+        """A model the app just imported or downloaded: offer it and choose it."""
+        self.wanted = str(path)
+        self.discover()
 
     def choose(self, value: str) -> None:
         """Select `value` (a model path) now, or as soon as the options are found."""
@@ -69,4 +112,6 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
             self.show_options(self.wanted)
 
     def chosen_path(self) -> str | None:
-        return None if self.value is Select.NULL else str(self.value)
+        if self.value is Select.NULL or str(self.value).startswith("fetch:"):
+            return None
+        return str(self.value)

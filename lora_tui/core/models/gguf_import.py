@@ -10,6 +10,7 @@ the result through config.json's per-layer quantization table.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,8 +78,10 @@ def import_gguf(
     name: str | None = None,
     log: Callable[[str], None] = lambda message: None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    stop: threading.Event | None = None,
 ) -> Path:
-    """Import `gguf_path` as models_dir/NAME; return the new folder. `progress(bytes_done, bytes_total)`."""
+    """Import `gguf_path` as models_dir/NAME; return the new folder. `progress(bytes_done, bytes_total)`;
+    `stop` set ends the import after the tensor it is on, leaving nothing behind."""
     gguf_path = Path(gguf_path)
     name = validate_name(name, "model name") if name else name_from_filename(gguf_path.stem)
     target = Path(models_dir) / name
@@ -91,7 +94,7 @@ def import_gguf(
             raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
         log(f"Importing {gguf_path.name}: {family.architecture}, {len(gguf.tensors)} tensors")
         with building_dir(target) as staging:
-            report = _write_model(gguf, family, staging, progress)
+            report = _write_model(gguf, family, staging, progress, stop or threading.Event())
     for line in report.lines():
         log(line)
     log(f"Imported as {target}")
@@ -151,7 +154,9 @@ def _check_tensor_names(gguf: GGUFFile, family: Family, config: dict) -> None:
         )
 
 
-def _write_model(gguf: GGUFFile, family: Family, folder: Path, progress: Callable[[int, int], None]) -> ImportReport:
+def _write_model(
+    gguf: GGUFFile, family: Family, folder: Path, progress: Callable[[int, int], None], stop: threading.Event
+) -> ImportReport:
     import mlx.core as mx
 
     config = model_config(gguf)
@@ -159,7 +164,7 @@ def _write_model(gguf: GGUFFile, family: Family, folder: Path, progress: Callabl
         write_tokenizer(gguf.metadata, folder)
     except TokenizerImportError as exc:
         raise UserError(f"{gguf.path}: {exc}.") from None
-    weights, quantized_bits, report = _convert_tensors(gguf, family, config, progress)
+    weights, quantized_bits, report = _convert_tensors(gguf, family, config, progress, stop)
     if quantized_bits:
         config["quantization"] = _quantization_table(quantized_bits)
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
@@ -170,13 +175,15 @@ def _write_model(gguf: GGUFFile, family: Family, folder: Path, progress: Callabl
 
 
 def _convert_tensors(
-    gguf: GGUFFile, family: Family, config: dict, progress: Callable[[int, int], None]
+    gguf: GGUFFile, family: Family, config: dict, progress: Callable[[int, int], None], stop: threading.Event
 ) -> tuple[dict, dict[str, int], ImportReport]:
     weights: dict = {}
     quantized_bits: dict[str, int] = {}
     report = ImportReport()
     total, done = sum(t.nbytes for t in gguf.tensors), 0
     for tensor in gguf.tensors:
+        if stop.is_set():
+            raise UserError(f"Import of {gguf.path.name} stopped; nothing was written.")
         base, _, suffix = tensor.name.rpartition(".")
         target = family.mlx_name(base)
         done += tensor.nbytes

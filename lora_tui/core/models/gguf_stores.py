@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.models.gguf import GGUFError, peek_metadata
 
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 OLLAMA_DEFAULT_HOST = "registry.ollama.ai"
@@ -135,6 +134,8 @@ def _lm_studio_models(roots: list[Path]):
 
 
 def _architecture(file: Path) -> str:
+    from lora_tui.core.models.gguf import GGUFError, peek_metadata  # numpy and gguf: not at the app's start
+
     try:
         return str(peek_metadata(file, {"general.architecture"}).get("general.architecture", "?"))
     except (OSError, ValueError, GGUFError):
