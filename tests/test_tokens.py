@@ -141,3 +141,47 @@ def test_budget_counts_what_training_tokenizes(tiny_model_dir):
     records = [_record(text, text[::-1]) for text in VARIED] + [Record(2, text=text) for text in VARIED]
     examples, _ = tokenize(records, tokenizer, max_seq_length=100_000)
     assert [counter.count(r) for r in records] == [len(e.tokens) for e in examples]
+
+
+@pytest.fixture(scope="module")
+def base_model_dir(tmp_path_factory):
+    """A tiny model with no chat template (as Gemma 3 270M and other pretrained models have none)."""
+    from tinymodels import make_tiny_model
+
+    config = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+    return make_tiny_model(tmp_path_factory.mktemp("base") / "base", tokenizer_config=config)
+
+
+def test_without_a_chat_template_a_prompt_continues_into_its_completion(base_model_dir):
+    from mlx_lm import load
+
+    from lora_tui.core.training.batching import tokenize
+
+    _, tokenizer = load(str(base_model_dir))
+    counter = load_token_counter(base_model_dir)
+    record = Record(
+        3,
+        messages=(
+            {"role": "system", "content": "Facts only."},
+            {"role": "user", "content": "Q: What is the capital of France?\nA:"},
+            {"role": "assistant", "content": " Paris."},
+        ),
+    )
+    [example], _ = tokenize([record], tokenizer, 256)
+    expected = tokenizer.encode("Facts only.\n\nQ: What is the capital of France?\nA: Paris.") + [tokenizer.eos_token_id]
+    assert list(example.tokens) == expected
+    assert counter.count(record) == len(expected)  # data check counts what training trains
+    prompt = tokenizer.encode("Facts only.\n\nQ: What is the capital of France?\nA:")
+    assert example.prompt_length == len(prompt)  # the prompt is masked, the completion and EOS trained
+
+
+def test_without_a_chat_template_a_conversation_of_several_turns_is_one_sentence(base_model_dir):
+    from mlx_lm import load
+
+    from lora_tui.core.errors import UserError
+    from lora_tui.core.training.batching import tokenize
+
+    _, tokenizer = load(str(base_model_dir))
+    turns = ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}) * 2
+    with pytest.raises(UserError, match="line 7: the model has no chat template, so a conversation of several turns"):
+        tokenize([Record(7, messages=turns)], tokenizer, 256)

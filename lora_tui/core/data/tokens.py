@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_tui.core.data.records import Record
+from lora_tui.core.data.rendering import has_chat_template, render_text
 from lora_tui.core.units import human_count
 
 PAIR_PARTS = ("prompt", "chosen", "rejected")
@@ -138,23 +139,31 @@ class TokenCounter:
     def render(self, record: Record) -> str:
         if record.text is not None:
             return record.text
-        return self.hf.apply_chat_template(list(record.messages), tokenize=False)
+        return render_text(self.hf, list(record.messages), line=record.line)
 
     def count(self, record: Record) -> int:
         if record.text is not None:
-            return self.bos_added + self.count_text(record.text) + (1 if self.eos_id is not None else 0)
+            return self.plain_count(record.text)
         if record.is_preference:
             return pair_length(self.count_pair(record))
-        return self.count_text(self.render(record))
+        return self.conversation_count(list(record.messages), line=record.line)
+
+    def plain_count(self, text: str) -> int:
+        """Tokens of text as training reads it: BOS (if the tokenizer adds one), the text, EOS."""
+        return self.bos_added + self.count_text(text) + (1 if self.eos_id is not None else 0)
+
+    def conversation_count(self, messages: list[dict], add_generation_prompt: bool = False, line=None) -> int:
+        text = render_text(self.hf, messages, add_generation_prompt, line)
+        if has_chat_template(self.hf):
+            return self.count_text(text)
+        return self.plain_count(text) - (1 if add_generation_prompt and self.eos_id is not None else 0)
 
     def count_pair(self, record: Record) -> tuple[int, int, int]:
         """A preference pair's prompt tokens (with the generation prompt), and each answer's tokens after it."""
-        prompt = self.count_text(
-            self.hf.apply_chat_template(list(record.prompt_messages), tokenize=False, add_generation_prompt=True)
-        )
+        prompt = self.conversation_count(list(record.prompt_messages), add_generation_prompt=True, line=record.line)
         rejected = [*record.prompt_messages, {"role": "assistant", "content": record.rejected}]
-        chosen_total = self.count_text(self.render(record))
-        rejected_total = self.count_text(self.hf.apply_chat_template(rejected, tokenize=False))
+        chosen_total = self.conversation_count(list(record.messages), line=record.line)
+        rejected_total = self.conversation_count(rejected, line=record.line)
         return prompt, chosen_total - prompt, rejected_total - prompt
 
 

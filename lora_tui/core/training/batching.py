@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lora_tui.core.data.records import Record
+from lora_tui.core.data.rendering import render_tokens
 
 PAD_MULTIPLE = 32  # pad lengths to a multiple of this: few distinct shapes to compile
 
@@ -45,24 +46,14 @@ def tokenize(records: list[Record], tokenizer, max_seq_length: int) -> tuple[lis
                 tokens.append(tokenizer.eos_token_id)
             prompt_length = 0
         else:
-            tokens = _chat_tokens(tokenizer, list(record.messages))
-            prompt = _chat_tokens(tokenizer, list(record.prompt_messages), add_generation_prompt=True)
+            tokens = render_tokens(tokenizer, list(record.messages), line=record.line)
+            prompt = render_tokens(tokenizer, list(record.prompt_messages), add_generation_prompt=True)
             prompt_length = _common_prefix(tokens, prompt)
         if len(tokens) > max_seq_length:
             truncated += 1
             tokens = tokens[:max_seq_length]
         examples.append(Example(tuple(tokens), min(prompt_length, len(tokens))))
     return examples, truncated
-
-
-def _chat_tokens(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> list[int]:
-    if not messages:
-        return []
-    return list(
-        tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
-        )
-    )
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

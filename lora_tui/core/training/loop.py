@@ -42,6 +42,7 @@ from lora_tui.core.adapters.layout import (
 )
 from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
 from lora_tui.core.data.records import Record, dataset_files, load_records
+from lora_tui.core.data.rendering import render_tokens
 from lora_tui.core.errors import UserError
 from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_set
 from lora_tui.core.files import building_dir, prompt_lines
@@ -637,9 +638,7 @@ class _Run:
         self.emit(DriftCheck(step=step, **drift.to_json()))
 
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
-        return list(
-            self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
-        )
+        return render_tokens(self.tokenizer, messages, add_generation_prompt=True)
 
     def greedy(self, prompts: list[list[int]], max_tokens: int) -> list[str]:
         self.model.eval()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_tui.core.data.records import Record
+from lora_tui.core.data.rendering import render_tokens
 from lora_tui.core.files import atomic_write_text, exclusively
 from lora_tui.core.inference.generate import Answer, greedy_batch
 
@@ -98,8 +99,7 @@ def answer_questions(model, tokenizer, questions: list[str], max_tokens: int) ->
 
 
 def user_prompt_tokens(tokenizer, question: str) -> list[int]:
-    messages = [{"role": "user", "content": question}]
-    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
+    return render_tokens(tokenizer, [{"role": "user", "content": question}], add_generation_prompt=True)
 
 
 def replay_pool(answers: list[dict]) -> list[Record]:

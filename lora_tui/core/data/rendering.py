@@ -1,0 +1,59 @@
+"""A conversation as the model reads it: through its chat template, or as plain text when it has none.
+
+A base model (Gemma 3 270M, any pretrained model imported from GGUF) has no chat template.
+It reads a prompt/completion record as a continuation: the system prompt (if any) and a
+blank line, the prompt, then the completion; training ends the completion with EOS so the
+model learns to stop. A conversation of several turns has no plain form a base model was
+trained on, so it is refused with one sentence rather than rendered in a made-up format.
+"""
+
+from __future__ import annotations
+
+from lora_tui.core.errors import UserError
+
+SYSTEM_SEPARATOR = "\n\n"
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def plain_text(messages: list[dict], line: int | None = None) -> str:
+    """A one-turn conversation as a base model continues it: system, blank line, prompt, completion."""
+    users = sum(1 for m in messages if m["role"] == "user")
+    assistants = sum(1 for m in messages if m["role"] == "assistant")
+    if users > 1 or assistants > 1 or any(m["role"] not in ("system", "user", "assistant") for m in messages):
+        where = f"line {line}: " if line else ""
+        raise UserError(
+            f"{where}the model has no chat template, so a conversation of several turns (or tool calls) cannot "
+            "be rendered for it; give it text or prompt/completion records, or use an instruct model."
+        )
+    system = next((m["content"] for m in messages if m["role"] == "system"), None)
+    body = "".join(m["content"] for m in messages if m["role"] != "system")
+    return f"{system}{SYSTEM_SEPARATOR}{body}" if system else body
+
+
+def render_text(tokenizer, messages: list[dict], add_generation_prompt: bool = False, line: int | None = None) -> str:
+    """The text the model reads, special tokens written out (no BOS or EOS in the plain form)."""
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return plain_text(messages, line)
+
+
+def render_tokens(
+    tokenizer, messages: list[dict], add_generation_prompt: bool = False, line: int | None = None
+) -> list[int]:
+    """The token ids the model reads; in the plain form a finished answer ends with EOS."""
+    if not messages:
+        return []
+    if has_chat_template(tokenizer):
+        return list(
+            tokenizer.apply_chat_template(
+                messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
+            )
+        )
+    tokens = list(tokenizer.encode(plain_text(messages, line)))
+    eos = tokenizer.eos_token_id
+    if not add_generation_prompt and eos is not None and (not tokens or tokens[-1] != eos):
+        tokens.append(eos)
+    return tokens
