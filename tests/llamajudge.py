@@ -26,3 +26,15 @@ def load_gguf(path, **options):
 
     with patch.object(llama_cpp.llama.llama_cpp, "llama_model_default_params", without_repacking):
         return llama_cpp.Llama(str(path), **options)
+
+
+def greedy_answer(gguf_file, prompt: list[int], lora=None) -> str:
+    model = load_gguf(gguf_file, n_ctx=256, verbose=False, n_threads=2, lora_path=str(lora) if lora else None)
+    answer = []
+    for token in model.generate(prompt, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
+        if token == model.token_eos() or len(answer) == 12:
+            break
+        answer.append(token)
+    text = model.detokenize(answer).decode("utf-8", errors="replace")
+    model.close()
+    return text

