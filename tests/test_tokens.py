@@ -168,7 +168,8 @@ def test_without_a_chat_template_a_prompt_continues_into_its_completion(base_mod
         ),
     )
     [example], _ = tokenize([record], tokenizer, 256)
-    expected = tokenizer.encode("Facts only.\n\nQ: What is the capital of France?\nA: Paris.") + [tokenizer.eos_token_id]
+    text = "Facts only.\n\nQ: What is the capital of France?\nA: Paris."
+    expected = [*tokenizer.encode(text), tokenizer.eos_token_id]
     assert list(example.tokens) == expected
     assert counter.count(record) == len(expected)  # data check counts what training trains
     prompt = tokenizer.encode("Facts only.\n\nQ: What is the capital of France?\nA:")
