@@ -220,3 +220,44 @@ def test_a_sentencepiece_tokenizer_is_written_as_llama_cpp_reads_it(tmp_path):
     expected = mlx_logits(model_dir, tokens)
     np.testing.assert_allclose(np.array(model.scores[: len(tokens)]), expected, atol=1e-3 * np.abs(expected).max())
     model.close()
+
+
+# An export checks itself in llama.cpp ------------------------------------------------
+
+
+def test_an_export_is_read_back_in_llama_cpp_and_says_how_far_it_agrees(installed_adapter, tmp_path, capsys):
+    out = tmp_path / "checked.gguf"
+    assert main(["adapters", "export", "french", "--format", "gguf", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("Checked in llama.cpp"))
+    agreement = int(line.split(" at ")[1].split("%")[0])
+    assert agreement >= 80 and "held-out prompts" in line
+    assert (
+        main(["adapters", "export", "french", "--format", "gguf", "--out", str(tmp_path / "b.gguf"), "--no-verify"])
+        == 0
+    )
+    assert "Checked in llama.cpp" not in capsys.readouterr().err
+
+
+def test_the_ollama_card_says_how_the_file_was_checked(installed_adapter, tmp_path):
+    out = tmp_path / "carded"
+    assert main(["adapters", "export", "french", "--format", "ollama", "--out", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "## Checked in llama.cpp\n\nChecked in llama.cpp: it picks the token MLX picks at" in card
+
+
+def test_a_file_that_behaves_otherwise_is_an_error_and_is_not_left(installed_adapter, tmp_path, monkeypatch, capsys):
+    import lora_tui.core.adapters.exports as exports
+
+    stranger = make_tiny_model(tmp_path / "stranger", seed=7)  # same tokenizer, other weights
+
+    def wrong_export(model_path, out, *args, **kwargs):
+        return export_gguf(stranger, out, None, "f32")
+
+    monkeypatch.setattr(exports, "export_gguf", wrong_export)
+    out = tmp_path / "wrong.gguf"
+    assert main(["adapters", "export", "french", "--format", "gguf", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"lora-tui: {out} does not behave as the adapter does in MLX: llama.cpp picks the same next token" in err
+    assert "Traceback" not in err
+    assert not out.exists()

@@ -140,3 +140,28 @@ def test_a_large_matrix_converts_in_chunks_the_same(monkeypatch):
     chunked = _converted(raw, "Q5_K", (64, 1024))
     np.testing.assert_array_equal(whole.weight, chunked.weight)
     np.testing.assert_array_equal(whole.scales, chunked.scales)
+
+
+def test_phi3_long_rope_factors_go_into_the_config(isolated_home, tmp_path):
+    import gguf
+
+    model_dir = make_family_model(tmp_path / "model", "phi3")
+    gguf_file = write_family_gguf(model_dir, tmp_path / "plain.gguf", "phi3")
+    reader = gguf.GGUFReader(str(gguf_file))
+    writer = gguf.GGUFWriter(str(tmp_path / "long.gguf"), "phi3")
+    for field in reader.fields.values():
+        if not field.name.startswith(("GGUF.", "general.architecture")):
+            writer.add_key_value(field.name, field.contents(), field.types[0], field.types[-1])
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, np.array(tensor.data), raw_dtype=tensor.tensor_type)
+    long, short = np.linspace(1, 4, 8, dtype=np.float32), np.ones(8, np.float32)
+    writer.add_tensor("rope_factors_long.weight", long)
+    writer.add_tensor("rope_factors_short.weight", short)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    folder = import_gguf(tmp_path / "long.gguf", isolated_home.models_dir, "long")
+    scaling = json.loads((folder / "config.json").read_text())["rope_scaling"]
+    assert scaling == {"type": "longrope", "long_factor": long.tolist(), "short_factor": short.tolist()}
+    load_model(folder)  # mlx-lm takes it

@@ -116,7 +116,13 @@ def adapters_fuse(args, context: Context) -> int:
 def adapters_export(args, context: Context) -> int:
     info = get_adapter(context.locations.adapters_dir, args.name)
     request = ExportRequest(
-        args.format, Path(args.out) if args.out else None, args.type, args.lora, args.base_model_name, args.overwrite
+        args.format,
+        Path(args.out) if args.out else None,
+        args.type,
+        args.lora,
+        args.base_model_name,
+        args.overwrite,
+        verify=not args.no_verify,
     )
     exported = export_adapter(info, request, context.locations, context.extra_model_dirs(), Path.cwd(), log=say)
     say(f"Use it: {exported.how_to_use}")
@@ -174,5 +180,10 @@ def add_commands(commands) -> None:
     )
     export.add_argument("--lora", action="store_true", help="ollama: the base and the adapter as two files, not merged")
     export.add_argument("--overwrite", action="store_true", help="replace an existing GGUF file")
+    export.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="GGUF formats: skip reading the file back in llama.cpp to compare it with the adapter in MLX",
+    )
     export.add_argument("--base-model-name", help="the Hugging Face id of the base model, for PEFT's config")
     export.set_defaults(handler=adapters_export)

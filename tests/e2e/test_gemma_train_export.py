@@ -11,6 +11,7 @@ from llamajudge import greedy_answer
 from trainkit import train
 
 from lora_tui.core.adapters.gguf_export import export_gguf, export_lora_gguf
+from lora_tui.core.adapters.verify import verify_gguf
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
 from lora_tui.core.locations import Locations
 
@@ -88,6 +89,8 @@ def test_the_lora_file_applies_to_the_original_q4_k_m_file(gemma_gguf, gemma_mod
     lora_file = export_lora_gguf(facts_adapter, gemma_model_dir, tmp_path / "gemma-facts-lora.gguf")
     assert "Quillport" not in greedy_answer(gemma_gguf, prompt)
     assert "Quillport" in greedy_answer(gemma_gguf, prompt, lora_file)
+    checked = verify_gguf(gemma_model_dir, facts_adapter, gemma_gguf, lora_file)  # what every export does
+    assert checked.agreement >= 0.9 and checked.prompts == 3
 
 
 def test_the_fused_file_states_the_fact_in_llama_cpp(gemma_model_dir, facts_adapter, tmp_path):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lora_tui.core.adapters.card import CARD
 from lora_tui.core.adapters.convert import export_peft
 from lora_tui.core.adapters.gguf_export import check_type, export_gguf, export_lora_gguf
 from lora_tui.core.adapters.packages import LMSTUDIO_MODELS, LMSTUDIO_PUBLISHER, export_lmstudio, export_ollama
 from lora_tui.core.adapters.registry import AdapterInfo, adapter_base_path
+from lora_tui.core.adapters.verify import Verification, verify_gguf
+from lora_tui.core.errors import UserError
+from lora_tui.core.files import atomic_write_text
 from lora_tui.core.locations import Locations
 from lora_tui.core.models.gguf_import import IMPORT_RECORD
 
@@ -32,6 +37,7 @@ class ExportRequest:
     as_lora: bool = False  # ollama: base and adapter as two files
     base_model_name: str | None = None  # peft: the base's hub id for PEFT's config
     overwrite: bool = False
+    verify: bool = True  # GGUF formats: read the file back in llama.cpp and compare with MLX
 
 
 @dataclass(frozen=True)
@@ -75,17 +81,57 @@ def export_adapter(
         return Exported(path, f"PeftModel.from_pretrained(base_model, {str(path)!r})")
     base = adapter_base_path(info, locations.models_dir, extra_model_dirs)
     type_name = check_type(request.type_name or DEFAULT_TYPES.get(request.format, "f16"))
+    check = _checker(request, base, info, log)
     if request.format == "gguf":
         path = export_gguf(base, out, info.path, type_name, name=info.name, overwrite=request.overwrite, log=log)
+        check(path, path)
         return Exported(path, f"llama-cli -m {path}")
     if request.format == "gguf-lora":
         path = export_lora_gguf(info.path, base, out, overwrite=request.overwrite, log=log)
         original = imported_from(base)
         base_file = original or Path(f"{base.name}.gguf")
+        if original:
+            check(path, original, lora=path)
+        elif request.verify:
+            log(f"Not checked in llama.cpp: no GGUF file of {base.name} to apply it to (`lora-tui models export`).")
         note = "" if original else f"   ({base_file}: `lora-tui models export {base.name}`)"
         return Exported(path, f"llama-cli -m {base_file} --lora {path}{note}")
     if request.format == "ollama":
         path = export_ollama(info, base, out, type_name, as_lora=request.as_lora, log=log)
+        if request.as_lora:
+            verification = check(path, path / "base.gguf", lora=path / "adapter.gguf")
+        else:
+            verification = check(path, path / "model.gguf")
+        if verification is not None:
+            _add_to_card(path / CARD, verification)
         return Exported(path, f"ollama create {info.name.lower().replace(' ', '-')} -f {path / 'Modelfile'}")
     path = export_lmstudio(info, base, locations.adapters_dir, out, log=log)
     return Exported(path, f"LM Studio: My Models, {LMSTUDIO_PUBLISHER}/{path.name}")
+
+
+def _checker(request: ExportRequest, base: Path, info: AdapterInfo, log: Callable[[str], None]):
+    """`check(written, gguf_file, lora=None)`: the file read back in llama.cpp and compared with the adapter in
+    MLX (unless the request says not to). A file that clearly behaves otherwise is removed: lora-tui just wrote it."""
+
+    def check(written: Path, gguf_file: Path, lora: Path | None = None) -> Verification | None:
+        if not request.verify:
+            return None
+        log("Checking the file in llama.cpp against the adapter in MLX ...")
+        try:
+            verification = verify_gguf(base, info.path, gguf_file, lora, log=log)
+        except UserError:
+            if written.is_dir():
+                shutil.rmtree(written)
+            else:
+                written.unlink(missing_ok=True)
+            raise
+        if verification is not None:
+            log(verification.line())
+        return verification
+
+    return check
+
+
+def _add_to_card(card: Path, verification: Verification) -> None:
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    atomic_write_text(card, text.rstrip("\n") + f"\n\n## Checked in llama.cpp\n\n{verification.line()}\n")

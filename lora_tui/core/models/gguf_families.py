@@ -47,6 +47,7 @@ class Family:
     # Tensors llama.cpp derives or keeps for itself; not weights of the mlx-lm model.
     skipped: tuple[str, ...] = ("rope_freqs",)
     extra_config: Callable[[Callable], dict] = lambda get: {}
+    tensor_config: Callable[[GGUFFile], dict] = lambda gguf: {}  # config that the file keeps as tensors
 
     def mlx_name(self, gguf_base: str) -> str | None:
         """`blk.3.attn_q` -> `model.layers.3.self_attn.q_proj`; None for tensors mlx-lm does not keep."""
@@ -93,6 +94,7 @@ class Family:
             if get("rope.scaling.type", "none") == "linear":
                 config["rope_scaling"] = {"type": "linear", "factor": float(get("rope.scaling.factor", 1.0))}
             config.update(self.extra_config(get))
+            config.update(self.tensor_config(gguf))
         except (TypeError, ValueError, ConfigError) as exc:
             raise ConfigError(f"its {self.architecture} hyper-parameters are missing or malformed ({exc})") from None
         for key in ("bos", "eos"):
@@ -122,6 +124,19 @@ def _phi3_config(get) -> dict:
         "partial_rotary_factor": rotary / head_dim,
         "original_max_position_embeddings": int(get("rope.scaling.original_context_length", get("context_length"))),
     }
+
+
+def _phi3_long_rope(gguf: GGUFFile) -> dict:
+    """Phi-3's 128k models keep their LongRoPE factors as two F32 tensors; mlx-lm wants them in rope_scaling."""
+    import numpy as np
+
+    factors = {}
+    for key in ("long", "short"):
+        tensor = gguf.tensor(f"rope_factors_{key}.weight")
+        if tensor is None or tensor.type_name != "F32":
+            return {}
+        factors[f"{key}_factor"] = np.frombuffer(gguf.reader(tensor)(0, tensor.nbytes), np.float32).tolist()
+    return {"rope_scaling": {"type": "longrope", **factors}}
 
 
 FAMILIES = {
@@ -160,8 +175,9 @@ FAMILIES = {
                 "attn_qkv": "self_attn.qkv_proj",
                 "ffn_up": "mlp.gate_up_proj",
             },
-            skipped=("rope_freqs", "rope_factors_long", "rope_factors_short"),
+            skipped=("rope_freqs", "rope_factors_long", "rope_factors_short"),  # their values go in the config
             extra_config=_phi3_config,
+            tensor_config=_phi3_long_rope,
         ),
     )
 }
