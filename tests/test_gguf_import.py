@@ -92,7 +92,7 @@ def test_default_name_comes_from_file_name(tiny_model_dir, tmp_path, models_dir)
 def _refused(gguf_file, models_dir, match, name="bad"):
     with pytest.raises(UserError, match=match) as error:
         import_gguf(gguf_file, models_dir, name)
-    assert not models_dir.exists() or list(models_dir.iterdir()) == []
+    assert not models_dir.exists() or [p for p in models_dir.iterdir() if p.suffix != ".lock"] == []
     return str(error.value)
 
 
@@ -160,3 +160,38 @@ def test_header_reader_reports_types_and_shapes(tiny_model_dir, tmp_path):
     # The magic and version are where the spec puts them.
     assert gguf_file.read_bytes()[:4] == b"GGUF"
     assert struct.unpack("<I", gguf_file.read_bytes()[4:8])[0] == header.version
+
+
+def test_too_little_room_is_refused_before_anything_is_converted(tiny_model_dir, tmp_path, models_dir, monkeypatch):
+    import collections
+
+    import lora_tui.core.models.gguf_import as gguf_import
+
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "room.gguf", "Q8_0")
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(gguf_import.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    monkeypatch.setattr(gguf_import, "convert", lambda *a: pytest.fail("a tensor was converted"))
+    message = _refused(gguf_file, models_dir, "the MLX model needs about")
+    assert "has 1.0 KB free; make room and import again" in message
+
+
+def test_a_disk_that_fills_while_writing_is_one_sentence_and_leaves_nothing(
+    tiny_model_dir, tmp_path, models_dir, monkeypatch
+):
+    import mlx.core as mx
+
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "full.gguf", "Q8_0")
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[write] Unable to write 11560 bytes to file.")
+
+    monkeypatch.setattr(mx, "save_safetensors", full_disk)
+    _refused(gguf_file, models_dir, "the disk filled while writing the MLX model .* free\\); nothing was left behind")
+
+
+def test_an_unsupported_file_is_refused_from_its_header_alone(tiny_model_dir, tmp_path, models_dir, monkeypatch):
+    from lora_tui.core.models.gguf import GGUFFile
+
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "falcon.gguf", "Q8_0", architecture="falcon")
+    monkeypatch.setattr(GGUFFile, "reader", lambda *a: pytest.fail("a tensor was read"))
+    _refused(gguf_file, models_dir, "architecture 'falcon' is not supported")

@@ -9,7 +9,9 @@ the result through config.json's per-layer quantization table.
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -22,9 +24,10 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir, exclusively
 from lora_tui.core.models.gguf import GGUFError, GGUFFile, TensorInfo, read_gguf
 from lora_tui.core.models.gguf_families import FAMILIES, ConfigError, Family
-from lora_tui.core.models.gguf_quants import GROUP_SIZE, NEAREST_BITS, SUPPORTED_TYPES, Quantized, convert
+from lora_tui.core.models.gguf_quants import GROUP_SIZE, NEAREST_BITS, SUPPORTED_TYPES, Quantized, convert, mlx_bytes
 from lora_tui.core.models.gguf_tokenizer import TokenizerImportError, write_tokenizer
 from lora_tui.core.names import name_from_filename, validate_name
+from lora_tui.core.units import human_bytes
 
 SUPPORTED_ARCHITECTURES = tuple(FAMILIES)
 SUPPORTED_TENSOR_TYPES = SUPPORTED_TYPES
@@ -89,6 +92,7 @@ def import_gguf(
         raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
     gguf, family = read_importable(gguf_path)
     _check_tensor_names(gguf, family, model_config(gguf))
+    _check_room(gguf, family, target)
     with exclusively(target):  # two imports of one name at once: one writes it, the other is refused
         if target.exists():
             raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
@@ -119,6 +123,30 @@ def _family(gguf: GGUFFile) -> Family:
         if base not in family.skipped and family.mlx_name(base) is None:
             raise UserError(f"{gguf.path}: tensor {tensor.name!r} has no place in a {family.model_type} model.")
     return family
+
+
+TOKENIZER_ROOM = 64 * 1024**2  # tokenizer.json and the rest, beyond the weights
+
+
+def output_bytes(gguf: GGUFFile, family: Family) -> int:
+    """What the imported model will take on disk (and, while it is written, in memory)."""
+    weights = sum(
+        mlx_bytes(t.type_name, t.shape, family.float32_activations)
+        for t in gguf.tensors
+        if family.mlx_name(t.name.rpartition(".")[0]) is not None
+    )
+    return weights + TOKENIZER_ROOM
+
+
+def _check_room(gguf: GGUFFile, family: Family, target: Path) -> None:
+    needed = output_bytes(gguf, family)
+    existing = next(p for p in (target.parent, *target.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise UserError(
+            f"{gguf.path}: the MLX model needs about {human_bytes(needed)} and {existing} has "
+            f"{human_bytes(free)} free; make room and import again."
+        )
 
 
 def _check_tensor_names(gguf: GGUFFile, family: Family, config: dict) -> None:
@@ -167,8 +195,16 @@ def _write_model(
     weights, quantized_bits, report = _convert_tensors(gguf, family, config, progress, stop)
     if quantized_bits:
         config["quantization"] = _quantization_table(quantized_bits)
-    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
-    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    try:
+        mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+        (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    except (RuntimeError, OSError) as exc:  # MLX says "[write] Unable to write N bytes" where the OS says ENOSPC
+        if isinstance(exc, OSError) and exc.errno != errno.ENOSPC:
+            raise
+        free = human_bytes(shutil.disk_usage(folder).free)
+        raise UserError(
+            f"{gguf.path}: the disk filled while writing the MLX model ({free} free); nothing was left behind."
+        ) from None
     provenance = {"imported_from": str(gguf.path), "gguf_name": str(gguf.metadata.get("general.name", ""))}
     (folder / IMPORT_RECORD).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     return report

@@ -60,6 +60,18 @@ class Quantized:
         return values.reshape(self.shape)
 
 
+def mlx_bytes(type_name: str, shape: tuple[int, ...], float32_scales: bool = False) -> int:
+    """The bytes a tensor of this GGML type and shape takes in its MLX form."""
+    count = int(np.prod(shape, dtype=np.int64))
+    if type_name in FLOAT_TYPES:
+        return count * (4 if type_name == "F32" else 2)
+    if len(shape) != 2:
+        return count * 4
+    bits = NEAREST_BITS.get(type_name) or _EXACT_BITS[type_name]
+    scale_bytes = 4 if float32_scales or type_name in ("Q4_K", "Q5_K", *NEAREST_BITS) else 2
+    return count * bits // 8 + (count // GROUP_SIZE) * 2 * scale_bytes
+
+
 def convert(read: Callable[[int, int], np.ndarray], type_name: str, shape: tuple[int, ...]) -> Quantized | np.ndarray:
     """The MLX form of a tensor whose GGML bytes `read(start, size)` gives: Quantized for a quantized matrix,
     else floats. A matrix is read and converted a few million values at a time, into arrays made once."""
