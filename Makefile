@@ -35,6 +35,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/responsiveness.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/gguf_import.py
 	$(BIN)/python bench/eval.py
 	$(BIN)/python bench/samples.py
 	$(BIN)/python bench/replay.py
