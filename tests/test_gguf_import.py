@@ -195,3 +195,11 @@ def test_an_unsupported_file_is_refused_from_its_header_alone(tiny_model_dir, tm
     gguf_file = write_gguf(tiny_model_dir, tmp_path / "falcon.gguf", "Q8_0", architecture="falcon")
     monkeypatch.setattr(GGUFFile, "reader", lambda *a: pytest.fail("a tensor was read"))
     _refused(gguf_file, models_dir, "architecture 'falcon' is not supported")
+
+
+def test_an_end_of_turn_token_stops_generation_as_eos_does(tiny_model_dir, tmp_path, models_dir):
+    gguf_file = write_gguf(tiny_model_dir, tmp_path / "eot.gguf", "Q8_0", eot_token_id=1)  # <|im_start|>, for the test
+    folder = import_gguf(gguf_file, models_dir, "eot")
+    assert json.loads((folder / "config.json").read_text())["eos_token_id"] == [2, 1]
+    _, tokenizer = load_model(folder)
+    assert tokenizer.eos_token_ids == {1, 2}

@@ -131,6 +131,7 @@ def write_gguf(
     matrix_type: str = "Q4_0",
     embedding_type: str | None = None,
     architecture: str = "llama",
+    eot_token_id: int | None = None,
 ) -> Path:
     """Write `model_dir` as a GGUF file the way llama.cpp's converter would."""
     import gguf
@@ -159,6 +160,8 @@ def write_gguf(
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(False)
+    if eot_token_id is not None:
+        writer.add_eot_token_id(eot_token_id)
     writer.add_chat_template(CHATML_TEMPLATE)
     heads = {"q_proj": config["num_attention_heads"], "k_proj": config["num_key_value_heads"]}
     for name, array in weights.items():

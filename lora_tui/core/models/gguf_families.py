@@ -101,6 +101,13 @@ class Family:
             token_id = scalar(meta, f"tokenizer.ggml.{key}_token_id")
             if token_id is not None:
                 config[f"{key}_token_id"] = int(token_id)
+        # An instruct model ends a turn on its own token (Gemma's <end_of_turn>, ChatML's <|im_end|>), which
+        # llama.cpp stops at as it does at EOS; mlx-lm stops at every id listed here.
+        end_of_turn = scalar(meta, "tokenizer.ggml.eot_token_id")
+        if end_of_turn is not None and int(end_of_turn) != config.get("eos_token_id"):
+            config["eos_token_id"] = (
+                [config["eos_token_id"], int(end_of_turn)] if "eos_token_id" in config else int(end_of_turn)
+            )
         return config
 
 
