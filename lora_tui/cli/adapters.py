@@ -12,8 +12,9 @@ from lora_tui.core.adapters.gguf_export import WRITTEN_TYPES
 from lora_tui.core.adapters.lock import refuse_if_busy
 from lora_tui.core.adapters.registry import (
     adapter_base_path,
-    adapter_path,
+    adapter_folder,
     delete_adapter,
+    find_adapter,
     get_adapter,
     list_adapters,
     list_checkpoints,
@@ -52,11 +53,14 @@ def adapters_list(args, context: Context) -> int:
     print_table(
         ("NAME", "BASE", "DATASET", "CREATED", "LOSS", "VAL", "RANK", "EPOCHS", "STEPS", "LR", "SIZE", "STATUS"), rows
     )
+    for adapter in adapters:
+        if adapter.problem:
+            say(f"{adapter.status}: {adapter.problem}")
     return 0
 
 
 def adapters_show(args, context: Context) -> int:
-    info = get_adapter(context.locations.adapters_dir, args.name).to_json()
+    info = find_adapter(context.locations.adapters_dir, args.name).to_json()
     if args.json:
         print_json(info)
     else:
@@ -73,7 +77,7 @@ def adapters_rename(args, context: Context) -> int:
 
 def adapters_delete(args, context: Context) -> int:
     refuse_if_busy(context.locations.adapters_dir, args.name)  # before asking
-    path = adapter_path(context.locations.adapters_dir, args.name)
+    path = adapter_folder(context.locations.adapters_dir, args.name)
     if not args.yes:
         if not sys.stdin.isatty():
             raise UserError(f"Not deleting {args.name!r}: no terminal to confirm on; add --yes.")
@@ -87,7 +91,7 @@ def adapters_delete(args, context: Context) -> int:
 
 
 def adapters_checkpoints(args, context: Context) -> int:
-    checkpoints = list_checkpoints(adapter_path(context.locations.adapters_dir, args.name))
+    checkpoints = list_checkpoints(adapter_folder(context.locations.adapters_dir, args.name))
     if args.json:
         print_json([{"name": c.name, "step": c.step, "val_loss": c.val_loss, "path": str(c.path)} for c in checkpoints])
     elif not checkpoints:

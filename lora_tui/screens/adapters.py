@@ -356,7 +356,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def load_detail(self, info) -> None:
         events_file = info.path / EVENTS
         events = read_events(events_file) if events_file.is_file() else []
-        evaluation = read_metadata(info.path).get("last_evaluation")
+        evaluation = read_metadata(info.path).get("last_evaluation") if info.usable else None
         self.post_message(DetailLoaded(info, events, list_checkpoints(info.path), evaluation))
 
     @on(DetailLoaded)

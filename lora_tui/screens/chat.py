@@ -54,7 +54,7 @@ class ChatModelPicker(ModelPicker):
         self.adapters: list = []
 
     def gather(self) -> list:
-        self.adapters = list_adapters(self.app.locations.adapters_dir)
+        self.adapters = [a for a in list_adapters(self.app.locations.adapters_dir) if a.usable]
         return super().gather()
 
     def extra_options(self) -> list[tuple[str, str]]:

@@ -262,3 +262,19 @@ async def test_compare_marked_runs_overlays_curves_and_highlights_differences(tw
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_a_broken_adapter_is_listed_with_its_reason_and_the_others_still_are(two_adapters):
+    (two_adapters.adapters_dir / "zeta" / METADATA).write_text("this is not json {")
+    app = make_app()
+    notices = []
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        app.notify = lambda message, **kwargs: notices.append(message)
+        screen = await _adapters(pilot)
+        table = screen.query_one(DataTable)
+        assert sorted(_names(table)) == ["arith", "zeta"]
+        table.move_cursor(row=_names(table).index("zeta"))
+        meta = screen.query_one("#adapter-meta", Static)
+        await wait_until(lambda: "not valid JSON" in str(meta.render()), "the broken adapter's reason")
+        assert "status: broken" in str(meta.render())
+        assert not [n for n in notices if "Unexpected error" in n]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
@@ -41,9 +42,34 @@ def write_metadata(folder: Path, metadata: dict) -> None:
     write_json(Path(folder) / METADATA, metadata)
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; anything else is one UserError naming the file."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text (a damaged file?).") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror}).") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: holds {_kind(value)} where an object of settings belongs.")
+    return value
+
+
 def read_metadata(folder: Path) -> dict:
+    """lora_tui.json, or {} for an adapter without one (made by plain mlx-lm)."""
     path = Path(folder) / METADATA
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    metadata = read_json_object(path)
+    if not isinstance(metadata.get("parameters", {}), dict):
+        raise UserError(f"{path}: its parameters are {_kind(metadata['parameters'])}, not an object.")
+    return metadata
+
+
+def _kind(value) -> str:
+    return "null" if value is None else f"a JSON {type(value).__name__.replace('str', 'string')}"
 
 
 def checkpoint_name(step: int) -> str:

@@ -16,9 +16,12 @@ from pathlib import Path
 from lora_tui.core.adapters.layout import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
+    CHECKPOINTS,
+    EVENTS,
     PROGRESS,
     RUN_SPEC,
     checkpoint_folders,
+    read_json_object,
     read_metadata,
     write_metadata,
 )
@@ -51,6 +54,11 @@ class AdapterInfo:
     method: str = "sft"
     reward_margin: float | None = None  # preference runs: the last validation's (else the last step's)
     reward_accuracy: float | None = None
+    problem: str | None = None  # why it cannot be used (status broken, failed or no weights yet)
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
 
     def to_json(self) -> dict:
         return {**asdict(self), "path": str(self.path)}
@@ -60,11 +68,52 @@ def is_adapter_dir(path: Path) -> bool:
     return (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file()
 
 
+BROKEN, FAILED, NO_WEIGHTS = "broken", "failed", "no weights yet"
+
+
 def read_adapter_config(path: Path) -> dict:
-    try:
-        return json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path / ADAPTER_CONFIG}: unreadable ({exc}).") from None
+    """adapter_config.json, checked for what mlx-lm needs of it; a problem is one UserError naming the key."""
+    file = Path(path) / ADAPTER_CONFIG
+    config = read_json_object(file)
+    problem = _config_problem(config)
+    if problem:
+        raise UserError(f"{file}: {problem}.")
+    return config
+
+
+def _config_problem(config: dict) -> str | None:
+    kind = config.get("fine_tune_type", "lora")
+    if kind not in ("lora", "dora", "full"):
+        return f"fine_tune_type is {kind!r}, not lora, dora or full"
+    if not _whole(config.get("num_layers")):
+        return f"num_layers is {config.get('num_layers')!r}, not a whole number"
+    if kind == "full":
+        return None
+    lora = config.get("lora_parameters")
+    if not isinstance(lora, dict):
+        return "it has no lora_parameters"
+    if not _whole(lora.get("rank")) or lora["rank"] < 1:
+        return f"lora_parameters.rank is {lora.get('rank')!r}, not a whole number of 1 or more"
+    for key in ("scale", "dropout"):
+        if not _number(lora.get(key)):
+            return f"lora_parameters.{key} is {lora.get(key)!r}, not a number"
+    keys = lora.get("keys")
+    if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+        return f"lora_parameters.keys is {keys!r}, not a list of module names"
+    return None
+
+
+def _or_none(value, kind):
+    """`value` if it is of the kind (a damaged metadata file may say anything), else None."""
+    return value if kind(value) else None
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def describe_adapter(path: Path) -> AdapterInfo:
@@ -72,9 +121,9 @@ def describe_adapter(path: Path) -> AdapterInfo:
     meta = read_metadata(path)
     lora = config.get("lora_parameters", {})
     params = meta.get("parameters", {})
-    rank = params.get("rank", lora.get("rank"))
-    scale = lora.get("scale")
-    alpha = params.get("alpha") or (scale * rank if scale is not None and rank else None)
+    rank = _or_none(params.get("rank", lora.get("rank")), _whole)
+    scale = _or_none(lora.get("scale"), _number)
+    alpha = _or_none(params.get("alpha"), _number) or (scale * rank if scale is not None and rank else None)
     return AdapterInfo(
         name=path.name,
         path=path,
@@ -83,13 +132,13 @@ def describe_adapter(path: Path) -> AdapterInfo:
         base_model_path=meta.get("base_model_path", config.get("model")),
         dataset=meta.get("dataset", config.get("data")),
         created=meta.get("created"),
-        final_train_loss=meta.get("final_train_loss"),
-        best_val_loss=meta.get("best_val_loss"),
+        final_train_loss=_or_none(meta.get("final_train_loss"), _number),
+        best_val_loss=_or_none(meta.get("best_val_loss"), _number),
         rank=rank,
         alpha=alpha,
-        epochs=meta.get("epochs"),
-        steps=meta.get("steps", config.get("iters")),
-        learning_rate=params.get("learning_rate", config.get("learning_rate")),
+        epochs=_or_none(meta.get("epochs"), _number),
+        steps=_or_none(meta.get("steps", config.get("iters")), _whole),
+        learning_rate=_or_none(params.get("learning_rate", config.get("learning_rate")), _number),
         size_bytes=folder_size(path),
         fine_tune_type=config.get("fine_tune_type", "lora"),
         status="training" if _being_trained(path) else meta.get("status"),
@@ -109,20 +158,86 @@ def _being_trained(path: Path) -> bool:
 
 
 def list_adapters(adapters_dir: Path) -> list[AdapterInfo]:
+    """Every adapter folder: usable ones, and broken or unfinished ones with what is wrong (never hidden)."""
     if not Path(adapters_dir).is_dir():
         return []
     found = []
     for folder in sorted(Path(adapters_dir).iterdir()):
-        if not folder.is_dir() or folder.name.startswith("."):
-            continue
-        try:
-            if is_adapter_dir(folder):
-                found.append(describe_adapter(folder))
-            elif _being_trained(folder):
-                found.append(_describe_first_run(folder))
-        except UserError:
-            continue
+        if folder.is_dir() and not folder.name.startswith("."):
+            info = describe_folder(folder)
+            if info is not None:
+                found.append(info)
     return found
+
+
+def describe_folder(folder: Path) -> AdapterInfo | None:
+    """The adapter a folder holds, whatever its state; None for a folder that was never an adapter."""
+    try:
+        if is_adapter_dir(folder):
+            return describe_adapter(folder)
+        if _being_trained(folder):
+            return _describe_first_run(folder)
+    except UserError as exc:
+        return _unusable(folder, BROKEN, str(exc))
+    if (folder / RUN_SPEC).is_file() or (folder / EVENTS).is_file():
+        return _describe_unfinished(folder)
+    if (folder / ADAPTER_CONFIG).is_file() or (folder / ADAPTER_WEIGHTS).is_file():
+        missing = ADAPTER_WEIGHTS if (folder / ADAPTER_CONFIG).is_file() else ADAPTER_CONFIG
+        return _unusable(folder, BROKEN, f"{folder}: {missing} is missing.")
+    return None
+
+
+def _describe_unfinished(folder: Path) -> AdapterInfo:
+    """A run that never saved its weights: killed, failed, or stopped by a full disk before its end."""
+    last = _last_event(folder)
+    kind = last.get("type")
+    reason = last.get("message") or last.get("reason")
+    said = f" (last event: {kind}{f': {reason}' if reason else ''})" if kind else ""
+    checkpoints = checkpoint_folders(folder) if (folder / CHECKPOINTS).is_dir() else []
+    if checkpoints:
+        problem = (
+            f"{folder.name}: its run stopped after {checkpoints[-1].name}{said}; continue it with "
+            f"`lora-tui train ... --name {folder.name} --resume`, or delete it."
+        )
+    else:
+        problem = f"{folder.name}: its run stopped before saving any weights{said}; delete it, or train it again."
+    return _unusable(folder, FAILED if kind == "failed" else NO_WEIGHTS, problem)
+
+
+def _last_event(folder: Path) -> dict:
+    try:
+        lines = (folder / EVENTS).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        event = json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _unusable(folder: Path, status: str, problem: str) -> AdapterInfo:
+    try:
+        run = read_json_object(folder / RUN_SPEC) if (folder / RUN_SPEC).is_file() else {}
+    except UserError:
+        run = {}
+    return AdapterInfo(
+        name=folder.name,
+        path=folder,
+        source="lora-tui",
+        base_model=run.get("model") if isinstance(run.get("model"), str) else None,
+        base_model_path=None,
+        dataset=None,
+        created=None,
+        final_train_loss=None,
+        best_val_loss=None,
+        rank=None,
+        alpha=None,
+        epochs=None,
+        steps=None,
+        learning_rate=None,
+        size_bytes=folder_size(folder),
+        fine_tune_type="lora",
+        status=status,
+        problem=problem,
+    )
 
 
 def _describe_first_run(path: Path) -> AdapterInfo:
@@ -153,18 +268,35 @@ def _describe_first_run(path: Path) -> AdapterInfo:
     )
 
 
-def adapter_path(adapters_dir: Path, name: str) -> Path:
+def adapter_folder(adapters_dir: Path, name: str) -> Path:
+    """The folder of the adapter `name`, in whatever state (for show, rename and delete)."""
     name = validate_name(name, "adapter name")
     path = Path(adapters_dir) / name
     if not path.is_dir():
         raise UserError(f"No adapter named {name!r} (see `lora-tui adapters list`).")
-    if not is_adapter_dir(path):
-        raise UserError(f"{path}: not a usable adapter (it needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}).")
     return path
 
 
+def adapter_path(adapters_dir: Path, name: str) -> Path:
+    """The folder of a usable adapter; for a broken or unfinished one, the sentence that says why not."""
+    return get_adapter(adapters_dir, name).path
+
+
+def find_adapter(adapters_dir: Path, name: str) -> AdapterInfo:
+    """The adapter `name` as `adapters list` shows it, broken or unfinished ones included."""
+    path = adapter_folder(adapters_dir, name)
+    info = describe_folder(path)
+    if info is None:
+        raise UserError(f"{path}: not an adapter (it has no {ADAPTER_CONFIG}, {ADAPTER_WEIGHTS} or run).")
+    return info
+
+
 def get_adapter(adapters_dir: Path, name: str) -> AdapterInfo:
-    return describe_adapter(adapter_path(adapters_dir, name))
+    """A usable adapter (to chat with, evaluate, export ...); one that is not is a UserError saying why."""
+    info = find_adapter(adapters_dir, name)
+    if not info.usable:
+        raise UserError(info.problem)
+    return info
 
 
 def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path] = ()) -> Path:
@@ -184,15 +316,19 @@ def adapter_base_path(info: AdapterInfo, models_dir: Path, extra_dirs: list[Path
 
 
 def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
-    refuse_if_busy(adapters_dir, validate_name(old, "adapter name"))
-    source = adapter_path(adapters_dir, old)
-    new = validate_name(new, "new adapter name")
+    if validate_name(new, "new adapter name") == validate_name(old, "adapter name"):
+        raise UserError(f"The adapter is already named {old!r}.")
+    refuse_if_busy(adapters_dir, old)
+    source = adapter_folder(adapters_dir, old)
     target = Path(adapters_dir) / new
     with adapter_lock(adapters_dir, source.name, doing="renaming"), adapter_lock(adapters_dir, new, doing="renaming"):
         if target.exists():
             raise UserError(f"An adapter named {new!r} already exists.")
         os.rename(source, target)
-        meta = read_metadata(target)
+        try:
+            meta = read_metadata(target)
+        except UserError:  # a damaged file is renamed with its folder, as it is
+            meta = {}
         if meta:
             write_metadata(target, {**meta, "name": new})
     return target
@@ -200,7 +336,7 @@ def rename_adapter(adapters_dir: Path, old: str, new: str) -> Path:
 
 def delete_adapter(adapters_dir: Path, name: str) -> None:
     refuse_if_busy(adapters_dir, validate_name(name, "adapter name"))
-    path = adapter_path(adapters_dir, name)
+    path = adapter_folder(adapters_dir, name)
     with adapter_lock(adapters_dir, path.name, doing="deleting"):
         shutil.rmtree(path)
 
