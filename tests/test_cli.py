@@ -76,3 +76,16 @@ def test_console_script_and_module_entry_point(tmp_path):
         )
         assert result.returncode == 1
         assert result.stderr.strip() == f"lora-tui: {tmp_path / 'missing.gguf'}: no such file."
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, json_output):
+    """`lora-tui data check FILE | head -1`: the reader is gone by the time lora-tui writes."""
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": f"record {i}"}) + "\n" for i in range(200)))
+    command = [sys.executable, "-m", "lora_tui", "data", "check", str(data), *(["--json"] if json_output else [])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before lora-tui has started: its first write meets a closed pipe
+    _, err = process.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert process.returncode == 141
