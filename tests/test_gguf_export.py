@@ -261,3 +261,35 @@ def test_a_file_that_behaves_otherwise_is_an_error_and_is_not_left(installed_ada
     assert f"lora-tui: {out} does not behave as the adapter does in MLX: llama.cpp picks the same next token" in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_sigterm_during_an_export_leaves_no_temp_file(tiny_adapter, isolated_home, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shutil.copytree(tiny_adapter, isolated_home.adapters_dir / "arith")
+    slow_writer = (
+        "import sys, time, gguf\n"
+        "write = gguf.GGUFWriter.write_tensors_to_file\n"
+        "gguf.GGUFWriter.write_tensors_to_file = lambda self, *a, **k: (time.sleep(60), write(self, *a, **k))\n"
+        "from lora_tui.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "exports"
+    out.mkdir()
+    command = [sys.executable, "-c", slow_writer, "adapters", "export", "arith", "--format", "gguf"]
+    process = subprocess.Popen(
+        [*command, "--out", str(out / "a.gguf")], stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".a.gguf.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(out.glob(".a.gguf.*.tmp")), "the export never started writing"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "lora-tui: interrupted" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []

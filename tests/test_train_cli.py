@@ -81,15 +81,22 @@ def test_overwrite_and_config(tiny_model_dir, data, tmp_path, isolated_home, cap
     assert adapter_config["lora_parameters"]["rank"] == 4
 
 
-def test_ctrl_c_saves_and_exits_130(tiny_model_dir, data, isolated_home):
+@pytest.mark.parametrize(
+    ("signal_number", "said"),
+    [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, None)],  # after SIGHUP: no terminal
+)
+def test_ctrl_c_sigterm_and_sighup_save_and_exit_130(tiny_model_dir, data, isolated_home, signal_number, said):
     process = spawn_lora_tui(_train("--epochs", "30", model=tiny_model_dir, data=data), isolated_home.data_dir.parent)
     read_until(process, "step 2 ")
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal_number)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "cancelled at step" in out
+    if said:
+        assert f"{said}: stopping after this step and saving" in out and "cancelled at step" in out
     adapter = isolated_home.adapters_dir / "arith"
     assert json.loads((adapter / "lora_tui.json").read_text())["status"] == "cancelled"
+    assert json.loads((adapter / "events.jsonl").read_text().splitlines()[-1])["type"] == "cancelled"
+    assert (adapter / "adapters.safetensors").is_file() and "Traceback" not in err
 
 
 def test_sigkill_then_resume(tiny_model_dir, data, isolated_home, capsys):

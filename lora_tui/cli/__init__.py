@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return run_tui(context)
+        _terminating_interrupts()
         return args.handler(args, context)
     except UserError as error:
         print(f"lora-tui: {error}", file=sys.stderr)
@@ -56,6 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_went_away()
+
+
+def _terminating_interrupts() -> None:
+    """SIGTERM (kill, launchd, tmux kill-session) and SIGHUP (a dropped connection) interrupt a command as Ctrl-C
+    does, so its temp files are removed on the way out; train and eval stop after their step instead."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, interrupt)
 
 
 def _reader_went_away() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.evaluation.report import describe_rewards, save_evaluation
 from lora_tui.core.evaluation.run import eval_records, evaluate, held_out_data, measure_drift
 from lora_tui.core.models.store import resolve_model_path
+from lora_tui.core.stopping import stop_on_signals
 
 
 def eval_command(args, context: Context) -> int:
@@ -34,8 +34,7 @@ def eval_command(args, context: Context) -> int:
     parameters = read_metadata(info.path).get("parameters", {}) if info else {}
     sides = [("base", None)] + ([("adapter", info.path)] if info else [])
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
-    try:
+    with stop_on_signals(stop, second_aborts=False):  # Ctrl-C, SIGTERM, SIGHUP: stop after this batch
         say(f"Evaluating on {len(records)} records of {data_file} ...")
         evaluation = evaluate(
             model,
@@ -53,8 +52,6 @@ def eval_command(args, context: Context) -> int:
         if args.drift and info and not stop.is_set():
             say("Measuring drift on general prompts ...")
             document["drift"] = measure_drift(model, info.path, batch_size=args.batch_size, stop=stop)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if stop.is_set():
         say("Interrupted: what was measured so far follows.")
     if info is not None and not stop.is_set():

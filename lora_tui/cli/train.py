@@ -45,8 +45,9 @@ def train(args, context: Context) -> int:
     outcome = run_with_interrupt(
         job,
         listener=_print_event,
-        on_stop_requested=lambda: print(
-            "\nStopping after this step and saving... (Ctrl-C again to abort without saving)", flush=True
+        on_stop_requested=lambda signal_name: print(
+            f"\n{signal_name}: stopping after this step and saving... (Ctrl-C again to abort without saving)",
+            flush=True,
         ),
         run=_distributed_runner(job, ranks, args) if ranks else run_training,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 from lora_tui.core.models.store import resolve_model
 from lora_tui.core.names import validate_name
+from lora_tui.core.stopping import stop_on_signals
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
@@ -145,23 +145,14 @@ def _check_writable(folder: Path) -> None:
 def run_with_interrupt(
     job: TrainingJob,
     listener: Callable[[Event], None],
-    on_stop_requested: Callable[[], None] = lambda: None,
+    on_stop_requested: Callable[[str], None] = lambda signal_name: None,
     run=run_training,
 ) -> Event:
-    """Run in this thread; the first Ctrl-C asks the loop to stop (it saves), a second one aborts.
+    """Run in this thread; the first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop (it saves and writes its
+    `cancelled` event), a second one aborts.
 
     `run(job, listener, stop)` is the loop itself, or `run_distributed` watching ranks.
     """
     stop = threading.Event()
-
-    def on_interrupt(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        on_stop_requested()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
+    with stop_on_signals(stop, on_stop_requested):
         return run(job, listener, stop)
-    finally:
-        signal.signal(signal.SIGINT, previous)
