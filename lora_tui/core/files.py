@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
+import functools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from lora_tui.core.errors import UserError
 
 # mkstemp/mkdtemp create private (0600/0700) entries; give renamed-in files
 # the mode a plain open() would have.
@@ -17,8 +23,9 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: str = "w") -> Iterator:
-    """A file handle on a temp file beside `path`, renamed into place on success."""
+def atomic_writer(path: Path, mode: str = "w", exclusive: bool = False) -> Iterator:
+    """A file handle on a temp file beside `path`, renamed into place on success. With `exclusive`, a file
+    that appears at `path` meanwhile is kept and the write refused (for outputs that must be new)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -27,7 +34,7 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _place(Path(tmp), path, exclusive)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -35,7 +42,7 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, exclusive: bool = False) -> Iterator[Path]:
     """A temp path beside `path`, for a writer that opens the file itself; renamed into place on success."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -43,25 +50,41 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)
         yield Path(tmp)
-        os.replace(tmp, path)
+        _place(Path(tmp), path, exclusive)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_writer(path, "wb") as handle:
+def _place(tmp: Path, path: Path, exclusive: bool) -> None:
+    if not exclusive:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails, where rename would replace, if the name exists by now
+    except FileExistsError:
+        raise appeared(path) from None
+    os.unlink(tmp)
+
+
+def appeared(path: Path) -> UserError:
+    return UserError(f"{path} appeared while lora-tui was writing it; it is kept as it is and nothing was written.")
+
+
+def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None:
+    with atomic_writer(path, "wb", exclusive) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, exclusive: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), exclusive)
 
 
 @contextlib.contextmanager
 def building_dir(final: Path) -> Iterator[Path]:
-    """Yield a temp folder beside `final`; rename it to `final` only on success.
+    """Yield a temp folder beside `final`; move it to `final` only on success, and never onto a folder
+    that appeared there meanwhile.
 
     On any error the temp folder is removed, so `final` either appears whole
     or not at all.
@@ -72,10 +95,36 @@ def building_dir(final: Path) -> Iterator[Path]:
     try:
         os.chmod(staging, 0o777 & ~_UMASK)
         yield staging
-        os.rename(staging, final)
+        rename_no_replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """Rename, refusing (UserError) if `target` exists: one system call where the OS has one
+    (Linux renameat2 RENAME_NOREPLACE, macOS renamex_np RENAME_EXCL), else check-then-rename."""
+    flag_calls = {"linux": ("renameat2", 1), "darwin": ("renamex_np", 4)}
+    name, flag = flag_calls.get(sys.platform, (None, 0))
+    function = getattr(_libc(), name, None) if name else None
+    if function is None:
+        if os.path.lexists(target):
+            raise appeared(target)
+        os.rename(source, target)
+        return
+    at_cwd = -100  # AT_FDCWD: paths relative to the working folder, as os.rename takes them
+    paths = (os.fsencode(source), os.fsencode(target))
+    arguments = (at_cwd, paths[0], at_cwd, paths[1], flag) if name == "renameat2" else (*paths, flag)
+    if function(*arguments) != 0:
+        error = ctypes.get_errno()
+        if error in (errno.EEXIST, errno.ENOTEMPTY):
+            raise appeared(target)
+        raise OSError(error, os.strerror(error), str(target))
+
+
+@functools.cache
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def folder_size(path: Path) -> int:

@@ -80,7 +80,7 @@ def export_gguf(
     weights = merged_weights(model_path, adapter_dir)
     log(f"Writing {target.name} ({architecture}, {written_type}, {len(weights)} tensors)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as staging:
+    with atomic_path(target, exclusive=not overwrite) as staging:
         _write(staging, architecture, config, model_path, weights, written_type, name or model_path.name)
     if written_type != type_name:
         log(f"lora-tui writes {', '.join(WRITTEN_TYPES)}; for {type_name} run llama.cpp's quantizer on this f16 file:")
@@ -328,7 +328,7 @@ def export_lora_gguf(
         tensors[f"{target}.weight.{leaf}"] = np.ascontiguousarray(matrix, dtype=np.float32)
     log(f"Writing {out.name} (LoRA for {architecture}, rank {lora['rank']}, alpha {lora['scale'] * lora['rank']:g})")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as staging:
+    with atomic_path(out, exclusive=not overwrite) as staging:
         writer = gguf.GGUFWriter(str(staging), architecture)
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")

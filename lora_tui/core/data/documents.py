@@ -197,5 +197,5 @@ def documents_to_jsonl(
     texts = [chunk for path in files for chunk in chunker.chunks(read_document(path), chunking) if chunk]
     if redactor is not None:
         texts = redactor.redact_texts(texts)
-    atomic_write_text(out, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
+    atomic_write_text(out, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), exclusive=True)
     return {"documents": len(files), "records": len(texts), "unit": chunker.counter.name, "output": str(out)}

@@ -274,7 +274,7 @@ def redact_file(path: Path, out: Path, redactor: Redactor) -> RedactionResult:
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out.")
     records = 0
-    with atomic_writer(out) as handle:
+    with atomic_writer(out, exclusive=True) as handle:
         for _, _, line in redacted_lines(path, redactor):
             handle.write(line + "\n")
             records += 1
