@@ -89,3 +89,32 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, json_output):
     _, err = process.communicate(timeout=120)
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert process.returncode == 141
+
+
+@pytest.mark.parametrize("format_args", [["fuse"], ["export", "--format", "gguf", "--no-verify"]])
+def test_a_full_disk_while_fusing_or_exporting_is_one_sentence(
+    tiny_adapter, isolated_home, tmp_path, monkeypatch, capsys, format_args
+):
+    import errno
+
+    import gguf
+    import mlx.core as mx
+
+    shutil.copytree(tiny_adapter, isolated_home.adapters_dir / "arith")
+    monkeypatch.setattr(
+        mx,
+        "save_safetensors",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("[write] Unable to write 4096 bytes to file.")),
+    )
+    monkeypatch.setattr(
+        gguf.GGUFWriter,
+        "write_tensors_to_file",
+        lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device", "out.gguf")),
+    )
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    command, *options = format_args
+    assert main(["adapters", command, "arith", *options, "--out", str(exports / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "nothing half-written was left" in err and "Traceback" not in err
+    assert list(exports.iterdir()) == []

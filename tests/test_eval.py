@@ -70,3 +70,21 @@ def test_eval_cli_prints_a_table_saves_a_report_and_refuses_bad_data(tiny_model_
     bad.write_text('{"text": "fine"}\nnot json\n')
     assert main(["eval", "--adapter", "arith", "--data", str(bad)]) == 1
     assert "has errors; fix them before evaluating" in capsys.readouterr().err
+
+
+def test_eval_prints_its_results_even_when_the_report_cannot_be_saved(tiny_adapter, isolated_home, monkeypatch, capsys):
+    import errno
+    import shutil
+
+    import lora_tui.core.evaluation.report as report
+
+    shutil.copytree(tiny_adapter, isolated_home.adapters_dir / "arith")
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "write_json", full_disk)
+    assert main(["eval", "--adapter", "arith", "--max-tokens", "4", "--limit", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("MODEL") and "\nadapter " in captured.out
+    assert "evals: the disk is full; the results are above." in captured.err and "Traceback" not in captured.err

@@ -178,19 +178,33 @@ def test_failure_is_an_event_not_a_traceback(tiny_model_dir, tmp_path):
     assert not (tmp_path / "a" / "adapters.safetensors").exists()
 
 
-def test_disk_full_fails_with_advice_and_leaves_no_half_written_files(tiny_model_dir, data, tmp_path, monkeypatch):
-    import errno
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        lambda path: OSError(__import__("errno").ENOSPC, "No space left on device", path),
+        lambda path: RuntimeError("[write] Unable to write 11560 bytes to file."),  # what MLX says
+    ],
+)
+def test_disk_full_fails_with_advice_and_leaves_no_half_written_files(
+    tiny_model_dir, data, tmp_path, monkeypatch, refusal
+):
+    save = mx.save_safetensors
+    calls = []
 
-    def disk_full(path, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", path)
+    def disk_fills(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 2:  # the first checkpoint (weights + optimizer) is saved, the next one is not
+            raise refusal(path)
+        return save(path, *args, **kwargs)
 
-    monkeypatch.setattr(mx, "save_safetensors", disk_full)
+    monkeypatch.setattr(mx, "save_safetensors", disk_fills)
     adapter = tmp_path / "full"
     outcome = train(tiny_model_dir, data, adapter, save_every=2)
     assert isinstance(outcome, Failed)
-    assert outcome.reason == "The disk is full." and "resume" in outcome.advice
+    assert outcome.reason.startswith(f"The disk filled while saving to {adapter} (") and "free)" in outcome.reason
+    assert "a checkpoint of this run takes" in outcome.advice and "--resume" in outcome.advice
     assert not (adapter / "adapters.safetensors").exists()
-    assert not list((adapter / "checkpoints").iterdir())  # the checkpoint being built was removed
+    assert [p.name for p in (adapter / "checkpoints").iterdir()] == ["step-0000002"]  # the half-built one is gone
     assert read_events(adapter / "events.jsonl")[-1].type == "failed"
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a user error (one sentence on stderr, no traceback),
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -58,6 +59,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_went_away()
+    except OSError as error:  # a write the system refused; the temp-file helpers have removed what was half-written
+        print(f"lora-tui: {_os_problem(error)}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        if "unable to write" not in str(error).lower():  # MLX's word for a write the full disk refused
+            raise
+        print(
+            "lora-tui: the disk is full; nothing half-written was left. Free some space and run it again.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _os_problem(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno == errno.ENOSPC:
+        return f"the disk is full{where}; nothing half-written was left. Free some space and run it again."
+    return f"{error.filename or 'a file'}: {error.strerror or error}."
 
 
 def _terminating_interrupts() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from pathlib import Path
 
@@ -54,16 +55,23 @@ def eval_command(args, context: Context) -> int:
             document["drift"] = measure_drift(model, info.path, batch_size=args.batch_size, stop=stop)
     if stop.is_set():
         say("Interrupted: what was measured so far follows.")
-    if info is not None and not stop.is_set():
-        try:
-            say(f"Saved {save_evaluation(info.path, document)}")
-        except AdapterBusy as busy:
-            say(f"Not saved in the adapter folder: {busy}")
-    if args.json:
+    if args.json:  # the results first: a report that cannot be saved loses none of them
         print_json(document)
     else:
         _print_summary(document)
+    if info is not None and not stop.is_set():
+        _save(info.path, document)
     return 130 if stop.is_set() else 0
+
+
+def _save(adapter_dir: Path, document: dict) -> None:
+    try:
+        say(f"Saved {save_evaluation(adapter_dir, document)}")
+    except (AdapterBusy, UserError) as problem:
+        say(f"Not saved in the adapter folder: {problem}")
+    except OSError as error:
+        reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        say(f"Not saved in {adapter_dir / 'evals'}: {reason}; the results are above.")
 
 
 def _print_summary(document: dict) -> None:

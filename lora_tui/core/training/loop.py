@@ -35,6 +35,7 @@ from lora_tui.core.adapters.layout import (
     OPTIMIZER_STATE,
     PROGRESS,
     STOP_FILE,
+    checkpoint_folders,
     checkpoint_name,
     latest_checkpoint,
     write_adapter_config,
@@ -45,7 +46,7 @@ from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.data.rendering import render_tokens
 from lora_tui.core.errors import UserError
 from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_set
-from lora_tui.core.files import building_dir, prompt_lines
+from lora_tui.core.files import building_dir, folder_size, prompt_lines
 from lora_tui.core.inference.generate import greedy_batch
 from lora_tui.core.locations import Locations
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
@@ -83,7 +84,7 @@ from lora_tui.core.training.replay import (
     replay_count,
     replay_pool,
 )
-from lora_tui.core.units import counted
+from lora_tui.core.units import counted, human_bytes
 
 SAMPLE_TOKENS = 48  # per sample answer: enough to see its shape change
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
@@ -191,12 +192,25 @@ def _train(job: TrainingJob, listener: Callable[[Event], None], stop: threading.
         return emit(Failed(reason="Out of memory.", advice=OUT_OF_MEMORY_ADVICE))
     except OSError as error:
         if error.errno == errno.ENOSPC:
-            return emit(Failed(reason="The disk is full.", advice="Free some disk space, then resume with --resume."))
+            return emit(_disk_full(job.adapter_dir))
         return emit(Failed(reason=f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")))
     except RuntimeError as error:
         if "memory" in str(error).lower():
             return emit(Failed(reason=f"Out of memory ({error}).", advice=OUT_OF_MEMORY_ADVICE))
+        if "unable to write" in str(error).lower():  # MLX's word for a write the full disk refused
+            return emit(_disk_full(job.adapter_dir))
         raise
+
+
+def _disk_full(adapter_dir: Path) -> Failed:
+    """The disk filled: how much is free, and what a checkpoint of this run takes (the last one saved)."""
+    free = shutil.disk_usage(adapter_dir).free
+    saved = checkpoint_folders(adapter_dir)
+    needed = f"a checkpoint of this run takes {human_bytes(folder_size(saved[-1]))}" if saved else "make room"
+    return Failed(
+        reason=f"The disk filled while saving to {adapter_dir} ({human_bytes(free)} free).",
+        advice=f"Free space ({needed}), then continue with --resume: what was saved is kept.",
+    )
 
 
 class _Run:
