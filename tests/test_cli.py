@@ -118,3 +118,16 @@ def test_a_full_disk_while_fusing_or_exporting_is_one_sentence(
     err = capsys.readouterr().err
     assert "the disk is full" in err and "nothing half-written was left" in err and "Traceback" not in err
     assert list(exports.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--name=--", "The adapter name is missing or not text"),
+        ("--name=-lead", "The adapter name '-lead' may not start with '-'"),
+    ],
+)
+def test_a_name_a_command_line_cannot_take_is_refused(tiny_model_dir, tmp_path, capsys, flag, said):
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(tmp_path), flag]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lora-tui: {said}") and "Traceback" not in err

@@ -1,5 +1,6 @@
 """Dataset formats and line-by-line validation, against the corpus in tests/data."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,27 @@ def test_append_chat_example_validates_and_never_half_writes(tmp_path):
     with pytest.raises(UserError, match="it is in text format"):
         append_chat_example(text, exchange)
     assert text.read_text() == '{"text": "plain"}\n'
+
+
+def test_openai_content_parts_are_read_as_their_text(tmp_path):
+    data = tmp_path / "parts.jsonl"
+    parts = [{"type": "text", "text": "What is "}, {"type": "text", "text": "2 + 2?"}]
+    data.write_text(
+        json.dumps({"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "4"}]})
+    )
+    [record] = load_records(data)
+    assert record.messages[0]["content"] == "What is 2 + 2?"
+    image = [{"type": "image_url", "image_url": {"url": "cat.png"}}]
+    data.write_text(
+        json.dumps({"messages": [{"role": "user", "content": image}, {"role": "assistant", "content": "a cat"}]})
+    )
+    report = check_dataset(data)
+    assert "message 1 (user) has content parts lora-tui cannot train on (image_url)" in report.errors[0].message
+
+
+def test_a_file_of_blank_lines_is_one_problem_of_the_whole_file(tmp_path):
+    data = tmp_path / "blank.jsonl"
+    data.write_text("\n\n\n")
+    report = check_dataset(data)
+    assert report.describe()[1] == "  error   no records: every line is blank"
+    assert report.to_json()["errors"][0]["line"] is None

@@ -78,3 +78,16 @@ def test_redact_never_replaces_an_output_made_while_it_ran(tmp_path, monkeypatch
     assert main(["data", "redact", str(data), "--out", str(out), "--categories", "phone"]) == 1
     assert f"{out} appeared while lora-tui was writing it" in capsys.readouterr().err
     assert out.read_text() == "mine\n"
+
+
+def test_a_built_folder_has_the_usual_modes_whatever_wrote_it(tmp_path):
+    final = tmp_path / "peft"
+    with building_dir(final) as staging:
+        private = staging / "adapter_model.safetensors"
+        private.write_bytes(b"x")
+        os.chmod(private, 0o600)  # what safetensors' save_file leaves
+        (staging / "sub").mkdir(mode=0o700)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (final / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (final / "sub").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -93,12 +93,23 @@ def building_dir(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
     try:
-        os.chmod(staging, 0o777 & ~_UMASK)
         yield staging
+        _usual_modes(staging)
         rename_no_replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _usual_modes(folder: Path) -> None:
+    """The modes a plain open() and mkdir() give, on everything in a built folder: libraries that write
+    through temp files of their own (safetensors' save_file) leave them private (0600)."""
+    os.chmod(folder, 0o777 & ~_UMASK)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~_UMASK)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~_UMASK)
 
 
 def rename_no_replace(source: Path, target: Path) -> None:

@@ -12,9 +12,13 @@ MAX_NAME_LENGTH = 100
 
 def validate_name(name: str, what: str = "name") -> str:
     """Return `name` stripped, or raise UserError saying what is wrong with it."""
+    if not isinstance(name, str):
+        raise UserError(f"The {what} is missing or not text (got {name!r}).")
     stripped = name.strip()
     if not stripped:
         raise UserError(f"The {what} is empty.")
+    if stripped.startswith("-"):
+        raise UserError(f"The {what} {name!r} may not start with '-' (a command line would read it as an option).")
     if "/" in stripped or "\\" in stripped or ".." in stripped:
         raise UserError(f"The {what} {name!r} may not contain a path separator or '..'.")
     if len(stripped) > MAX_NAME_LENGTH:

@@ -39,7 +39,11 @@ class DatasetReport:
     def problems(self) -> list[tuple[str, str | None, int]]:
         """Each error, then each warning, as (the line shown, its file or None for the dataset's own, its line)."""
         rows = [
-            (f"error   {e.file + ', ' if e.file else ''}line {e.line}: {e.message}", e.file, e.line)
+            (
+                f"error   {e.file + ', ' if e.file else ''}{f'line {e.line}: ' if e.line else ''}{e.message}",
+                e.file,
+                e.line,
+            )
             for e in self.errors
         ]
         rows += [(f"warning line {w.line} [{w.kind}]: {w.message}", None, w.line) for w in self.warnings]

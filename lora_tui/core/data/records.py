@@ -81,7 +81,7 @@ class Problem:
     file: str | None = None
 
     def to_json(self) -> dict:
-        data = {"line": self.line, "message": self.message}
+        data = {"line": self.line or None, "message": self.message}  # 0: the dataset as a whole, no one line
         if self.file:
             data["file"] = self.file
         return data
@@ -126,15 +126,26 @@ def _messages(raw, name: str = "messages", needs_answer: bool = True) -> tuple[d
         if role not in ROLES:
             shown = "missing" if role is None else repr(role)
             raise LineError(f"message {index} has role {shown}; roles are {', '.join(ROLES)}")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise LineError(f"message {index} ({role}) needs 'content' as a string")
+        content = _content_text(message.get("content"), index, role)
         if not content.strip() and role != "tool":
             raise LineError(f"message {index} ({role}) has empty content")
         messages.append({"role": role, "content": content})
     if needs_answer and not any(m["role"] == "assistant" for m in messages):
         raise LineError("the conversation has no assistant turn")
     return tuple(messages)
+
+
+def _content_text(content, index: int, role: str) -> str:
+    """A message's text: a string, or OpenAI's list of parts ([{"type": "text", "text": ...}]) joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and all(isinstance(part, dict) for part in content):
+        kinds = {part.get("type") for part in content}
+        if kinds != {"text"} or not all(isinstance(part.get("text"), str) for part in content):
+            other = ", ".join(sorted(str(kind) for kind in kinds - {"text"})) or "a text part without text"
+            raise LineError(f"message {index} ({role}) has content parts lora-tui cannot train on ({other}): text only")
+        return "".join(part["text"] for part in content)
+    raise LineError(f"message {index} ({role}) needs 'content' as a string (or a list of text parts)")
 
 
 def _preference(value: dict) -> tuple[tuple[dict, ...], str, str]:
