@@ -93,3 +93,13 @@ def gemma_import(gemma_gguf) -> tuple[Path, list[str]]:
 @pytest.fixture(scope="session")
 def gemma_model_dir(gemma_import) -> Path:
     return gemma_import[0]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many fuzzed cases the readers took (tests/test_fuzz.py), when it ran."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is not None and fuzz.CASES:
+        counts = ", ".join(f"{reader} {count}" for reader, count in sorted(fuzz.CASES.items()))
+        terminalreporter.write_line(f"fuzzed readers: {sum(fuzz.CASES.values())} cases ({counts})")

@@ -120,26 +120,15 @@ class _Cursor:
 def read_gguf(path: Path) -> GGUFFile:
     """Read a GGUF file's header; raise GGUFError if it is not whole and sound."""
     path = Path(path)
-    size = path.stat().st_size
-    if size < 24:
-        raise GGUFError("the file is too short to be a GGUF file")
-    with path.open("rb") as handle:
-        # Closed by the garbage collector: views into it may outlive a parse that failed half-way.
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    if mapped[:4] != GGUF_MAGIC:
-        raise GGUFError("it does not start with the GGUF magic bytes (not a GGUF file)")
-    version, metadata, tensors = _parse(memoryview(mapped), size)
+    mapped = _mapped(path)
+    version, metadata, tensors = _parse(memoryview(mapped), len(mapped))
     metadata = {key: np.array(value) if isinstance(value, np.ndarray) else value for key, value in metadata.items()}
     return GGUFFile(path, version, metadata, tensors)
 
 
 def peek_metadata(path: Path, keys: set[str]) -> dict:
     """The header values named in `keys`, read only as far as the last of them (for listing many files)."""
-    with Path(path).open("rb") as handle:
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    if mapped[:4] != GGUF_MAGIC:
-        raise GGUFError("it does not start with the GGUF magic bytes (not a GGUF file)")
-    cursor = _Cursor(memoryview(mapped))
+    cursor = _Cursor(memoryview(_mapped(Path(path))))
     cursor.take(4 + 4 + 8)
     found = {}
     for _ in range(cursor.scalar("<Q")):
@@ -150,6 +139,18 @@ def peek_metadata(path: Path, keys: set[str]) -> dict:
             if len(found) == len(keys):
                 break
     return found
+
+
+def _mapped(path: Path) -> mmap.mmap:
+    """The file, memory-mapped, once it is known to start like a GGUF file."""
+    if path.stat().st_size < 24:
+        raise GGUFError("the file is too short to be a GGUF file")
+    with path.open("rb") as handle:
+        # Closed by the garbage collector: views into it may outlive a parse that failed half-way.
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if mapped[:4] != GGUF_MAGIC:
+        raise GGUFError("it does not start with the GGUF magic bytes (not a GGUF file)")
+    return mapped
 
 
 def _parse(buffer, file_size: int) -> tuple[int, dict, list[TensorInfo]]:
