@@ -10,6 +10,9 @@ between areas with the requests in messages.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import threading
 import time
 from functools import partial
@@ -94,6 +97,10 @@ class AreaCommands(Provider):
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
 
 
+# Ctrl-C is a key in the TUI (raw mode), not a signal; these two come from outside.
+APP_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 class LoraTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "lora-tui"
@@ -123,6 +130,7 @@ class LoraTuiApp(App):
         self.settings = settings
         self.stop_flag = threading.Event()
         self.training_running = False
+        self.stopped_by: str | None = None  # the signal that ended the app, if one did
         self.datasets_screen = DatasetsScreen()
         self.train_screen = TrainScreen()
         self.dashboard_screen = DashboardScreen()
@@ -153,6 +161,7 @@ class LoraTuiApp(App):
         }
 
     def on_mount(self) -> None:
+        self.listen_for_stop_signals()
         for problem in self.theme_problems:
             self.notify(f"{problem.path}: {problem.message}; theme skipped.", severity="warning", timeout=10)
         self.switch_mode("train")
@@ -332,6 +341,25 @@ class LoraTuiApp(App):
         self.notify(f"{message.path.name} is ready: chosen in the model list.", timeout=6)
         if self.fetch_picker is not None and self.fetch_picker.is_attached:
             self.fetch_picker.fetched(message.path)
+
+    # Signals: SIGTERM (kill, launchd, tmux kill-session) and SIGHUP (a dropped SSH connection) ------
+
+    def listen_for_stop_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in APP_STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(number, self.stop_for_signal, number)
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in APP_STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(number)
+
+    def stop_for_signal(self, number: int) -> None:
+        """As quitting does, without asking: the run stops after its step and is saved, then the app exits."""
+        self.stopped_by = signal.Signals(number).name
+        self.quit_when_idle()
 
     def action_quit(self) -> None:
         if not self.training_running:

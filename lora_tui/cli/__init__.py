@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a user error (one sentence on stderr, no traceback),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -38,7 +39,12 @@ def run_tui(context: Context) -> int:
     # Deferred: the subcommands never pay for loading Textual.
     from lora_tui.app import make_app
 
-    make_app(context.locations, context.settings).run()
+    app = make_app(context.locations, context.settings)
+    app.run()
+    if app.stopped_by:  # SIGTERM or SIGHUP: a run that was training has been saved
+        with contextlib.suppress(OSError):
+            print(f"lora-tui: stopped by {app.stopped_by}; a run that was training was saved.", file=sys.stderr)
+        return 128 + signal.Signals[app.stopped_by].value
     return 0
 
 

@@ -324,6 +324,23 @@ async def test_quit_while_training_asks_then_saves_and_exits(home, tmp_path, slo
     assert json.loads((home.adapters_dir / "quitter" / "lora_tui.json").read_text())["status"] == "cancelled"
 
 
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+async def test_sigterm_or_sighup_while_training_saves_and_exits(home, tmp_path, slow_training, signal_name):
+    """kill, launchd, tmux kill-session (SIGTERM) or a dropped SSH connection (SIGHUP): as quitting, unasked."""
+    import os
+    import signal
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _start_a_long_run(app, pilot, tmp_path / "data", "signalled")
+        os.kill(os.getpid(), getattr(signal, signal_name))  # delivered to this process, handled by the app's loop
+        await wait_until(lambda: not app.is_running, "the app to stop", timeout=30)
+    assert app.stopped_by == signal_name
+    adapter = home.adapters_dir / "signalled"
+    assert json.loads((adapter / "lora_tui.json").read_text())["status"] == "cancelled"
+    assert (adapter / "adapters.safetensors").is_file()
+
+
 async def test_a_name_another_process_is_training_is_refused_on_the_form(home, tmp_path):
     app = make_app()
     with adapter_lock(home.adapters_dir, "busy") as other_run:
