@@ -1,10 +1,10 @@
 """Turn a GGUF file (Ollama's and LM Studio's stores) into an MLX model folder.
 
 The header is read and checked first, so an unknown architecture or tensor type
-is refused before any tensor is touched. Tensors are then converted one at a
-time from a memory map of the file (gguf_quants: quantized blocks stay quantized
-where MLX holds them exactly), so the file is never loaded whole. mlx-lm loads
-the result through config.json's per-layer quantization table.
+is refused before any tensor is touched. Tensors are then read and converted one
+at a time, a few million values at a read (gguf_quants: quantized blocks stay
+quantized where MLX holds them exactly), so the file is never loaded whole.
+mlx-lm loads the result through config.json's per-layer quantization table.
 """
 
 from __future__ import annotations
@@ -91,14 +91,15 @@ def import_gguf(
     if target.exists():
         raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
     gguf, family = read_importable(gguf_path)
-    _check_tensor_names(gguf, family, model_config(gguf))
+    config = model_config(gguf)
+    _check_tensor_names(gguf, family, config)
     _check_room(gguf, family, target)
     with exclusively(target):  # two imports of one name at once: one writes it, the other is refused
         if target.exists():
             raise UserError(f"A model named {name!r} already exists at {target}; choose another --name.")
         log(f"Importing {gguf_path.name}: {family.architecture}, {len(gguf.tensors)} tensors")
         with building_dir(target) as staging:
-            report = _write_model(gguf, family, staging, progress, stop or threading.Event())
+            report = _write_model(gguf, family, config, staging, progress, stop or threading.Event())
     for line in report.lines():
         log(line)
     log(f"Imported as {target}")
@@ -169,12 +170,7 @@ def _check_tensor_names(gguf: GGUFFile, family: Family, config: dict) -> None:
     missing, unexpected = sorted(expected - present), sorted(present - expected)
     if missing or unexpected:
         detail = "; ".join(
-            part
-            for part in (
-                f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
-                f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
-            )
-            if part
+            f"{what} {_few(names)}" for what, names in (("missing", missing), ("unexpected", unexpected)) if names
         )
         raise UserError(
             f"{gguf.path}: its tensors do not make a {family.architecture} model ({detail}); "
@@ -182,12 +178,20 @@ def _check_tensor_names(gguf: GGUFFile, family: Family, config: dict) -> None:
         )
 
 
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+
+
 def _write_model(
-    gguf: GGUFFile, family: Family, folder: Path, progress: Callable[[int, int], None], stop: threading.Event
+    gguf: GGUFFile,
+    family: Family,
+    config: dict,
+    folder: Path,
+    progress: Callable[[int, int], None],
+    stop: threading.Event,
 ) -> ImportReport:
     import mlx.core as mx
 
-    config = model_config(gguf)
     try:  # first: a tokenizer we cannot rebuild is refused before the long part, and its memory is freed
         write_tokenizer(gguf.metadata, folder)
     except TokenizerImportError as exc:
