@@ -32,6 +32,10 @@ from lora_tui.core.models.store import resolve_model_path
 from lora_tui.core.names import validate_name
 
 
+# The status of an adapter that cannot be used, beside "training", "finished", "cancelled" ...
+BROKEN, FAILED, NO_WEIGHTS = "broken", "failed", "no weights yet"
+
+
 @dataclass(frozen=True)
 class AdapterInfo:
     name: str
@@ -68,9 +72,6 @@ def is_adapter_dir(path: Path) -> bool:
     return (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file()
 
 
-BROKEN, FAILED, NO_WEIGHTS = "broken", "failed", "no weights yet"
-
-
 def read_adapter_config(path: Path) -> dict:
     """adapter_config.json, checked for what mlx-lm needs of it; a problem is one UserError naming the key."""
     file = Path(path) / ADAPTER_CONFIG
@@ -85,10 +86,10 @@ def _config_problem(config: dict) -> str | None:
     kind = config.get("fine_tune_type", "lora")
     if kind not in ("lora", "dora", "full"):
         return f"fine_tune_type is {kind!r}, not lora, dora or full"
+    if kind == "full":  # the whole weights: no LoRA layers to make
+        return None
     if not _whole(config.get("num_layers")):
         return f"num_layers is {config.get('num_layers')!r}, not a whole number"
-    if kind == "full":
-        return None
     lora = config.get("lora_parameters")
     if not isinstance(lora, dict):
         return "it has no lora_parameters"
