@@ -31,7 +31,6 @@ from lora_tui.core.files import atomic_writer, folder_size
 from lora_tui.core.models.store import resolve_model_path
 from lora_tui.core.names import validate_name
 
-
 # The status of an adapter that cannot be used, beside "training", "finished", "cancelled" ...
 BROKEN, FAILED, NO_WEIGHTS = "broken", "failed", "no weights yet"
 
