@@ -189,19 +189,10 @@ def resolve_model_path(spec: str, models_dir: Path, extra_dirs: list[Path] = ())
 
 
 def download_from_hub(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
-    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
+    """`repo_id` from the hub into its cache (as mlx-lm does), or a UserError in one sentence."""
+    from lora_tui.core.models.hub import pull_model  # not at import: hub.py uses this module
 
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=DEFAULT_ALLOW_PATTERNS))
-    except HfHubHTTPError as exc:
-        raise UserError(f"Cannot download {repo_id!r} from the Hugging Face hub: {_first_line(exc)}.") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"Cannot download {repo_id!r}: the Hugging Face hub is not reachable and it is not cached "
-            f"({_first_line(exc)})."
-        ) from None
+    return pull_model(repo_id)
 
 
 def _first_line(exc: Exception) -> str:
