@@ -19,8 +19,9 @@ from lora_tui.core.models.store import discover_models
 from lora_tui.messages import ModelFetchRequested
 from lora_tui.worker_errors import ReportsWorkerErrors
 
-HUB_CHOICE = "fetch:hub"
-IMPORT_PREFIX = "fetch:gguf:"
+FETCH_PREFIX = "fetch:"  # an option that is not a model yet, but one to get
+HUB_CHOICE = FETCH_PREFIX + "hub"
+IMPORT_PREFIX = FETCH_PREFIX + "gguf:"
 
 
 class ModelPicker(ReportsWorkerErrors, Select[str]):
@@ -91,7 +92,7 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
     @on(Select.Changed)
     def fetch_when_asked(self, event: Select.Changed) -> None:
         value = event.value
-        if not isinstance(value, str) or not value.startswith("fetch:"):
+        if not isinstance(value, str) or not value.startswith(FETCH_PREFIX):
             self.last_model = value
             return
         event.stop()  # not a model yet: the screens go on with the one chosen before
@@ -112,6 +113,6 @@ class ModelPicker(ReportsWorkerErrors, Select[str]):
             self.show_options(self.wanted)
 
     def chosen_path(self) -> str | None:
-        if self.value is Select.NULL or str(self.value).startswith("fetch:"):
+        if self.value is Select.NULL or str(self.value).startswith(FETCH_PREFIX):
             return None
         return str(self.value)
