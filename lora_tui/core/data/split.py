@@ -49,7 +49,7 @@ def split_dataset(
         chosen[bucket] += groups[key]
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, target in targets.items():
-        atomic_write_text(target, "".join(line + "\n" for line in chosen[name]))
+        atomic_write_text(target, "".join(line + "\n" for line in chosen[name]), exclusive=True)
     return {name: len(chosen[name]) for name in names}
 
 
