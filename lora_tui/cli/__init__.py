@@ -43,7 +43,7 @@ def run_tui(context: Context) -> int:
     app.run()
     if app.stopped_by:  # SIGTERM or SIGHUP: a run that was training has been saved
         with contextlib.suppress(OSError):
-            print(f"lora-tui: stopped by {app.stopped_by}; a run that was training was saved.", file=sys.stderr)
+            print(f"lora-tui: stopped by {app.stopped_by}; any run that was training was saved.", file=sys.stderr)
         return 128 + signal.Signals[app.stopped_by].value
     return 0
 
