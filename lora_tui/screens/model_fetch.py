@@ -18,8 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from lora_tui.core.errors import UserError
+from lora_tui.core.models.folders import HUB_ID
 from lora_tui.core.models.gguf_stores import StoredGGUF
-from lora_tui.core.models.store import HUB_ID
 from lora_tui.core.names import validate_name
 from lora_tui.core.units import human_bytes
 from lora_tui.messages import ModelFetchStarted, ModelFetchStopRequested

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import exclusively
+from lora_tui.core.models.folders import hf_hub_cache, is_model_dir
 from lora_tui.core.models.gguf_import import import_gguf
-from lora_tui.core.models.store import download_from_hub, hf_hub_cache, is_model_dir
+from lora_tui.core.models.store import download_from_hub
 
 DEMO_NAME = "SmolLM2-135M-Instruct"
 DEMO_HUB_ID = "mlx-community/SmolLM2-135M-Instruct"

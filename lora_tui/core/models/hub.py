@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.models.store import HUB_ID, hf_hub_cache, is_model_dir
+from lora_tui.core.models.folders import HUB_ID, hf_hub_cache, is_model_dir
 from lora_tui.core.units import human_bytes
 
 # What a model needs (mlx-lm's own list, plus chat templates kept as files).

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import folder_size
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+from lora_tui.core.models.folders import HUB_ID, hf_hub_cache, is_model_dir
+from lora_tui.core.models.hub import pull_model
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,6 @@ class ModelRoot:
     depth: int  # how many folder levels below `folder` the model folders sit
 
 
-def hf_hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
-    return hf_home / "hub"
-
-
 def model_roots(models_dir: Path, extra_dirs: list[Path]) -> list[ModelRoot]:
     home = Path.home()
     roots = [ModelRoot(models_dir, "lora-tui", 1)]
@@ -65,10 +57,6 @@ def model_roots(models_dir: Path, extra_dirs: list[Path]) -> list[ModelRoot]:
     ]
     roots += [ModelRoot(folder, "folder", 1) for folder in extra_dirs]
     return roots
-
-
-def is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
 
 
 def discover_models(models_dir: Path, extra_dirs: list[Path] = ()) -> list[ModelInfo]:
@@ -190,8 +178,6 @@ def resolve_model_path(spec: str, models_dir: Path, extra_dirs: list[Path] = ())
 
 def download_from_hub(repo_id: str) -> Path:
     """`repo_id` from the hub into its cache (as mlx-lm does), or a UserError in one sentence."""
-    from lora_tui.core.models.hub import pull_model  # not at import: hub.py uses this module
-
     return pull_model(repo_id)
 
 
