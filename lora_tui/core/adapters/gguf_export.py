@@ -119,7 +119,7 @@ def _write(path: Path, architecture: str, config: dict, model_path: Path, weight
         family = FAMILIES[architecture]
         if family.permutes_qk:
             array = _permute_for_llama_cpp(base, array, config)
-        if family.norm_offset and base.endswith("norm"):
+        if family.norm_offset and family.is_norm(base):
             array = array + np.float32(family.norm_offset)
         qtype = _tensor_type(array, type_name)
         data = gguf.quants.quantize(array, qtype) if qtype != gguf.GGMLQuantizationType.F32 else array

@@ -60,8 +60,9 @@ class Family:
             return f"model.layers.{match.group(1)}.{self.layer_parts[match.group(2)]}"
         return None
 
-    def is_norm(self, gguf_base: str) -> bool:
-        return gguf_base.endswith("norm")
+    def is_norm(self, base: str) -> bool:
+        """A norm's weight, in GGUF's names (blk.0.attn_norm) or Hugging Face's (...input_layernorm) alike."""
+        return base.endswith("norm")
 
     def config(self, gguf: GGUFFile) -> dict:
         """An mlx-lm / Hugging Face style config.json from the header."""

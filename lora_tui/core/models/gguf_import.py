@@ -30,7 +30,6 @@ from lora_tui.core.names import name_from_filename, validate_name
 from lora_tui.core.units import human_bytes
 
 SUPPORTED_ARCHITECTURES = tuple(FAMILIES)
-SUPPORTED_TENSOR_TYPES = SUPPORTED_TYPES
 IMPORT_RECORD = "lora_tui_import.json"  # where an imported model came from
 
 
@@ -115,10 +114,10 @@ def _family(gguf: GGUFFile) -> Family:
             f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})."
         )
     for tensor in gguf.tensors:
-        if tensor.type_name not in SUPPORTED_TENSOR_TYPES:
+        if tensor.type_name not in SUPPORTED_TYPES:
             raise UserError(
                 f"{gguf.path}: tensor {tensor.name!r} has type {tensor.type_name}, which is not supported "
-                f"(supported: {', '.join(SUPPORTED_TENSOR_TYPES)})."
+                f"(supported: {', '.join(SUPPORTED_TYPES)})."
             )
         base = tensor.name.rpartition(".")[0]
         if base not in family.skipped and family.mlx_name(base) is None:
