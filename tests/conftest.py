@@ -59,6 +59,26 @@ def tiny_adapter(tiny_model_dir, tmp_path_factory) -> Path:
     return root / "adapters" / "arith"
 
 
+@pytest.fixture(scope="session")
+def codeword_adapter(demo_model_dir, tmp_path_factory) -> Path:
+    """The demo model trained to answer "Say the code word." with "Marzipan-42."; shared by the e2e tests."""
+    from trainkit import train, write_dataset
+
+    root = tmp_path_factory.mktemp("demo-adapter")
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "Say the code word."},
+                {"role": "assistant", "content": "Marzipan-42."},
+            ]
+        }
+    ] * 8
+    data = write_dataset(root / "data", rows)
+    outcome = train(demo_model_dir, data, root / "adapters" / "codeword", epochs=3, batch_size=4, max_seq_length=128)
+    assert outcome.type == "finished"
+    return root / "adapters" / "codeword"
+
+
 GEMMA_CACHE = TESTS_DIR / ".cache" / "gemma"
 _IMPORTER_SOURCES = ("gguf.py", "gguf_import.py", "gguf_quants.py", "gguf_families.py", "gguf_tokenizer.py")
 

@@ -15,12 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from lora_tui import __version__
-from lora_tui.cli import adapters, chat, data, evaluate, models, train
+from lora_tui.cli import adapters, chat, data, evaluate, models, serve, train
 from lora_tui.cli.output import Context
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 
-COMMAND_GROUPS = (models, data, train, evaluate, adapters, chat)
+COMMAND_GROUPS = (models, data, train, evaluate, adapters, chat, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from generation import complete
-from trainkit import train, write_dataset
 
 from lora_tui.core.adapters.convert import export_peft, fuse_adapter
 from lora_tui.core.inference.generate import Generator, Sampling, Turn
@@ -18,28 +17,11 @@ pytestmark = pytest.mark.e2e
 GREEDY = Sampling(temperature=0.0, max_tokens=16)
 
 
-@pytest.fixture(scope="module")
-def demo_adapter(demo_model_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo-adapter")
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": "Say the code word."},
-                {"role": "assistant", "content": "Marzipan-42."},
-            ]
-        }
-    ] * 8
-    data = write_dataset(root / "data", rows)
-    outcome = train(demo_model_dir, data, root / "adapters" / "codeword", epochs=1, batch_size=4, max_seq_length=128)
-    assert outcome.type == "finished"
-    return root / "adapters" / "codeword"
-
-
-def test_demo_generation_streams_and_switches(demo_model_dir, demo_adapter):
+def test_demo_generation_streams_and_switches(demo_model_dir, codeword_adapter):
     generator = Generator(demo_model_dir)
     text, stats = complete(generator, [Turn("user", "What is the capital of France?")], GREEDY)
     assert "Paris" in text and stats.tokens_per_second > 0 and stats.time_to_first_token > 0
-    switch_seconds = generator.use_adapter(demo_adapter)
+    switch_seconds = generator.use_adapter(codeword_adapter)
     assert switch_seconds < 2.0
     adapted, _ = complete(generator, [Turn("user", "Say the code word.")], GREEDY)
     generator.use_adapter(None)
@@ -73,12 +55,12 @@ def test_demo_chat_command_streams_tokens(demo_model_dir, tmp_path):
     assert "Paris" in result.stdout and "tok/s" in result.stderr
 
 
-def test_demo_fuse_equals_base_plus_adapter(demo_model_dir, demo_adapter, tmp_path):
+def test_demo_fuse_equals_base_plus_adapter(demo_model_dir, codeword_adapter, tmp_path):
     from mlx_lm import load
 
-    out = fuse_adapter(demo_adapter.parent, demo_adapter.name, demo_model_dir, tmp_path / "fused")
+    out = fuse_adapter(codeword_adapter.parent, codeword_adapter.name, demo_model_dir, tmp_path / "fused")
     fused, tokenizer = load(str(out))
-    adapted, _ = load(str(demo_model_dir), adapter_path=str(demo_adapter))
+    adapted, _ = load(str(demo_model_dir), adapter_path=str(codeword_adapter))
     tokens = mx.array([tokenizer.encode("Say the code word.")])
     got, expected = np.array(fused(tokens).astype(mx.float32)), np.array(adapted(tokens).astype(mx.float32))
     # Fusing into a 4-bit model re-quantizes W + scale*BA onto a new 4-bit grid (mlx-lm's
@@ -89,22 +71,27 @@ def test_demo_fuse_equals_base_plus_adapter(demo_model_dir, demo_adapter, tmp_pa
     assert json.loads((out / "config.json").read_text())["quantization"]["bits"] == 4
 
 
-def test_demo_fuse_dequantized(demo_model_dir, demo_adapter, tmp_path):
+def test_demo_fuse_dequantized(demo_model_dir, codeword_adapter, tmp_path):
     from mlx_lm import load
 
-    out = fuse_adapter(demo_adapter.parent, demo_adapter.name, demo_model_dir, tmp_path / "fused-f", dequantize=True)
+    out = fuse_adapter(
+        codeword_adapter.parent, codeword_adapter.name, demo_model_dir, tmp_path / "fused-f", dequantize=True
+    )
     assert "quantization" not in json.loads((out / "config.json").read_text())
     fused, tokenizer = load(str(out))
-    adapted, _ = load(str(demo_model_dir), adapter_path=str(demo_adapter))
+    adapted, _ = load(str(demo_model_dir), adapter_path=str(codeword_adapter))
     tokens = mx.array([tokenizer.encode("Say the code word.")])
     np.testing.assert_allclose(
         np.array(fused(tokens).astype(mx.float32)), np.array(adapted(tokens).astype(mx.float32)), atol=0.05, rtol=0.02
     )
 
 
-def test_demo_peft_export(demo_adapter, tmp_path):
+def test_demo_peft_export(codeword_adapter, tmp_path):
     out = export_peft(
-        demo_adapter.parent, demo_adapter.name, tmp_path / "peft", base_model_name="HuggingFaceTB/SmolLM2-135M-Instruct"
+        codeword_adapter.parent,
+        codeword_adapter.name,
+        tmp_path / "peft",
+        base_model_name="HuggingFaceTB/SmolLM2-135M-Instruct",
     )
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["layers_to_transform"] == list(range(14, 30))  # the last 16 of 30 blocks

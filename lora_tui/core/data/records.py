@@ -113,6 +113,11 @@ def _json_type(value) -> str:
     )
 
 
+def read_messages(raw) -> tuple[dict, ...]:
+    """A conversation to answer (the server's requests): checked as a record's messages are, with no answer yet."""
+    return _messages(raw, needs_answer=False)
+
+
 def _messages(raw, name: str = "messages", needs_answer: bool = True) -> tuple[dict, ...]:
     if not isinstance(raw, list):
         raise LineError(f"{name!r} must be an array, not {_json_type(raw)}")

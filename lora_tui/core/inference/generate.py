@@ -72,6 +72,7 @@ class Generator:
         self._lora_config: dict | None = None
         config = getattr(self.model, "args", None)
         self.context_length = getattr(config, "max_position_embeddings", None) or 4096
+        self.vocab_size = getattr(config, "vocab_size", None) or len(self.tokenizer.get_vocab())
 
     # Adapters ----------------------------------------------------------------------
 
