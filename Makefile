@@ -31,6 +31,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/chat.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/responsiveness.py
 	$(BIN)/python bench/distributed.py
