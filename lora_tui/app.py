@@ -43,6 +43,9 @@ from lora_tui.messages import (
     ModelFetchRequested,
     ModelFetchStarted,
     ModelFetchStopRequested,
+    ServingEnded,
+    ServingStarted,
+    ServingToggleRequested,
     TrainingCancelRequested,
     TrainingEventPosted,
     TrainingRequested,
@@ -122,6 +125,7 @@ class LoraTuiApp(App):
         "dataset-jobs",
         "adapter-eval",
         "fetch-model",
+        "serving",
     }
 
     def __init__(self, locations: Locations, settings: Settings) -> None:
@@ -143,6 +147,8 @@ class LoraTuiApp(App):
         self.fetch_dialog: FetchModelDialog | None = None
         self.fetch_picker = None  # the model picker that asked for the model being fetched
         self.fetching = False
+        self.service = None  # the OpenAI-style server, while one runs (core.serving.server.Service)
+        self.serving_starting = False
         self.following: EventsFollower | None = None
         self.follow_timer = None
         themes, problems = load_themes(BUILT_IN_THEMES, locations.user_themes_dir)
@@ -342,6 +348,60 @@ class LoraTuiApp(App):
         if self.fetch_picker is not None and self.fetch_picker.is_attached:
             self.fetch_picker.fetched(message.path)
 
+    # Serving: an adapter's base and all its adapters, as OpenAI's API on 127.0.0.1 ----------
+
+    @on(ServingToggleRequested)
+    def toggle_serving(self, message: ServingToggleRequested) -> None:
+        if self.serving_starting:
+            self.notify("The server is starting; one moment.", severity="warning")
+        elif self.service is not None:
+            self.serving_starting = True
+            self.stop_serving()
+        else:
+            self.serving_starting = True
+            self.notify(f"Loading {message.adapter.base_model or 'the base model'} to serve it ...", timeout=4)
+            self.start_serving(message.adapter)
+
+    @work(thread=True, exclusive=True, group="serving", exit_on_error=False)
+    def start_serving(self, adapter) -> None:
+        from lora_tui.core.serving.plan import plan_for_adapter
+        from lora_tui.core.serving.server import serve_in_background
+
+        locations = self.locations
+        try:
+            with mlx_worker_thread():
+                plan = plan_for_adapter(
+                    locations.adapters_dir, locations.models_dir, self.settings.extra_model_dirs(), adapter
+                )
+                service = serve_in_background(plan)
+        except UserError as exc:
+            self.post_message(ServingEnded(str(exc)))
+            return
+        self.post_message(ServingStarted(service))
+
+    @work(thread=True, exclusive=True, group="serving", exit_on_error=False)
+    def stop_serving(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+        self.post_message(ServingEnded())
+
+    @on(ServingStarted)
+    def serving_started(self, message: ServingStarted) -> None:
+        self.serving_starting = False
+        self.service = message.service
+        self.notify(f"Serving at {message.service.url} (w on Adapters stops it).", timeout=8)
+        self.adapters_screen.show_serving()
+
+    @on(ServingEnded)
+    def serving_ended(self, message: ServingEnded) -> None:
+        self.serving_starting = False
+        self.service = None
+        if message.error:
+            self.notify(message.error, severity="error", timeout=15)
+        else:
+            self.notify("The server has stopped.", timeout=4)
+        self.adapters_screen.show_serving()
+
     # Signals: SIGTERM (kill, launchd, tmux kill-session) and SIGHUP (a dropped SSH connection) ------
 
     def listen_for_stop_signals(self) -> None:
@@ -375,6 +435,8 @@ class LoraTuiApp(App):
         self.chat_screen.stop_flag.set()
         if isinstance(self.screen, EvalScreen):
             self.screen.stop_flag.set()
+        if self.service is not None:
+            await asyncio.to_thread(self.service.stop)
         busy = [w for w in self.workers if w.group in self.MLX_WORKER_GROUPS and not w.is_finished]
         if busy:
             self.notify("Finishing the current step before quitting...", timeout=30)

@@ -4,12 +4,14 @@ worker and the moves between areas.
 Training:        TrainingRequested -> TrainingEventPosted ... (TrainingCancelRequested) -> TrainingEventPosted(finished)
 Between areas:   AdapterChatRequested, AdapterShowRequested, AdapterTrainAgainRequested, DatasetTrainRequested
 Getting models:  ModelFetchRequested -> (dialog) ModelFetchStarted -> ModelFetchProgress ... -> ModelFetchEnded
+Serving:         ServingToggleRequested -> ServingStarted ... ServingToggleRequested -> ServingEnded
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 from textual.widget import Widget
@@ -18,6 +20,9 @@ from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.models.gguf_stores import StoredGGUF
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
+
+if TYPE_CHECKING:  # the server's stack (Starlette, uvicorn) loads only when something is served
+    from lora_tui.core.serving.server import Service
 
 
 @dataclass
@@ -97,4 +102,21 @@ class ModelFetchProgress(Message):
 @dataclass
 class ModelFetchEnded(Message):
     path: Path | None
+    error: str | None = None
+
+
+@dataclass
+class ServingToggleRequested(Message):
+    """Serve `adapter`'s base with all its adapters over HTTP; with no adapter, stop the server that runs."""
+
+    adapter: AdapterInfo | None = None
+
+
+@dataclass
+class ServingStarted(Message):
+    service: Service
+
+
+@dataclass
+class ServingEnded(Message):
     error: str | None = None

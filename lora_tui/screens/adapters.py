@@ -39,7 +39,12 @@ from lora_tui.core.training.events import read_events
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.setup import prepare_job
 from lora_tui.core.units import human_bytes
-from lora_tui.messages import AdapterChatRequested, AdapterTrainAgainRequested, TrainingRequested
+from lora_tui.messages import (
+    AdapterChatRequested,
+    AdapterTrainAgainRequested,
+    ServingToggleRequested,
+    TrainingRequested,
+)
 from lora_tui.screens.compare import CompareScreen
 from lora_tui.screens.dialogs import ConfirmDialog, Dialog, TextDialog, new_path
 from lora_tui.screens.evaluation import EvalScreen
@@ -254,6 +259,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         Binding(
             "v", "evaluate", "Evaluate", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"
         ),
+        Binding("w", "serve", "Serve", id="adapter-serve", tooltip="serve its base and adapters as OpenAI's API"),
         Binding("space", "mark", "Mark", id="adapter-mark", tooltip="mark for comparing (again: unmark)"),
         Binding("m", "compare", "Compare", id="adapter-compare", tooltip="the marked adapters side by side"),
     ]
@@ -277,15 +283,33 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
             with Vertical(id="adapter-checkpoints"):
                 yield Label("checkpoints (p: promote)", classes="section-label")
                 yield CheckpointList(id="checkpoint-list")
+        yield Static(id="serve-status")
         yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for title, _, _ in COLUMNS:
             table.add_column(title, key=title)
+        self.set_interval(1.0, self.show_serving)
 
     def on_screen_resume(self) -> None:
         self.load_adapters()
+        self.show_serving()
+
+    def show_serving(self) -> None:
+        """The server's address and how many requests it has answered, while one runs."""
+        if not self.is_mounted:
+            return
+        status = self.query_one("#serve-status", Static)
+        service = self.app.service
+        status.display = service is not None
+        if service is not None:
+            count = service.requests_served
+            adapters = len(service.plan.adapters)
+            status.update(
+                f"Serving {service.plan.base_name} + {adapters} adapter{'s' * (adapters != 1)} at {service.url}"
+                f" · {count} request{'s' * (count != 1)} · w stops it"
+            )
 
     @work(thread=True, exclusive=True, group="adapters-list", exit_on_error=False)
     def load_adapters(self) -> None:
@@ -450,6 +474,12 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def action_evaluate(self) -> None:
         if (info := self.selected()) is not None:
             self.app.push_screen(EvalScreen(info), lambda _: self.load_adapters())
+
+    def action_serve(self) -> None:
+        if self.app.service is not None:  # stopping needs no adapter highlighted
+            self.post_message(ServingToggleRequested())
+        elif (info := self.selected()) is not None:
+            self.post_message(ServingToggleRequested(info))
 
     def action_train_again(self) -> None:
         if (info := self.selected()) is not None:

@@ -278,3 +278,31 @@ async def test_a_broken_adapter_is_listed_with_its_reason_and_the_others_still_a
         await wait_until(lambda: "not valid JSON" in str(meta.render()), "the broken adapter's reason")
         assert "status: broken" in str(meta.render())
         assert not [n for n in notices if "Unexpected error" in n]
+
+
+async def test_w_serves_the_base_and_its_adapters_and_counts_requests(two_adapters):
+    import asyncio
+
+    import httpx
+    import openai
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _adapters(pilot)
+        status = screen.query_one("#serve-status", Static)
+        assert not status.display
+        await pilot.press("w")
+        await wait_until(lambda: app.service is not None, "the server to start")
+        await pilot.pause()
+        url = app.service.url
+        assert status.display and url in str(status.render()) and "0 requests" in str(status.render())
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        models = await asyncio.to_thread(lambda: [m.id for m in client.models.list().data])
+        assert models == ["tiny-llama", "arith", "zeta"]  # the base the adapters record
+        question = [{"role": "user", "content": "What is 2 plus 2?"}]
+        await asyncio.to_thread(client.chat.completions.create, model="zeta", messages=question, max_tokens=4)
+        await wait_until(lambda: "1 request " in str(status.render()), "the request counter")
+        await pilot.press("w")
+        await wait_until(lambda: app.service is None and not status.display, "the server to stop")
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/models")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lora_tui.core.inference.generate import Generator
 from lora_tui.core.serving.stops import StopText
+from lora_tui.core.threads import mlx_worker_thread
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,10 @@ class Engine:
     def _run(self) -> None:
         import mlx.core as mx
 
-        stream = mx.new_stream(mx.default_device())
+        with mlx_worker_thread():
+            self._serve_until_closed(mx.new_stream(mx.default_device()))
+
+    def _serve_until_closed(self, stream) -> None:
         while True:
             with self._wake:
                 while not self._pending and not self._closed:

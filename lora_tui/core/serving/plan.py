@@ -50,6 +50,12 @@ def plan_serving(
     return ServePlan(model_path, model_name, base_name, {info.name: info.path for info in chosen})
 
 
+def plan_for_adapter(adapters_dir: Path, models_dir: Path, extra_dirs: list[Path], info: AdapterInfo) -> ServePlan:
+    """The adapter's base, with it and every other adapter of that base (the Adapters screen's serve key)."""
+    base = adapter_base_path(info, models_dir, extra_dirs)
+    return plan_serving(adapters_dir, models_dir, extra_dirs, str(base))
+
+
 def adapters_of_base(adapters_dir: Path, model_path: Path, model_name: str) -> list[AdapterInfo]:
     """Every adapter trained on this base that can be used now (not broken, not training)."""
     found = []

@@ -126,6 +126,15 @@ class Service:
             self._thread.join(timeout)
 
 
+def serve_in_background(plan: ServePlan, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Service:
+    """Load the plan's base and serve it on a thread: on `port`, or on any free port when that one is taken."""
+    try:
+        sock = bind(host, port)
+    except UserError:
+        sock = bind(host, 0)
+    return Service(plan, Generator(plan.model_path, plan.model_name), sock).start()
+
+
 def startup_lines(service: Service, api_key: str | None) -> list[str]:
     plan = service.plan
     adapters = f" and {len(plan.adapters)} adapter{'s' * (len(plan.adapters) != 1)} ({', '.join(plan.adapters)})"
