@@ -56,6 +56,7 @@ from lora_tui.screens.dashboard import DashboardScreen
 from lora_tui.screens.datasets import DatasetsScreen
 from lora_tui.screens.dialogs import ConfirmDialog
 from lora_tui.screens.evaluation import EvalScreen
+from lora_tui.screens.help import HelpScreen
 from lora_tui.screens.model_fetch import FetchModelDialog
 from lora_tui.screens.train import TrainScreen
 from lora_tui.settings import Settings
@@ -115,6 +116,7 @@ class LoraTuiApp(App):
         Binding("4", "switch_mode('adapters')", "Adapters", id="area-adapters", group=AREA_KEYS),
         Binding("5", "switch_mode('chat')", "Chat", id="area-chat", group=AREA_KEYS),
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
+        Binding("question_mark,f1", "help", "Help", id="help", show=False),
     ]
     # Workers that run MLX: the process must not exit under them (MLX aborts).
     MLX_WORKER_GROUPS = {
@@ -180,6 +182,13 @@ class LoraTuiApp(App):
                 Settings.update(self.locations, theme=theme)  # other settings as the file has them now
             except (OSError, UserError) as exc:
                 self.notify(f"Could not save the theme choice: {exc}", severity="warning")
+
+    def action_help(self) -> None:
+        """What the area in front is for and its keys (a dialog's own keys are in its footer)."""
+        for area, screen in self.area_screens().items():
+            if screen is self.screen:
+                self.push_screen(HelpScreen(screen, area.capitalize()))
+                return
 
     # Training ------------------------------------------------------------------
 

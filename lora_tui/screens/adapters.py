@@ -246,6 +246,8 @@ class CheckpointList(OptionList):
 
 
 class AdaptersScreen(ReportsWorkerErrors, Screen):
+    PURPOSE = """Every adapter with its metadata, loss curves and checkpoints: rename, delete,
+    fuse, export, evaluate, compare, resume or train again, chat with one, or serve it to other apps."""
     AUTO_FOCUS = "#adapter-table"
     BINDINGS = [
         Binding("s", "sort", "Sort", id="adapters-sort", tooltip="sort by the next column (again: reverse)"),

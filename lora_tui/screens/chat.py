@@ -119,6 +119,8 @@ class SaveExampleDialog(Dialog):
 
 
 class ChatScreen(ReportsWorkerErrors, Screen):
+    PURPOSE = """Talk to the base model or any adapter, with the sampling settings of your choice;
+    compare two side by side, and save good exchanges or preference pairs as training data."""
     AUTO_FOCUS = "#chat-input"
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat-stop", tooltip="stop the reply; when idle, leave the message box"),

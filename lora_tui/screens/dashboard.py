@@ -33,6 +33,8 @@ from lora_tui.widgets.loss_chart import LossChart
 
 
 class DashboardScreen(Screen):
+    PURPOSE = """Watch the run that trains: train and validation loss, step, epoch, tokens/s, ETA,
+    memory, learning rate, checkpoints and answer samples. Cancel saves the run so far; resume continues it."""
     BINDINGS = [
         Binding("x", "cancel_training", "Cancel", id="cancel-run"),
         Binding("l", "toggle_learning_rate", "LR", id="toggle-lr"),

@@ -82,6 +82,9 @@ class JobFinished(Message):
 
 
 class DatasetsScreen(ReportsWorkerErrors, Screen):
+    PURPOSE = """Find a dataset and see if it is ready: its format, every line checked, token counts
+    against the model's tokenizer, lint warnings (duplicates, boilerplate, over-long records). Split it, redact
+    personal data, turn documents into training text, or send it to Train."""
     AUTO_FOCUS = "#dataset-tree"
     BINDINGS = [
         Binding("o", "type_path", "Open", id="dataset-open", tooltip="type the path of a dataset or folder"),

@@ -8,11 +8,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from lora_tui.core.errors import UserError
+from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.worker_errors import ReportsWorkerErrors
 
 
@@ -30,10 +31,13 @@ def new_path(text: str, what: str) -> Path:
 
 
 class Dialog(ReportsWorkerErrors, ModalScreen):
-    """A form in a box: labelled inputs, a problem line, and OK / Cancel."""
+    """A form in a box: labelled inputs, a problem line, and OK / Cancel.
+
+    The fields scroll inside the box, so the problem line and the buttons stay in sight
+    at 80x24 however many fields there are; the footer shows the dialog's own keys."""
 
     DEFAULT_CLASSES = "dialog-screen"
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close", id="close-dialog")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="close-dialog")]
     heading = ""
     ok_label = "OK"
 
@@ -41,13 +45,16 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
         yield from ()
 
     def compose(self) -> ComposeResult:
+        self._bindings.bind("enter", "submit", self.ok_label)  # the label is the dialog's own
         with Vertical(classes="dialog"):
-            yield Label(self.heading, classes="dialog-title")
-            yield from self.fields()
+            yield Static(self.heading, classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield from self.fields()
             yield Static("", classes="dialog-problem")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.ok_label, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
+        yield AppFooter()
 
     def row(self, label: str, widget) -> Horizontal:
         return Horizontal(Label(label, classes="dialog-label"), widget, classes="dialog-row")
@@ -64,6 +71,9 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
         self.dismiss(None)
+
+    def action_submit(self) -> None:
+        self.submit()
 
     @on(Button.Pressed, "#ok")
     @on(Input.Submitted)

@@ -114,6 +114,9 @@ VALIDATION_CHOICES = [
 
 
 class TrainScreen(ReportsWorkerErrors, Screen):
+    PURPOSE = """Set up a run: the model, the dataset, the adapter's name and the training parameters,
+    each checked against its documented range as you type. Start it (it runs on the Dashboard), measure a few
+    real steps first, or save the settings as a config file."""
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="start-training"),
         Binding(

@@ -306,3 +306,25 @@ async def test_w_serves_the_base_and_its_adapters_and_counts_requests(two_adapte
         await wait_until(lambda: app.service is None and not status.display, "the server to stop")
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/models")
+
+
+async def test_export_fits_80x24_with_its_buttons_error_and_keys_in_sight(two_adapters):
+    from lora_tui.widgets.app_footer import AppFooter
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        dialog = app.screen
+        dialog.query_one("#export-type", Input).value = "zz"
+        dialog.action_submit()
+        await pilot.pause()
+        footer = dialog.query_one(AppFooter)
+        above_footer = footer.region.y
+        for selector in ("#ok", "#cancel", ".dialog-problem"):
+            region = dialog.query_one(selector).region
+            assert region.height > 0 and region.bottom <= above_footer, selector
+        assert "zz" in str(dialog.query_one(".dialog-problem", Static).render())
+        keys = {binding.description for _, binding, enabled, _ in app.active_bindings.values() if enabled}
+        assert {"Cancel", "Export"} <= keys
