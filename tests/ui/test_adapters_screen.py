@@ -194,11 +194,19 @@ async def test_open_in_chat_and_train_again(two_adapters):
         )
 
 
-async def test_resume_runs_from_the_last_checkpoint(two_adapters):
-
+async def test_a_finished_run_is_not_resumed_and_a_cancelled_one_is(two_adapters):
+    meta_file = two_adapters.adapters_dir / "arith" / METADATA
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await _adapters(pilot)
+        created = json.loads(meta_file.read_text())["created"]
+        await pilot.press("r")
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+        assert any("finished" in m and "nothing to resume" in m for m in messages), messages
+        assert app.current_mode == "adapters" and json.loads(meta_file.read_text())["created"] == created
+
+        meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "status": "cancelled"}))
         await pilot.press("r")
         await settle(pilot)
         await wait_until(lambda: not app.training_running, "the resumed run to end", timeout=60, interval=0.1)

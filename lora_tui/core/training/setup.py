@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from lora_tui.core.adapters.layout import latest_checkpoint
+from lora_tui.core.adapters.layout import latest_checkpoint, read_metadata
 from lora_tui.core.adapters.lock import adapter_lock, refuse_if_busy
 from lora_tui.core.adapters.registry import get_adapter, read_adapter_config, refuse_other_base
 from lora_tui.core.data.check import DatasetReport, check_dataset
@@ -126,6 +126,12 @@ def _resume_job(adapter_dir: Path, flags, config: str | None, log: Callable[[str
         raise UserError(f"No run to resume at {adapter_dir}.")
     if latest_checkpoint(adapter_dir) is None:
         raise UserError(f"{adapter_dir}: the run saved no checkpoint yet; start it again with --overwrite.")
+    meta = read_metadata(adapter_dir)
+    if meta.get("status") == "finished":
+        raise UserError(
+            f"The run of {adapter_dir.name!r} finished (step {meta.get('steps', '?')}); there is nothing to resume. "
+            "Train again to start a new run from its settings."
+        )
     if flags or config:
         log("Resuming with the run's own parameters; parameter flags, --preset and --config are ignored.")
     if not job.model_path.is_dir():
