@@ -81,6 +81,14 @@ class JobFinished(Message):
     failed: bool = False
 
 
+@dataclass
+class DatasetUnreadable(Message):
+    """The file typed or chosen cannot be checked (missing, unreadable, not a dataset): `text` says why."""
+
+    path: Path
+    text: str
+
+
 class DatasetsScreen(ReportsWorkerErrors, Screen):
     PURPOSE = """Find a dataset and see if it is ready: its format, every line checked, token counts
     against the model's tokenizer, lint warnings (duplicates, boilerplate, over-long records). Split it, redact
@@ -204,10 +212,10 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             entries = browse_entries(path)
             recent = RecentFiles(self.app.locations.recent_datasets_file).add(path)
         except UserError as exc:
-            self.post_message(JobFinished(str(exc), failed=True))
+            self.post_message(DatasetUnreadable(path, str(exc)))
             return
         except OSError as exc:
-            self.post_message(JobFinished(f"{path}: cannot read it ({exc.strerror or exc}).", failed=True))
+            self.post_message(DatasetUnreadable(path, f"{path}: cannot read it ({exc.strerror or exc})."))
             return
         self.post_message(DatasetChecked(path, report, entries, counter.render if counter else None, note, recent))
 
@@ -236,6 +244,21 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         else:
             recent.add_option(Option(Text("make a demo dataset (facts to learn)"), id=DEMO_OPTION))
         self.query_one("#recent-label", Label).update("recent" if paths else "new here?")
+
+    @on(DatasetUnreadable)
+    def forget_dataset(self, message: DatasetUnreadable) -> None:
+        """Nothing of the file shown before stays on screen, and `t` has no dataset to send."""
+        if message.path != self.path:
+            return
+        self.path = None
+        self.show_summary(message.text)
+        self.notify(message.text, severity="error", timeout=8)
+        problems = self.query_one("#problem-list", OptionList)
+        problems.clear_options()
+        problems.add_option(Option("No dataset open.", disabled=True))
+        self.show_tokens(None)
+        self.entries, self.entry_index = [], 0
+        self.show_entry()
 
     @on(DatasetChecked)
     def show_report(self, message: DatasetChecked) -> None:

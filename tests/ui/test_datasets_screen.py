@@ -182,6 +182,25 @@ async def test_a_missing_file_is_a_notice(tmp_path):
         assert app.current_mode == "train"
 
 
+async def test_a_missing_path_after_a_good_file_leaves_nothing_of_it(chat_file, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, chat_file)
+        assert screen.query_one("#problem-list", OptionList).option_count
+        await _open(pilot, tmp_path / "nope.jsonl")
+        problems = screen.query_one("#problem-list", OptionList)
+        assert [str(problems.get_option_at_index(i).prompt) for i in range(problems.option_count)] == [
+            "No dataset open."
+        ]
+        assert screen.query_one("#token-table", DataTable).row_count == 0
+        assert _text(screen.query_one("#record-position", Static)) == "No records."
+        screen.query_one("#dataset-tree").focus()
+        await pilot.press("t")
+        await settle(pilot)
+        assert app.current_mode == "datasets"
+        assert any("Open a dataset first" in str(n.message) for n in app._notifications)
+
+
 async def test_train_on_the_open_dataset(chat_file):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
