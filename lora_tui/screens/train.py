@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from lora_tui.core.adapters.layout import read_metadata
 from lora_tui.core.adapters.lock import holder
 from lora_tui.core.adapters.registry import AdapterInfo
+from lora_tui.core.data.check import check_dataset
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
 from lora_tui.core.names import validate_name
@@ -100,6 +101,17 @@ class StartChecked(Message):
 
 
 @dataclass
+class DatasetVerdict(Message):
+    """The dataset box's text, checked off the UI thread: None when it is ready to train on, else why not."""
+
+    text: str
+    problem: str | None
+
+
+CHECKING = "checking the dataset ..."
+
+
+@dataclass
 class EstimateMeasured(Message):
     text: str
     failed: bool = False
@@ -127,6 +139,11 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             tooltip="time per epoch and peak memory, measured from a few real steps",
         ),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dataset_verdicts: dict[str, str | None] = {}  # dataset box text -> problem (None: ready)
+        self.start_when_checked: bool | None = None  # Start (False) or Estimate (True) waits for the check
 
     def compose(self) -> ComposeResult:
         yield AreaBar("train")
@@ -211,7 +228,46 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         field = next((a for a in event.control.ancestors if isinstance(a, ParamField)), None)
         if field is not None:
             field.validate_now()
+        if event.control.id == "pick-data":
+            self.check_dataset_box(event.control.value.strip())
         self.refresh_start()
+
+    @work(thread=True, exclusive=True, group="train-data-check", exit_on_error=False)
+    def check_dataset_box(self, text: str) -> None:
+        """Every line of the dataset, as `data check` reads it: a missing file or one with errors shows before Start."""
+        if not text:
+            return
+        try:
+            report = check_dataset(Path(text).expanduser())
+        except UserError as exc:
+            self.post_message(DatasetVerdict(text, str(exc)))
+            return
+        except OSError as exc:
+            self.post_message(DatasetVerdict(text, f"{text}: cannot read it ({exc.strerror or exc})."))
+            return
+        problem = None
+        if not report.ok:
+            first = report.errors[0]
+            problem = f"{counted(report.error_count, 'error')}; line {first.line}: {first.message}"
+        self.post_message(DatasetVerdict(text, problem))
+
+    @on(DatasetVerdict)
+    def dataset_checked(self, message: DatasetVerdict) -> None:
+        self.dataset_verdicts[message.text] = message.problem
+        self.refresh_start()
+        waiting, self.start_when_checked = self.start_when_checked, None
+        if waiting is not None and message.text == self.dataset_text():
+            self.check_form_then(estimate_only=waiting)
+
+    def dataset_text(self) -> str:
+        return self.query_one("#pick-data", Input).value.strip()
+
+    def dataset_problem(self) -> str | None:
+        text = self.dataset_text()
+        if not text:
+            return "give a dataset"
+        verdict = self.dataset_verdicts.get(text, CHECKING)
+        return f"dataset: {verdict}" if verdict and verdict != CHECKING else verdict
 
     def form_problem(self) -> str | None:
         invalid = [f for f in self.fields() if not f.validate_now()]
@@ -219,8 +275,8 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             return f"{counted(len(invalid), 'invalid field')}: {invalid[0].error}"
         if self.query_one("#pick-model", Select).value is Select.NULL and not self.hub_id():
             return "choose a model"
-        if not self.query_one("#pick-data", Input).value.strip():
-            return "give a dataset"
+        if (problem := self.dataset_problem()) is not None:
+            return problem
         if not self.query_one("#pick-name", Input).value.strip():
             return "name the adapter"
         return self.name_problem() or self.hosts_problem()
@@ -293,7 +349,12 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         self.check_form_then(estimate_only=True)
 
     def check_form_then(self, estimate_only: bool) -> None:
-        if self.form_problem() is not None:
+        problem = self.form_problem()
+        if problem == CHECKING:  # Start pressed while the dataset is being read: start once it is
+            self.start_when_checked = estimate_only
+            return
+        if problem is not None:
+            self.notify(f"Not ready to start: {problem}", severity="warning")
             return
         self.query_one("#start", Button).disabled = True
         self.query_one("#estimate", Button).disabled = True

@@ -188,11 +188,24 @@ async def test_data_errors_are_a_notice_and_nothing_starts(home, tmp_path):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await _fill_form(app, pilot, bad, name="bad-data")
+        await _settle(app, pilot)
+        status = str(app.screen.query_one("#form-status", Static).render())
+        assert status.startswith("dataset: 1 error; line 2: invalid JSON"), status
+        assert app.screen.query_one("#start", Button).disabled
         await pilot.press("ctrl+s")
         await _settle(app, pilot)
         assert app.current_mode == "train" and not app.training_running
         assert any("line 2: invalid JSON" in str(n.message) for n in app._notifications)
     assert not (home.adapters_dir / "bad-data").exists()
+
+
+async def test_a_missing_dataset_shows_before_start(home, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _fill_form(app, pilot, tmp_path / "nowhere.jsonl", name="missing")
+        await _settle(app, pilot)
+        assert "nowhere.jsonl: no such file or folder" in str(app.screen.query_one("#form-status", Static).render())
+        assert app.screen.query_one("#start", Button).disabled
 
 
 def test_theme_files_load_and_bad_ones_are_reported(tmp_path):
