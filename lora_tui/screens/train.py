@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from lora_tui.core.adapters.layout import read_metadata
 from lora_tui.core.adapters.lock import holder
 from lora_tui.core.adapters.registry import AdapterInfo
-from lora_tui.core.data.check import check_dataset
+from lora_tui.core.data.check import read_dataset_report
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
 from lora_tui.core.names import validate_name
@@ -238,18 +238,11 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         if not text:
             return
         try:
-            report = check_dataset(Path(text).expanduser())
+            report = read_dataset_report(Path(text).expanduser())
         except UserError as exc:
             self.post_message(DatasetVerdict(text, str(exc)))
             return
-        except OSError as exc:
-            self.post_message(DatasetVerdict(text, f"{text}: cannot read it ({exc.strerror or exc})."))
-            return
-        problem = None
-        if not report.ok:
-            first = report.errors[0]
-            problem = f"{counted(report.error_count, 'error')}; line {first.line}: {first.message}"
-        self.post_message(DatasetVerdict(text, problem))
+        self.post_message(DatasetVerdict(text, None if report.ok else report.first_error()))
 
     @on(DatasetVerdict)
     def dataset_checked(self, message: DatasetVerdict) -> None:
@@ -398,8 +391,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             )
             problem = None
             if report is not None:
-                first = report.errors[0]
-                problem = f"The dataset has {counted(report.error_count, 'error')}; line {first.line}: {first.message}"
+                problem = f"The dataset has {report.first_error()}"
         except UserError as exc:
             job, problem = None, str(exc)
         self.post_message(StartChecked(job, problem, estimate_only, hostfile))

@@ -8,6 +8,8 @@ from pathlib import Path
 from lora_tui.core.data.lint import Linter, LintWarning
 from lora_tui.core.data.records import Problem, ReadState, dataset_files, iter_records
 from lora_tui.core.data.tokens import TokenCounter, TokenStats, pair_length, token_stats
+from lora_tui.core.errors import UserError
+from lora_tui.core.units import counted
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
 
@@ -27,6 +29,11 @@ class DatasetReport:
     @property
     def ok(self) -> bool:
         return self.error_count == 0
+
+    def first_error(self) -> str:
+        """How many errors, and the first with its line: what a form shows before training."""
+        first = self.errors[0]
+        return f"{counted(self.error_count, 'error')}; line {first.line}: {first.message}"
 
     def headline(self, full_path: bool = True) -> str:
         """ "FILE: FORMAT, N valid of M records" (and the splits of a folder)."""
@@ -74,6 +81,14 @@ class DatasetReport:
             "warnings": [w.to_json() for w in self.warnings],
             "tokens": self.tokens.to_json() if self.tokens else None,
         }
+
+
+def read_dataset_report(path: Path, counter: TokenCounter | None = None) -> DatasetReport:
+    """`check_dataset`, with a file the system will not read (permissions, a disk error) a UserError too."""
+    try:
+        return check_dataset(path, counter)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
 
 
 def check_dataset(
