@@ -23,6 +23,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
+from textual.widgets import Input
 
 from lora_tui.core.adapters.layout import EVENTS
 from lora_tui.core.errors import UserError
@@ -117,6 +118,7 @@ class LoraTuiApp(App):
         Binding("5", "switch_mode('chat')", "Chat", id="area-chat", group=AREA_KEYS),
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
         Binding("question_mark,f1", "help", "Help", id="help", show=False),
+        Binding("escape", "leave_field", show=False),
     ]
     # Workers that run MLX: the process must not exit under them (MLX aborts).
     MLX_WORKER_GROUPS = {
@@ -182,6 +184,11 @@ class LoraTuiApp(App):
                 Settings.update(self.locations, theme=theme)  # other settings as the file has them now
             except (OSError, UserError) as exc:
                 self.notify(f"Could not save the theme choice: {exc}", severity="warning")
+
+    def action_leave_field(self) -> None:
+        """Esc leaves a text box (where a screen has no Esc of its own), so the area keys work again."""
+        if isinstance(self.focused, Input):
+            self.screen.set_focus(None)
 
     def action_help(self) -> None:
         """What the area in front is for and its keys (a dialog's own keys are in its footer)."""

@@ -217,6 +217,8 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     def action_toggle_settings(self) -> None:
         panel = self.query_one("#chat-settings-panel")
         panel.display = not panel.display
+        if not panel.display and self.focused is not None and panel in self.focused.ancestors:
+            self.query_one("#chat-input", Input).focus()  # not left in a box that is no longer shown
 
     # Sending ------------------------------------------------------------------------
 

@@ -191,6 +191,11 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             yield Button("Start training", variant="primary", id="start", disabled=True)
         yield AppFooter()
 
+    def on_screen_resume(self) -> None:
+        """Coming back to the form, the keys are the screen's: nothing typed lands in the box left last."""
+        if isinstance(self.focused, Input):
+            self.set_focus(None)
+
     def use_dataset(self, path: Path) -> None:
         self.query_one("#pick-data", Input).value = str(path)
         if not self.query_one("#pick-name", Input).value.strip():
