@@ -441,7 +441,7 @@ class LoraTuiApp(App):
         if not self.training_running:
             self.quit_when_idle()
             return
-        question = "A run is training. Stop it after this step (it is saved; --resume continues it) and quit?"
+        question = "A run is training. Stop it after this step and quit? It is saved: Resume (r on Adapters) goes on."
         self.push_screen(ConfirmDialog(question, "Stop and quit"), lambda yes: yes and self.quit_when_idle())
 
     @work(group="quitting", exclusive=True)

@@ -43,6 +43,11 @@ class Locations:
         return self.data_dir / "adapters"
 
     @property
+    def exports_dir(self) -> Path:
+        """Where the app puts an export given no other place."""
+        return self.data_dir / "exports"
+
+    @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
 

@@ -158,7 +158,9 @@ class Export(AdapterAction):
 
     def carry_out(self, locations, extra_model_dirs, report) -> ActionDone:
         request = self.request or ExportRequest("gguf")
-        exported = export_adapter(self.adapter, request, locations, extra_model_dirs, Path.home(), log=report)
+        if request.out is None:
+            locations.exports_dir.mkdir(parents=True, exist_ok=True)
+        exported = export_adapter(self.adapter, request, locations, extra_model_dirs, locations.exports_dir, log=report)
         return ActionDone(f"Exported to {exported.path}. Use it: {exported.how_to_use}")
 
 
@@ -216,9 +218,16 @@ class ExportDialog(Dialog):
         self.show_default_place()
 
     @on(Select.Changed, "#export-format")
+    @on(Input.Changed, "#export-type")
     def show_default_place(self) -> None:
-        request = ExportRequest(str(self.query_one("#export-format", Select).value))
-        self.query_one("#export-out", Input).placeholder = str(default_out(self.adapter, request, Path.home()))
+        """The place a blank path means, named with the chosen format and type, in lora-tui's exports folder."""
+        typed = self.value("export-type").strip().lower()
+        request = ExportRequest(
+            str(self.query_one("#export-format", Select).value), type_name=typed if _known_type(typed) else None
+        )
+        self.query_one("#export-out", Input).placeholder = str(
+            default_out(self.adapter, request, self.app.locations.exports_dir)
+        )
 
     def request(self) -> Export:
         text = self.value("export-out").strip()
@@ -229,7 +238,7 @@ class ExportDialog(Dialog):
             as_lora=self.query_one("#export-lora", Checkbox).value,
             base_model_name=self.value("export-base").strip() or None,
         )
-        out = request.out or default_out(self.adapter, request, Path.home())
+        out = request.out or default_out(self.adapter, request, self.app.locations.exports_dir)
         if out.exists():
             raise UserError(f"{out} already exists; choose another place.")
         return Export(self.adapter, request)
@@ -522,6 +531,14 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         if message.training is not None:
             self.post_message(TrainingRequested(message.training))
         self.load_adapters()
+
+
+def _known_type(type_name: str) -> bool:
+    try:
+        check_type(type_name)
+    except UserError:
+        return False
+    return True
 
 
 def _sort_key(value):

@@ -123,7 +123,13 @@ class RedactDialog(Dialog):
     @on(PreviewReady)
     def show_preview(self, message: PreviewReady) -> None:
         text = Text()
-        text.append(f"{len(message.changes)} of the first {message.scanned} records would change.\n", style="bold")
+        if message.scanned == 0:
+            text.append("The file has no records to redact.\n", style="bold")
+        else:
+            shown = (
+                f"the first {message.scanned}" if message.scanned == self.PREVIEW_RECORDS else f"the {message.scanned}"
+            )
+            text.append(f"{len(message.changes)} of {shown} records would change.\n", style="bold")
         if message.note:
             text.append(message.note + "\n")
         for line, before, after in message.changes[: self.PREVIEW_SHOWN]:

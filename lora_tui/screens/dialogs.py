@@ -30,6 +30,10 @@ def new_path(text: str, what: str) -> Path:
     return Path(text.strip()).expanduser()
 
 
+class DialogBody(VerticalScroll, can_focus=False):
+    """The fields of a dialog: scrolled to whichever field has focus, never a Tab stop of its own."""
+
+
 class Dialog(ReportsWorkerErrors, ModalScreen):
     """A form in a box: labelled inputs, a problem line, and OK / Cancel.
 
@@ -45,10 +49,12 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
         yield from ()
 
     def compose(self) -> ComposeResult:
-        self._bindings.bind("enter", "submit", self.ok_label)  # the label is the dialog's own
+        # Enter in a text box is the dialog's own action, labelled as its button; on a button or a list it
+        # stays theirs (check_action), so Enter on Cancel still cancels.
+        self._bindings.bind("enter", "submit", self.ok_label, priority=True)
         with Vertical(classes="dialog"):
             yield Static(self.heading, classes="dialog-title")
-            with VerticalScroll(classes="dialog-body"):
+            with DialogBody(classes="dialog-body"):
                 yield from self.fields()
             yield Static("", classes="dialog-problem")
             with Horizontal(classes="dialog-buttons"):
@@ -71,6 +77,11 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
         self.dismiss(None)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "submit":
+            return isinstance(self.focused, Input)
+        return True
 
     def action_submit(self) -> None:
         self.submit()

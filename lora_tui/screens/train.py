@@ -179,10 +179,11 @@ class TrainScreen(ReportsWorkerErrors, Screen):
                 yield Label("adapter name", classes="param-name")
                 yield Input(placeholder="letters, digits, _ - and spaces", id="pick-name", compact=True)
             with Horizontal(id="presets"):
+                yield Label("preset", classes="param-name")
                 for preset in PRESETS:
-                    yield Button(f"preset: {preset}", id=f"preset-{preset}", compact=True)
+                    yield Button(preset, id=f"preset-{preset}", compact=True, tooltip=PRESETS[preset].purpose)
                 yield Input(placeholder="config file to save, e.g. run.toml", id="config-path", compact=True)
-                yield Button("save as config", id="save-config", compact=True)
+                yield Button("save config", id="save-config", compact=True, tooltip="the parameters as a TOML file")
             for param in PARAMS:
                 yield ParamField(param)
         with Horizontal(id="train-actions"):

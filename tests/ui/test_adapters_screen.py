@@ -334,5 +334,7 @@ async def test_export_fits_80x24_with_its_buttons_error_and_keys_in_sight(two_ad
             region = dialog.query_one(selector).region
             assert region.height > 0 and region.bottom <= above_footer, selector
         assert "zz" in str(dialog.query_one(".dialog-problem", Static).render())
+        dialog.query_one("#export-out", Input).focus()
+        await pilot.pause()
         keys = {binding.description for _, binding, enabled, _ in app.active_bindings.values() if enabled}
         assert {"Cancel", "Export"} <= keys

@@ -143,7 +143,7 @@ async def test_redact_previews_before_writing(chat_file, tmp_path):
         dialog.query_one("#redact-out", Input).value = str(out)
         await settle(pilot)
         preview = _text(dialog.query_one("#redact-preview", Static))
-        assert "3 of the first 4 records would change" in preview  # names too: spaCy's pipeline is installed
+        assert "3 of the 4 records would change" in preview  # names too: spaCy's pipeline is installed
         assert "ada@example.com" in preview and "[EMAIL]" in preview and "[PERSON]" in preview
         assert not out.exists()  # nothing is written before the user says so
         await pilot.click("#ok")

@@ -19,7 +19,7 @@ from lora_tui.core.training.events import Failed, Started, Step
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.params import build_params
-from lora_tui.core.units import human_bytes, human_duration
+from lora_tui.core.units import counted, human_bytes, human_duration
 
 TRIAL_STEPS = 4
 
@@ -45,7 +45,7 @@ class Estimate:
         return (
             f"{human_duration(self.seconds_per_epoch)} per epoch ({self.steps_per_epoch} steps of "
             f"{self.seconds_per_step:.2f} s, {self.tokens_per_second:.0f} tok/s), "
-            f"{human_duration(self.total_seconds)} for {self.epochs} epochs; peak memory "
+            f"{human_duration(self.total_seconds)} for {counted(self.epochs, 'epoch')}; peak memory "
             f"{human_bytes(self.peak_memory_bytes)} "
             f"(measured over {self.steps_measured} steps; validation not included)"
         )
