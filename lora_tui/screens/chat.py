@@ -26,6 +26,7 @@ from lora_tui.core.adapters.registry import adapter_base_path, get_adapter, list
 from lora_tui.core.data.records import append_chat_example, append_preference_pair
 from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
+from lora_tui.core.serving.client import stream_chat
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.gc_pauses import freeze_long_lived_objects
 from lora_tui.screens.dialogs import Dialog, new_path
@@ -35,6 +36,7 @@ from lora_tui.widgets.model_picker import ModelPicker
 from lora_tui.worker_errors import ReportsWorkerErrors
 
 ADAPTER_PREFIX = "lora:"
+SERVED_PREFIX = "served:"  # a model of lora-tui's running server, talked to over HTTP as any client does
 SAMPLING_FIELDS = [  # (Sampling field, label, parser)
     ("temperature", "temperature", float),
     ("top_p", "top-p", float),
@@ -44,6 +46,12 @@ SAMPLING_FIELDS = [  # (Sampling field, label, parser)
     ("max_tokens", "max tokens", int),
     ("seed", "seed", int),
 ]
+
+
+def as_messages(turns: list[Turn], system: str | None) -> list[dict]:
+    return ([{"role": "system", "content": system}] if system else []) + [
+        {"role": turn.role, "content": turn.content} for turn in turns
+    ]
 
 
 class ChatModelPicker(ModelPicker):
@@ -58,7 +66,10 @@ class ChatModelPicker(ModelPicker):
         return super().gather()
 
     def extra_options(self) -> list[tuple[str, str]]:
-        return [(f"lora/{a.name}", ADAPTER_PREFIX + a.name) for a in self.adapters]
+        options = [(f"lora/{a.name}", ADAPTER_PREFIX + a.name) for a in self.adapters]
+        service = self.app.service
+        served = service.engine.model_names if service is not None else []
+        return options + [(f"served/{name} (over HTTP)", SERVED_PREFIX + name) for name in served]
 
 
 @dataclass
@@ -81,6 +92,8 @@ class Target:
     label: str
     base: Path
     adapter: Path | None
+    served: str | None = None  # the model's name on the server at `url`
+    url: str | None = None
 
 
 @dataclass
@@ -208,11 +221,19 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         value = self.query_one(picker_id, ChatModelPicker).value
         if value is Select.NULL:
             raise UserError("Choose a model (or an adapter) first.")
+        if str(value).startswith(SERVED_PREFIX):
+            return self.served_target(str(value).removeprefix(SERVED_PREFIX))
         if not str(value).startswith(ADAPTER_PREFIX):
             return Target(Path(value).name, Path(value), None)
         info = get_adapter(self.app.locations.adapters_dir, str(value).removeprefix(ADAPTER_PREFIX))
         base = adapter_base_path(info, self.app.locations.models_dir, self.app.settings.extra_model_dirs())
         return Target(f"lora/{info.name}", base, info.path)
+
+    def served_target(self, name: str) -> Target:
+        service = self.app.service
+        if service is None or name not in service.engine.model_names:
+            raise UserError(f"The server that served {name} has stopped; choose another model.")
+        return Target(f"served/{name}", service.plan.model_path, None, served=name, url=service.url)
 
     def action_toggle_settings(self) -> None:
         panel = self.query_one("#chat-settings-panel")
@@ -269,8 +290,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             for side, target in targets.items():
                 stats = GenerationStats()
                 try:
-                    generator = self.generator_for(target)
-                    for piece in generator.stream(histories[side], sampling, system, stop=self.stop_flag, stats=stats):
+                    for piece in self.pieces(target, histories[side], sampling, system, stats):
                         self.post_message(TextGenerated(side, piece))
                 except UserError as exc:
                     self.post_message(GenerationEnded(side, None, str(exc)))
@@ -281,6 +301,13 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                 self.post_message(GenerationEnded(side, stats))
                 if self.stop_flag.is_set():
                     break
+
+    def pieces(self, target: Target, history: list[Turn], sampling: Sampling, system: str | None, stats):
+        """The reply's pieces: from this screen's own model, or from the server over HTTP."""
+        if target.served is None:
+            return self.generator_for(target).stream(history, sampling, system, stop=self.stop_flag, stats=stats)
+        messages = as_messages(history, system)
+        return stream_chat(target.url, target.served, messages, sampling, stop=self.stop_flag, stats=stats)
 
     def generator_for(self, target: Target):
         if self.generator is None or self.generator.model_path != target.base:
@@ -374,10 +401,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.notify(f"Saved as line {line} of {request.path}.")
 
     def with_system_prompt(self, turns: list[Turn]) -> list[dict]:
-        system = self.system_prompt()
-        return ([{"role": "system", "content": system}] if system else []) + [
-            {"role": turn.role, "content": turn.content} for turn in turns
-        ]
+        return as_messages(turns, self.system_prompt())
 
     def appended(self, path: Path, append: Callable[[], int]) -> int | None:
         """The line `append()` wrote to `path`, or None after a notice saying why it could not."""

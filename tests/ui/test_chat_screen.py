@@ -1,5 +1,6 @@
 """Pilot tests of the Chat screen: real generation from the tiny model and an adapter trained on it."""
 
+import asyncio
 import json
 import shutil
 
@@ -247,3 +248,25 @@ async def test_try_again_answers_twice_and_the_chosen_answer_goes_on(chat_home, 
         assert not screen.second_try and not screen.check_action("prefer", ("a",))
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
     assert rows == [{"prompt": [{"role": "user", "content": PROMPT}], "chosen": second, "rejected": first}]
+
+
+async def test_chat_talks_to_the_running_server_as_any_client_does(chat_home, tiny_model_dir):
+    from lora_tui.core.serving.plan import plan_serving
+    from lora_tui.core.serving.server import serve_in_background
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        plan = plan_serving(chat_home.adapters_dir, chat_home.models_dir, [], str(tiny_model_dir))
+        app.service = await asyncio.to_thread(serve_in_background, plan, "127.0.0.1", 0)
+        try:
+            screen = await _chat(pilot)
+            picker = screen.query_one("#chat-model-a", Select)
+            await wait_until(lambda: "served:arith" in picker.values, "the served models in the picker")
+            picker.value = "served:arith"
+            await _ask(pilot, PROMPT)
+            reply = screen.sides["a"].history[-1]
+            assert app.service.requests_served == 1
+            assert reply.content == _expected(tiny_model_dir, chat_home.adapters_dir / "arith")
+            assert "tok/s" in str(screen.query_one("#chat-stats").render())
+        finally:
+            await asyncio.to_thread(app.service.stop)
