@@ -174,8 +174,14 @@ class LoraTuiApp(App):
         self.listen_for_stop_signals()
         for problem in self.theme_problems:
             self.notify(f"{problem.path}: {problem.message}; theme skipped.", severity="warning", timeout=10)
-        self.switch_mode("train")
+        self.switch_mode("datasets" if self.is_newcomer() else "train")
         self.call_after_refresh(freeze_long_lived_objects)  # once the first screen is up
+
+    def is_newcomer(self) -> bool:
+        """No adapter and no dataset opened yet: the first area is Datasets, with its demo-dataset offer."""
+        adapters = self.locations.adapters_dir
+        has_adapters = adapters.is_dir() and any(adapters.iterdir())
+        return not has_adapters and not self.locations.recent_datasets_file.exists()
 
     def watch_theme(self, theme: str) -> None:
         if getattr(self, "settings", None) is not None and self.settings.theme != theme:

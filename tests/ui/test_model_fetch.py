@@ -27,6 +27,8 @@ def _picker_labels(select: Select) -> list[str]:
 async def _choose_in_train(app, pilot, wanted) -> tuple[Select, FetchModelDialog]:
     """Choose the Train form's model option that `wanted(value)` picks; the fetch dialog it opens."""
     await settle(pilot)
+    await pilot.press("2")
+    await settle(pilot)
     picker = app.screen.query_one("#pick-model", Select)
     picker.value = next(value for _, value in picker._options if wanted(str(value)))
     await wait_until(lambda: isinstance(app.screen, FetchModelDialog), "the fetch dialog")

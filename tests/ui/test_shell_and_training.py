@@ -29,6 +29,8 @@ async def _settle(app, pilot):
 
 async def _fill_form(app, pilot, data, name="from-form", **params):
     await _settle(app, pilot)
+    await pilot.press("2")
+    await _settle(app, pilot)
     screen = app.screen
     select = screen.query_one("#pick-model", Select)
     select.value = str(app.locations.models_dir / "tiny")
@@ -58,12 +60,19 @@ async def _wait_for_run(app, pilot, timeout=120):
 async def test_areas_switch_with_number_keys(home):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        assert app.current_mode == "train"
-        for key, area in zip("13452", ("datasets", "dashboard", "adapters", "chat", "train"), strict=True):
+        assert app.current_mode == "datasets"  # a newcomer starts where the demo dataset is offered
+        for key, area in zip("23451", ("train", "dashboard", "adapters", "chat", "datasets"), strict=True):
             await pilot.press(key)
             assert app.current_mode == area
             if area == "chat":  # the message box has the keys; esc leaves it
                 await pilot.press("escape")
+
+
+async def test_someone_who_has_trained_starts_on_train(home, tiny_adapter):
+    shutil.copytree(tiny_adapter, home.adapters_dir / "arith")
+    app = make_app()
+    async with app.run_test(size=(80, 24)):
+        assert app.current_mode == "train"
 
 
 async def test_footers_are_rebuilt_only_when_their_keys_change_and_do_not_pile_up(home):
@@ -257,6 +266,7 @@ async def test_dashboard_follows_a_run_from_another_terminal(home, tiny_model_di
 async def test_first_model_is_preselected(home):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
         await _settle(app, pilot)
         assert app.screen.query_one("#pick-model", Select).value == str(home.models_dir / "tiny")
 
@@ -265,6 +275,7 @@ async def test_start_needs_a_model(isolated_home, tmp_path):
     write_dataset(tmp_path / "data", arithmetic_rows(4))
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
         await _settle(app, pilot)
         app.screen.query_one("#pick-data", Input).value = str(tmp_path / "data")
         app.screen.query_one("#pick-name", Input).value = "x"

@@ -22,7 +22,7 @@ AREAS = [
 def test_visits_every_area_and_quits_cleanly(tmp_path):
     app = TmuxApp(tmp_path)
     try:
-        app.wait_for("Start training")
+        app.wait_for("Choose a dataset on the left")  # a newcomer starts on Datasets
         shown = app.screen()
         for label in ("1 Datasets", "2 Train", "3 Dashboard", "4 Adapters", "5 Chat", "12345 Areas"):
             assert label in shown
@@ -42,7 +42,7 @@ def test_chat_with_the_demo_model_in_a_real_terminal(tmp_path, demo_model_dir):
     (models / demo_model_dir.name).symlink_to(demo_model_dir)
     app = TmuxApp(tmp_path)
     try:
-        app.wait_for("Start training")
+        app.wait_for("Choose a dataset on the left")
         app.press("5")
         app.wait_for("esc Stop", timeout=10)  # the chat screen, its message box focused
         app.wait_for("SmolLM2-135M-Instruct", timeout=10)
