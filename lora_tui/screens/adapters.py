@@ -272,6 +272,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         ),
         Binding("w", "serve", "Serve", id="adapter-serve", tooltip="serve its base and adapters as OpenAI's API"),
         Binding("space", "mark", "Mark", id="adapter-mark", tooltip="mark for comparing (again: unmark)"),
+        Binding("p", "promote_highlighted", show=False),  # the checkpoint list's own p, said from anywhere
         Binding("m", "compare", "Compare", id="adapter-compare", tooltip="the marked adapters side by side"),
     ]
 
@@ -425,7 +426,10 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         def renamed(text: str) -> Rename:
             if text == info.name:
                 raise UserError("That is its name already.")
-            return Rename(info, validate_name(text, "new adapter name"))
+            name = validate_name(text, "new adapter name")
+            if (self.app.locations.adapters_dir / name).exists():  # said in the dialog, which stays open
+                raise UserError(f"An adapter named {name!r} exists already; choose another name.")
+            return Rename(info, name)
 
         self.app.push_screen(
             TextDialog(f"Rename {info.name}", "new name", info.name, renamed, "Rename"), self.run_action
@@ -448,14 +452,18 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         if (info := self.selected()) is not None:
             self.app.push_screen(ExportDialog(info), self.run_action)
 
+    def action_promote_highlighted(self) -> None:
+        self.promote_highlighted()
+
     @on(CheckpointList.PromoteRequested)
     def promote_highlighted(self) -> None:
         info = self.selected()
         checkpoints = self.query_one(CheckpointList)
-        if info is None or checkpoints.highlighted is None:
-            return
-        option = checkpoints.get_option_at_index(checkpoints.highlighted)
-        if option.id is None:
+        option = (
+            checkpoints.get_option_at_index(checkpoints.highlighted) if checkpoints.highlighted is not None else None
+        )
+        if info is None or option is None or option.id is None:
+            self.notify("Highlight a checkpoint first (Tab to the checkpoints list).", severity="warning")
             return
         question = (
             f"Make {option.id} the weights of {info.name}? The current weights are replaced; the checkpoints stay."

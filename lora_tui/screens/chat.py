@@ -29,7 +29,7 @@ from lora_tui.core.inference.generate import GenerationStats, Generator, Samplin
 from lora_tui.core.serving.client import stream_chat
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.gc_pauses import freeze_long_lived_objects
-from lora_tui.screens.dialogs import Dialog, new_path
+from lora_tui.screens.dialogs import ConfirmDialog, Dialog, new_path
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
@@ -128,7 +128,7 @@ class SaveExampleDialog(Dialog):
         side = self.value("example-side").strip().lower() if self.compare else "a"
         if side not in ("a", "b"):
             raise UserError("Choose side a (left) or b (right).")
-        return SaveRequest(new_path(self.value("example-path"), "file"), side)
+        return SaveRequest(self.ask_before_new_folder(new_path(self.value("example-path"), "file")), side)
 
 
 class ChatScreen(ReportsWorkerErrors, Screen):
@@ -368,6 +368,17 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         if self.generating:
             self.notify("Stop the reply first (esc).", severity="warning")
             return
+        if any(side.history for side in self.sides.values()):
+            question = "Comparing starts a new conversation; this one is cleared. Go on?"
+            self.app.push_screen(ConfirmDialog(question, "Clear and switch"), self.switch_compare_if)
+            return
+        await self.switch_compare()
+
+    async def switch_compare_if(self, yes: bool | None) -> None:
+        if yes:
+            await self.switch_compare()
+
+    async def switch_compare(self) -> None:
         self.compare = not self.compare
         self.refresh_bindings()
         self.query_one("#chat-model-b").display = self.compare
@@ -505,4 +516,4 @@ class PairsFileDialog(Dialog):
         yield self.row("pairs file", Input(str(self.default), id="pairs-path"))
 
     def request(self) -> Path:
-        return new_path(self.value("pairs-path"), "file")
+        return self.ask_before_new_folder(new_path(self.value("pairs-path"), "file"))

@@ -62,6 +62,14 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
                 yield Button("Cancel", id="cancel")
         yield AppFooter()
 
+    def ask_before_new_folder(self, path: Path) -> Path:
+        """A file in a folder that does not exist yet: the first OK says so, a second OK creates it."""
+        folder = path.parent
+        if not folder.is_dir() and folder != getattr(self, "_folder_to_create", None):
+            self._folder_to_create = folder
+            raise UserError(f"The folder {folder} does not exist: {self.ok_label} again creates it.")
+        return path
+
     def row(self, label: str, widget) -> Horizontal:
         return Horizontal(Label(label, classes="dialog-label"), widget, classes="dialog-row")
 

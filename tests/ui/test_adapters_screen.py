@@ -338,3 +338,20 @@ async def test_export_fits_80x24_with_its_buttons_error_and_keys_in_sight(two_ad
         await pilot.pause()
         keys = {binding.description for _, binding, enabled, _ in app.active_bindings.values() if enabled}
         assert {"Cancel", "Export"} <= keys
+
+
+async def test_a_rename_to_a_taken_name_keeps_the_dialog_open(two_adapters):
+    from lora_tui.screens.dialogs import TextDialog
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _adapters(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#dialog-text", Input).value = "zeta"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TextDialog)
+        assert "'zeta' exists already" in str(app.screen.query_one(".dialog-problem").render())
+        await pilot.press("escape")
+        assert (two_adapters.adapters_dir / "arith").is_dir()

@@ -270,3 +270,27 @@ async def test_chat_talks_to_the_running_server_as_any_client_does(chat_home, ti
             assert "tok/s" in str(screen.query_one("#chat-stats").render())
         finally:
             await asyncio.to_thread(app.service.stop)
+
+
+async def test_compare_asks_before_clearing_and_a_new_folder_is_asked_for(chat_home, tiny_model_dir, tmp_path):
+    from lora_tui.screens.dialogs import ConfirmDialog
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(tiny_model_dir))
+        await _ask(pilot, PROMPT)
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog) and not screen.compare
+        await pilot.press("escape")
+        assert screen.sides["a"].history and not screen.compare  # kept: the user said no
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        target = tmp_path / "new-folder" / "examples.jsonl"
+        app.screen.query_one("#example-path", Input).value = str(target)
+        app.screen.action_submit()
+        await pilot.pause()
+        assert "does not exist: Append again creates it" in str(app.screen.query_one(".dialog-problem").render())
+        app.screen.action_submit()
+        await settle(pilot)
+        assert len(target.read_text().splitlines()) == 1
