@@ -30,7 +30,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.training import launch
-from lora_tui.core.training.events import EventsFollower, Failed
+from lora_tui.core.training.events import EventsFollower, Failed, read_events
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.gc_pauses import freeze_long_lived_objects
@@ -117,7 +117,8 @@ class LoraTuiApp(App):
         Binding("4", "switch_mode('adapters')", "Adapters", id="area-adapters", group=AREA_KEYS),
         Binding("5", "switch_mode('chat')", "Chat", id="area-chat", group=AREA_KEYS),
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
-        Binding("question_mark,f1", "help", "Help", id="help", show=False),
+        Binding("question_mark", "help", "Help", id="help", key_display="?"),
+        Binding("f1", "help(True)", "Help", id="help-f1", show=False),  # also from inside a text box
         Binding("escape", "leave_field", show=False),
     ]
     # Workers that run MLX: the process must not exit under them (MLX aborts).
@@ -191,12 +192,18 @@ class LoraTuiApp(App):
             except (OSError, UserError) as exc:
                 self.notify(f"Could not save the theme choice: {exc}", severity="warning")
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "help":  # an area's help (a dialog shows its keys in its footer); in a text box ? is typed
+            in_area = self.screen in self.area_screens().values()
+            return in_area and (bool(parameters) or not isinstance(self.focused, Input))
+        return True
+
     def action_leave_field(self) -> None:
         """Esc leaves a text box (where a screen has no Esc of its own), so the area keys work again."""
         if isinstance(self.focused, Input):
             self.screen.set_focus(None)
 
-    def action_help(self) -> None:
+    def action_help(self, from_anywhere: bool = False) -> None:
         """What the area in front is for and its keys (a dialog's own keys are in its footer)."""
         for area, screen in self.area_screens().items():
             if screen is self.screen:
@@ -213,6 +220,12 @@ class LoraTuiApp(App):
         self.following = None
         self.training_running = True
         self.stop_flag.clear()
+        self.run_events = read_events(message.job.adapter_dir / EVENTS) if message.job.resume else []
+        if self.dashboard_screen.is_mounted:  # a resumed run shows its whole history, not the steps since
+            self.dashboard_screen.reset()
+            for event in self.run_events:
+                self.dashboard_screen.show_event(event)
+            self.dashboard_screen.starting(message.job.adapter_dir.name)
         self.switch_mode("dashboard")
         self.train(message.job, message.hostfile)
 
@@ -251,7 +264,7 @@ class LoraTuiApp(App):
                 )
             else:
                 self.notify(f"Training {message.event.type}: {message.event.adapter_path}")
-        if message.event.type == "started":
+        if message.event.type == "started" and not message.event.resumed_from_step:
             self.run_events = []
         self.run_events.append(message.event)
         if self.dashboard_screen.is_mounted:

@@ -56,6 +56,7 @@ from lora_tui.worker_errors import ReportsWorkerErrors
 # (column title, AdapterInfo field, how to show it)
 COLUMNS = [
     ("name", "name", str),
+    ("status", "status", lambda v: v or "-"),  # "training" while a run holds the adapter; near the name at 80 columns
     ("base", "base_model", lambda v: Path(v).name if v else "-"),
     ("dataset", "dataset", lambda v: Path(v).name if v else "-"),
     ("created", "created", lambda v: v[:16].replace("T", " ") if v else "-"),
@@ -66,7 +67,6 @@ COLUMNS = [
     ("steps", "steps", lambda v: str(v) if v is not None else "-"),
     ("lr", "learning_rate", lambda v: f"{v:.0e}" if v is not None else "-"),
     ("size", "size_bytes", human_bytes),
-    ("status", "status", lambda v: v or "-"),  # "training" while a run holds the adapter
 ]
 
 
@@ -259,16 +259,26 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     fuse, export, evaluate, compare, resume or train again, chat with one, or serve it to other apps."""
     AUTO_FOCUS = "#adapter-table"
     BINDINGS = [
-        Binding("s", "sort", "Sort", id="adapters-sort", tooltip="sort by the next column (again: reverse)"),
-        Binding("n", "rename", "Rename", id="adapter-rename"),
+        # Shown in the footer only where there is room (it fits 80 columns without these); ? lists them all.
+        Binding(
+            "s", "sort", "Sort", id="adapters-sort", tooltip="sort by the next column (again: reverse)", show=False
+        ),
+        Binding("n", "rename", "Rename", id="adapter-rename", show=False),
         Binding("d", "delete", "Delete", id="adapter-delete"),
-        Binding("f", "fuse", "Fuse", id="adapter-fuse"),
+        Binding("f", "fuse", "Fuse", id="adapter-fuse", show=False),
         Binding("e", "export", "Export", id="adapter-export"),
         Binding("c", "chat", "Chat", id="adapter-chat"),
-        Binding("r", "resume", "Resume", id="adapter-resume"),
-        Binding("t", "train_again", "Again", id="adapter-train-again", tooltip="train again with the same settings"),
+        Binding("r", "resume", "Resume", id="adapter-resume", show=False),
         Binding(
-            "v", "evaluate", "Evaluate", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"
+            "t",
+            "train_again",
+            "Again",
+            id="adapter-train-again",
+            tooltip="train again with the same settings",
+            show=False,
+        ),
+        Binding(
+            "v", "evaluate", "Eval", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"
         ),
         Binding("w", "serve", "Serve", id="adapter-serve", tooltip="serve its base and adapters as OpenAI's API"),
         Binding("space", "mark", "Mark", id="adapter-mark", tooltip="mark for comparing (again: unmark)"),
@@ -279,7 +289,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def __init__(self) -> None:
         super().__init__()
         self.adapters: list = []
-        self.sort_column = 3  # created
+        self.sort_column = [title for title, _, _ in COLUMNS].index("created")
         self.sort_reverse = True
         self.shown_name: str | None = None
         self.wanted: str | None = None  # an adapter to select once the list is loaded

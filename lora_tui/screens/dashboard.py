@@ -78,7 +78,7 @@ class DashboardScreen(Screen):
         """Called by the app's handler, on the UI thread, for each event of the shown run."""
         log = self.query_one(RichLog)
         if isinstance(event, Started):
-            self.reset()
+            self.start_run(event)
             self.total_steps = event.total_steps
             self.query_one(ProgressBar).update(total=event.total_steps, progress=event.resumed_from_step)
             title = f"{event.train_records} train / {event.valid_records} valid records, {event.total_steps} steps"
@@ -114,6 +114,21 @@ class DashboardScreen(Screen):
         elif isinstance(event, Failed):
             log.write(describe(event))
         self.show_numbers()
+        self.refresh_bindings()
+
+    def starting(self, name: str) -> None:
+        """Between Start and the run's first event (the model and data are loading): say so."""
+        self.query_one("#run-title", Static).update(f"Starting {name}: loading the model and the data ...")
+
+    def start_run(self, event: Started) -> None:
+        """A new run starts with a clean dashboard; a resumed one keeps its curves up to where it resumes."""
+        chart = self.query_one(LossChart)
+        if not event.resumed_from_step or not chart.train:
+            self.reset()
+            return
+        chart.keep_until(event.resumed_from_step)
+        self.best_val = min((loss for _, loss in chart.valid), default=None)
+        self.adapter_path = None
 
     def show_samples(self, event: Sample) -> None:
         """The latest greedy answers, each under its prompt."""
@@ -151,6 +166,18 @@ class DashboardScreen(Screen):
                 if drift.known:
                     text += f"\n{drift.kept} of {drift.known} facts the base knew kept"
         self.query_one("#run-numbers", Static).update(text)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The footer offers only what applies now: cancel while a run trains, rewards for preference runs,
+        chat and adapters once a run has ended."""
+        if action == "cancel_training":
+            return self.app.training_running
+        if action == "toggle_rewards":
+            charts = self.query(LossChart)  # none yet while the screen is being composed
+            return bool(charts) and bool(charts.first().margins["train"] or charts.first().margins["valid"])
+        if action in ("open_in_chat", "open_in_adapters"):
+            return bool(self.adapter_path) and not self.app.training_running
+        return True
 
     def action_toggle_learning_rate(self) -> None:
         self.query_one(LossChart).toggle_learning_rate()

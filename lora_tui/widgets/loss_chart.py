@@ -46,6 +46,17 @@ class LossChart(PlotextPlot):
         self.margins, self.accuracies = {"train": [], "valid": []}, {"train": [], "valid": []}
         self.redraw()
 
+    def keep_until(self, step: int) -> None:
+        """Drop what came after `step` (a resumed run does those steps again, from its checkpoint)."""
+
+        def kept(points):
+            return [point for point in points if point[0] <= step]
+
+        self.train, self.valid, self.rates = kept(self.train), kept(self.valid), kept(self.rates)
+        self.margins = {split: kept(points) for split, points in self.margins.items()}
+        self.accuracies = {split: kept(points) for split, points in self.accuracies.items()}
+        self.redraw()
+
     def add_train(
         self, step: int, loss: float, learning_rate: float, margin: float | None = None, accuracy: float | None = None
     ) -> None:

@@ -213,6 +213,10 @@ async def test_a_finished_run_is_not_resumed_and_a_cancelled_one_is(two_adapters
         assert app.current_mode == "dashboard"
         log = "".join(line.text for line in app.screen.query_one("#run-log").lines)
         assert "Resumed from step-0000008" in log and "finished (completed) at step 8" in log
+        chart = app.screen.query_one(LossChart)  # the whole run, not the steps since the resume
+        assert [step for step, _ in chart.train] == list(range(1, 9)) and chart.valid
+        numbers = str(app.screen.query_one("#run-numbers", Static).render())
+        assert "checkpoint -" not in numbers and "best val -" not in numbers
 
 
 async def test_evaluate_shows_scores_filters_records_and_keeps_the_report(two_adapters):
