@@ -277,9 +277,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
             tooltip="train again with the same settings",
             show=False,
         ),
-        Binding(
-            "v", "evaluate", "Eval", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"
-        ),
+        Binding("v", "evaluate", "Eval", id="adapter-evaluate", tooltip="held-out loss and answers, against the base"),
         Binding("w", "serve", "Serve", id="adapter-serve", tooltip="serve its base and adapters as OpenAI's API"),
         Binding("space", "mark", "Mark", id="adapter-mark", tooltip="mark for comparing (again: unmark)"),
         Binding("p", "promote_highlighted", show=False),  # the checkpoint list's own p, said from anywhere
