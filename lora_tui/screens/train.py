@@ -8,7 +8,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
@@ -65,7 +65,7 @@ class ParamField(Horizontal):
         self.error: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Label(self.param.name.replace("_", " "), classes="param-name")
+        yield Label(self.param.label, classes="param-name")
         placeholder = "auto" if self.param.optional else ""
         yield Input(
             shown(self.param.default),
@@ -144,6 +144,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         super().__init__()
         self.dataset_verdicts: dict[str, str | None] = {}  # dataset box text -> problem (None: ready)
         self.start_when_checked: bool | None = None  # Start (False) or Estimate (True) waits for the check
+        self.filled_name: str | None = None  # the adapter name `t` from Datasets filled in last
 
     def compose(self) -> ComposeResult:
         yield AreaBar("train")
@@ -186,11 +187,20 @@ class TrainScreen(ReportsWorkerErrors, Screen):
                 yield Button("save config", id="save-config", compact=True, tooltip="the parameters as a TOML file")
             for param in PARAMS:
                 yield ParamField(param)
-        with Horizontal(id="train-actions"):
-            yield Static("", id="form-status")
-            yield Button("Estimate", id="estimate", disabled=True)
-            yield Button("Start training", variant="primary", id="start", disabled=True)
+        with Vertical(id="train-bottom"):
+            yield Static("", id="field-help", markup=False)
+            with Horizontal(id="train-actions"):
+                yield Static("", id="form-status")
+                yield Button("Estimate", id="estimate", disabled=True)
+                yield Button("Start training", variant="primary", id="start", disabled=True)
         yield AppFooter()
+
+    def on_descendant_focus(self, event) -> None:
+        """Below the form: the focused parameter's name, range and whole help (its row cuts them at 80 columns)."""
+        field = next((a for a in event.widget.ancestors_with_self if isinstance(a, ParamField)), None)
+        text = f"{field.param.label}: [{field.param.range_text}] {field.param.help}" if field is not None else ""
+        self.query_one("#field-help", Static).update(text)
+        self.query_one("#field-help", Static).display = bool(text)
 
     def on_screen_resume(self) -> None:
         """Coming back to the form, the keys are the screen's: nothing typed lands in the box left last."""
@@ -198,9 +208,11 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             self.set_focus(None)
 
     def use_dataset(self, path: Path) -> None:
+        """The dataset sent from Datasets; the adapter name too, unless the user typed one of their own."""
         self.query_one("#pick-data", Input).value = str(path)
-        if not self.query_one("#pick-name", Input).value.strip():
-            self.query_one("#pick-name", Input).value = _free_name(path.stem, self.app.locations.adapters_dir)
+        name_box = self.query_one("#pick-name", Input)
+        if not name_box.value.strip() or name_box.value == self.filled_name:
+            name_box.value = self.filled_name = _free_name(path.stem, self.app.locations.adapters_dir)
 
     def fill_from_adapter(self, adapter: AdapterInfo) -> None:
         """Model, dataset and every parameter of an earlier run; a free name derived from its own."""

@@ -140,6 +140,7 @@ def test_dialog(snap_compare, fixed_home, dialog, size):
             await wait_until(lambda: "Finding" not in str(preview.render()), "the redaction preview")
         for box in pilot.app.screen.query(Input):  # the checkout's path differs between machines
             box.value = box.value.replace(str(GOOD_DATA), "/data")
+            box.cursor_blink = False
         await still(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

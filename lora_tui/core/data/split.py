@@ -23,7 +23,9 @@ def split_dataset(
     """Write out_dir/train.jsonl, valid.jsonl (and test.jsonl); return record counts."""
     path, out_dir = Path(path), Path(out_dir)
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
-        raise UserError("--valid-fraction and --test-fraction must each be in [0, 1) and add up to less than 1.")
+        raise UserError(
+            "The validation and test fractions must each be at least 0 and below 1, and add up to less than 1."
+        )
     if path.is_dir():
         raise UserError(f"{path}: split takes one file, not a folder.")
     dataset_files(path)

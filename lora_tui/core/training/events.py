@@ -157,7 +157,7 @@ def describe(event: Event) -> str:
     if isinstance(event, Finished):
         return f"finished ({event.reason}) at step {event.step}: {event.adapter_path}"
     if isinstance(event, Cancelled):
-        return f"cancelled at step {event.step}; saved {event.adapter_path} (continue with --resume)"
+        return f"cancelled at step {event.step}; saved {event.adapter_path} (resume it to go on)"
     assert isinstance(event, Failed)
     return f"training failed: {event.reason} {event.advice}".rstrip()
 

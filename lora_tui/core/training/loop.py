@@ -209,7 +209,7 @@ def _disk_full(adapter_dir: Path) -> Failed:
     needed = f"a checkpoint of this run takes {human_bytes(folder_size(saved[-1]))}" if saved else "make room"
     return Failed(
         reason=f"The disk filled while saving to {adapter_dir} ({human_bytes(free)} free).",
-        advice=f"Free space ({needed}), then continue with --resume: what was saved is kept.",
+        advice=f"Free space ({needed}), then resume the run: what was saved is kept.",
     )
 
 

@@ -41,6 +41,11 @@ class Param:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def label(self) -> str:
+        """The name in words, as the form shows it and messages say it ("learning rate")."""
+        return self.name.replace("_", " ")
+
+    @property
     def range_text(self) -> str:
         if self.choices:
             return ", ".join(self.choices)
@@ -49,15 +54,17 @@ class Param:
         return {bool: "on/off", str: "a file"}.get(self.kind, "")
 
     def parse(self, value):
-        """A value from a flag, a form field or a TOML file -> checked value."""
+        """A value from a flag, a form field or a TOML file -> checked value ("auto" is no value, where allowed)."""
+        if self.optional and isinstance(value, str) and value.strip().lower() == "auto":
+            value = None
         if value is None:
             if self.optional:
                 return None
-            raise UserError(f"{self.name} needs a value ({self.range_text}).")
+            raise UserError(f"{self.label} needs a value ({self.range_text}).")
         try:
             value = self._convert(value)
         except (TypeError, ValueError):
-            raise UserError(f"{self.name} must be {_kind_word(self.kind)} (got {value!r}).") from None
+            raise UserError(f"{self.label} must be {_kind_word(self.kind)} (got {value!r}).") from None
         self._check(value)
         return value
 
@@ -91,17 +98,17 @@ class Param:
             unknown = [item for item in value if item not in self.choices]
             if unknown or not value:
                 raise UserError(
-                    f"{self.name}: choose one or more of {', '.join(self.choices)} (got {', '.join(value) or 'none'})."
+                    f"{self.label}: choose one or more of {', '.join(self.choices)} (got {', '.join(value) or 'none'})."
                 )
         elif self.choices and value not in self.choices:
-            raise UserError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}.")
+            raise UserError(f"{self.label}: {value!r} is not one of {', '.join(self.choices)}.")
         elif (
             self.low is not None
             and not (self.low <= value <= self.high)
             and not (self.name == "num_layers" and value == -1)
         ):
             raise UserError(
-                f"{self.name} must be between {_number(self.low)} and {_number(self.high)} (got {_number(value)})."
+                f"{self.label} must be between {_number(self.low)} and {_number(self.high)} (got {_number(value)})."
             )
 
 
