@@ -48,6 +48,11 @@ class EvalProgress(Message):
 
 
 @dataclass
+class EvalPhase(Message):
+    text: str
+
+
+@dataclass
 class EvalFinished(Message):
     document: dict | None
     note: str  # where it was saved, what stopped it, or what went wrong
@@ -72,7 +77,9 @@ class EvalScreen(ReportsWorkerErrors, Screen):
 
     def compose(self) -> ComposeResult:
         yield Label(f"Evaluating {self.adapter.name} against its base", id="eval-title")
-        yield ProgressBar(id="eval-progress", show_eta=False)
+        with Horizontal(id="eval-progress-row"):
+            yield ProgressBar(id="eval-progress", show_eta=False)
+            yield Static("starting", id="eval-phase")
         yield Static("", id="eval-summary")
         yield DataTable(id="eval-table", cursor_type="row", zebra_stripes=True)
         with Vertical(id="eval-record"):
@@ -111,7 +118,10 @@ class EvalScreen(ReportsWorkerErrors, Screen):
             self.stop_flag,
             lambda done, total: self.post_message(EvalProgress(done, total)),
             beta=parameters.get("beta", 0.1),
+            phase=lambda text: self.post_message(EvalPhase(text)),
         )
+        if self.stop_flag.is_set() and len(evaluation.sides) < 2:  # base and adapter are compared, or nothing
+            return EvalFinished(None, "Stopped before both models were measured: nothing to compare.")
         document = evaluation.to_json()
         if self.stop_flag.is_set():
             return EvalFinished(document, "Stopped: what was measured so far (not saved).")
@@ -124,13 +134,22 @@ class EvalScreen(ReportsWorkerErrors, Screen):
     def show_progress(self, message: EvalProgress) -> None:
         self.query_one(ProgressBar).update(total=message.total, progress=message.done)
 
+    @on(EvalPhase)
+    def show_phase(self, message: EvalPhase) -> None:
+        if self.is_mounted and not self.stop_flag.is_set():  # once stopping, that is what it is doing
+            self.query_one("#eval-phase", Static).update(message.text)
+
     @on(EvalFinished)
     def show_result(self, message: EvalFinished) -> None:
         self.running = False
+        bar = self.query_one(ProgressBar)  # a still bar from now on: as far as it got, or full
+        bar.update(total=bar.total or 1, progress=bar.progress if self.stop_flag.is_set() else bar.total or 1)
+        self.query_one("#eval-phase", Static).update("stopped" if self.stop_flag.is_set() else "done")
         self.query_one("#eval-title", Label).update(f"{self.adapter.name} against its base")
         if message.failed or message.document is None:
             self.query_one("#eval-summary", Static).update(Text(message.note))
-            self.notify(message.note, severity="error", timeout=10)
+            if message.failed:
+                self.notify(message.note, severity="error", timeout=10)
             return
         self.document = message.document
         self.query_one("#eval-summary", Static).update(
@@ -167,7 +186,7 @@ class EvalScreen(ReportsWorkerErrors, Screen):
     def action_stop_or_close(self) -> None:
         if self.running:
             self.stop_flag.set()
-            self.notify("Stopping after this batch...", timeout=4)
+            self.query_one("#eval-phase", Static).update("stopping after this batch ...")
         else:
             self.dismiss()
 

@@ -51,8 +51,9 @@ async def test_table_lists_and_sorts(two_adapters):
         screen = await _adapters(pilot)
         table = screen.query_one(DataTable)
         assert _names(table) == ["arith", "zeta"]  # newest first
-        assert [str(c.label) for c in table.columns.values()][:6] == [
+        assert [str(c.label) for c in table.columns.values()][:7] == [
             "name",
+            "status",
             "base",
             "dataset",
             "created ▼",
@@ -359,3 +360,21 @@ async def test_a_rename_to_a_taken_name_keeps_the_dialog_open(two_adapters):
         assert "'zeta' exists already" in str(app.screen.query_one(".dialog-problem").render())
         await pilot.press("escape")
         assert (two_adapters.adapters_dir / "arith").is_dir()
+
+
+async def test_stopping_an_evaluation_says_so_and_leaves_a_still_bar(two_adapters):
+    from textual.widgets import ProgressBar
+
+    from lora_tui.screens.evaluation import EvalScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        adapters = await _adapters(pilot)
+        screen = EvalScreen(adapters.selected())
+        screen.stop_flag.set()  # Esc before the first batch (the tiny model is too quick to catch)
+        app.push_screen(screen)
+        await wait_until(lambda: not screen.running, "the stopped evaluation to end", timeout=60)
+        await pilot.pause()
+        assert str(screen.query_one("#eval-phase", Static).render()) == "stopped"
+        assert screen.query_one(ProgressBar).total is not None  # not the endless --% animation
+        assert "Stopped before both models were measured" in str(screen.query_one("#eval-summary", Static).render())

@@ -153,11 +153,14 @@ def evaluate(
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
     beta: float = 0.1,
+    phase: Callable[[str], None] = lambda text: None,
 ) -> Evaluation:
     """Loss and greedy answers of the base model with each of `adapters` (None: the base itself).
 
-    `progress(done, total)` is told after each batch of answers (total: answers over all the models).
+    `progress(done, total)` is told after each batch of answers (total: answers over all the models);
+    `phase(text)` what it is doing now. After `stop` it measures nothing more: what was measured is returned.
     """
+    phase("loading the model")
     generator = Generator(model_path)
     examples, _ = tokenize(records, generator.tokenizer, max_seq_length)
     prompts = [generator.prompt_tokens(_turns(r.prompt_messages)) if r.is_chat else None for r in records]
@@ -167,14 +170,19 @@ def evaluate(
         pairs, _ = tokenize_pairs(records, generator.tokenizer, max_seq_length)
     sides = []
     for number, (label, adapter) in enumerate(adapters):
+        if stop is not None and stop.is_set():
+            break
         generator.use_adapter(adapter)
+        phase(f"{label}: loss on {len(examples)} records")
         side = Side(label, losses=record_losses(generator.model, examples, mask_prompt))
         if pairs is not None:
             side.pair_logps = pair_logps(generator.model, pairs, LOSS_BATCH)
 
-        def told(done: int, offset: int = number * answered) -> None:
+        def told(done: int, offset: int = number * answered, label: str = label) -> None:
             progress(offset + done, answered * len(adapters))
+            phase(f"{label}: answered {done} of {answered}")
 
+        phase(f"{label}: answering {answered} prompts")
         side.answers, side.tokens_per_second = greedy_answers(generator, prompts, max_tokens, batch_size, stop, told)
         sides.append(side)
     return Evaluation(data_name, records, sides, beta)
