@@ -53,7 +53,10 @@ class DatasetReport:
             )
             for e in self.errors
         ]
-        rows += [(f"warning line {w.line} [{w.kind}]: {w.message}", None, w.line) for w in self.warnings]
+        rows += [
+            (f"warning {w.file + ', ' if w.file else ''}line {w.line} [{w.kind}]: {w.message}", w.file, w.line)
+            for w in self.warnings
+        ]
         return rows
 
     def errors_not_listed(self) -> str | None:
@@ -107,16 +110,16 @@ def check_dataset(
     linter = Linter()
     for split, file in files.items():
         state = ReadState(file)
+        label = file.name if path.is_dir() else None
         for record in iter_records(file, state):
             valid += 1
-            linter.add(record)
+            linter.add(record, label)
             if counter is not None and record.is_preference:
                 parts = counter.count_pair(record)
                 pair_parts.append(parts)
                 counts.append(pair_length(parts))
             elif counter is not None:
                 counts.append(counter.count(record))
-        label = file.name if path.is_dir() else None
         errors += [Problem(p.line, p.message, label) for p in state.problems]
         error_count += state.problem_count
         bad_lines += state.problem_count

@@ -36,9 +36,15 @@ class LintWarning:
     line: int
     kind: str
     message: str
+    file: str | None = None  # which file of a train/valid/test folder; None for a single file
 
     def to_json(self) -> dict:
-        return {"line": self.line, "kind": self.kind, "message": self.message}
+        return {
+            "line": self.line,
+            "kind": self.kind,
+            "message": self.message,
+            **({"file": self.file} if self.file else {}),
+        }
 
 
 def _fingerprint(text: str) -> str:
@@ -50,74 +56,94 @@ def normalised(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _line_list(lines: list[int], shown: int = 5) -> str:
-    listed = ", ".join(str(line) for line in lines[:shown])
-    return listed if len(lines) <= shown else f"{listed} and {len(lines) - shown} more"
+Where = tuple  # (file name or None, line): a record's place in a dataset of one file or several
+
+
+def _at(where: Where) -> str:
+    file, line = where
+    return f"{file} line {line}" if file else f"line {line}"
+
+
+def _line_list(places: list[Where], shown: int = 5) -> str:
+    """ "lines 2, 4, 6", or across a folder's files "train.jsonl lines 1, 2; valid.jsonl line 1"."""
+    groups: list[tuple[str | None, list[int]]] = []
+    for file, line in places[:shown]:
+        if groups and groups[-1][0] == file:
+            groups[-1][1].append(line)
+        else:
+            groups.append((file, [line]))
+    listed = "; ".join(
+        f"{file + ' ' if file else ''}line{'s' * (len(lines) > 1)} {', '.join(map(str, lines))}"
+        for file, lines in groups
+    )
+    return listed if len(places) <= shown else f"{listed} and {len(places) - shown} more"
 
 
 class Linter:
     def __init__(self) -> None:
         self.warnings: list[LintWarning] = []
         self.counts: dict[str, int] = defaultdict(int)
-        self.exact: dict[str, int] = {}
-        self.near: dict[str, int] = {}
-        self.responses: dict[str, list[int]] = defaultdict(list)
-        self.response_lengths: list[tuple[int, int]] = []
+        self.exact: dict[str, Where] = {}
+        self.near: dict[str, Where] = {}
+        self.responses: dict[str, list[Where]] = defaultdict(list)
+        self.response_lengths: list[tuple[Where, int]] = []
 
-    def warn(self, line: int, kind: str, message: str) -> None:
+    def warn(self, where: Where, kind: str, message: str) -> None:
         self.counts[kind] += 1
         if self.counts[kind] <= MAX_WARNINGS_PER_KIND:
-            self.warnings.append(LintWarning(line, kind, message))
+            self.warnings.append(LintWarning(where[1], kind, message, where[0]))
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, file: str | None = None) -> None:
+        """One record; `file` names which file of a folder it is in (None for a dataset of one file)."""
+        where = (file, record.line)
         text = record.plain_text()
-        self._duplicates(record.line, record)
+        self._duplicates(where, record)
         if BOILERPLATE.search(text):
-            self.warn(record.line, "boilerplate", f'boilerplate: "{BOILERPLATE.search(text).group(0)}"')
+            self.warn(where, "boilerplate", f'boilerplate: "{BOILERPLATE.search(text).group(0)}"')
         if URL.search(text):
-            self.warn(record.line, "url", f"contains a URL: {URL.search(text).group(0)[:60]}")
+            self.warn(where, "url", f"contains a URL: {URL.search(text).group(0)[:60]}")
         longest = max((len(s.split()) for s in SENTENCE_END.split(text)), default=0)
         if longest > MAX_SENTENCE_WORDS:
-            self.warn(record.line, "long-sentence", f"a sentence of {longest} words (over {MAX_SENTENCE_WORDS})")
+            self.warn(where, "long-sentence", f"a sentence of {longest} words (over {MAX_SENTENCE_WORDS})")
         if record.is_chat:
-            self._response(record)
+            self._response(where, record)
 
-    def _duplicates(self, line: int, record: Record) -> None:
+    def _duplicates(self, where: Where, record: Record) -> None:
         exact_key = _fingerprint(repr(record.to_json()))
         near_key = _fingerprint(normalised(record.plain_text()))
         if exact_key in self.exact:
-            self.warn(line, "duplicate", f"exact duplicate of line {self.exact[exact_key]}")
+            self.warn(where, "duplicate", f"exact duplicate of {_at(self.exact[exact_key])}")
         elif near_key in self.near:
             self.warn(
-                line,
+                where,
                 "near-duplicate",
-                f"near-duplicate of line {self.near[near_key]} (differs only in case, punctuation or spacing)",
+                f"near-duplicate of {_at(self.near[near_key])} (differs only in case, punctuation or spacing)",
             )
-        self.exact.setdefault(exact_key, line)
-        self.near.setdefault(near_key, line)
+        self.exact.setdefault(exact_key, where)
+        self.near.setdefault(near_key, where)
 
-    def _response(self, record: Record) -> None:
+    def _response(self, where: Where, record: Record) -> None:
         response = record.response.strip()
         if len(response) < SHORT_RESPONSE_CHARACTERS:
             self.warn(
-                record.line,
+                where,
                 "short-response",
                 "the response is empty or very short" if response else "the response is empty",
             )
-        self.responses[_fingerprint(normalised(response))].append(record.line)
-        self.response_lengths.append((record.line, len(response)))
+        self.responses[_fingerprint(normalised(response))].append(where)
+        self.response_lengths.append((where, len(response)))
 
     def finish(self) -> list[LintWarning]:
-        for lines in self.responses.values():
-            if len(lines) >= REPEATED_RESPONSE_MIN:
+        for places in self.responses.values():
+            if len(places) >= REPEATED_RESPONSE_MIN:
                 self.warn(
-                    lines[0],
+                    places[0],
                     "repeated-response",
-                    f"the same response appears in {len(lines)} records: lines {_line_list(lines)}",
+                    f"the same response appears in {len(places)} records: {_line_list(places)}",
                 )
         if len(self.response_lengths) >= 5:
             median = statistics.median(length for _, length in self.response_lengths)
-            for line, length in self.response_lengths:
+            for where, length in self.response_lengths:
                 if median and length > LONG_RESPONSE_FACTOR * median:
-                    self.warn(line, "long-response", f"the response is {length / median:.0f}x the median length")
-        return sorted(self.warnings, key=lambda w: (w.line, w.kind))
+                    self.warn(where, "long-response", f"the response is {length / median:.0f}x the median length")
+        return sorted(self.warnings, key=lambda w: (w.file or "", w.line, w.kind))
