@@ -93,6 +93,7 @@ class ActionDone(Message):
     text: str
     failed: bool = False
     training: TrainingJob | None = None  # a resumed run, to hand to the app
+    kept_for: str | None = None  # an adapter whose detail keeps showing `text` (an export's command)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Export(AdapterAction):
         if request.out is None:
             locations.exports_dir.mkdir(parents=True, exist_ok=True)
         exported = export_adapter(self.adapter, request, locations, extra_model_dirs, locations.exports_dir, log=report)
-        return ActionDone(f"Exported to {exported.path}. Use it: {exported.how_to_use}")
+        return ActionDone(f"Exported to {exported.path}. Use it: {exported.how_to_use}", kept_for=self.adapter.name)
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         self.shown_name: str | None = None
         self.wanted: str | None = None  # an adapter to select once the list is loaded
         self.marked: set[str] = set()  # adapters to compare
+        self.last_exports: dict[str, str] = {}  # adapter name -> where its export went and how to use it
 
     def compose(self) -> ComposeResult:
         yield AreaBar("adapters")
@@ -407,7 +409,11 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
     def show_detail(self, message: DetailLoaded) -> None:
         if message.info.name != self.shown_name:
             return
-        self.query_one("#adapter-meta", Static).update(_metadata_text(message.info, message.last_evaluation))
+        text = _metadata_text(message.info, message.last_evaluation)
+        if message.info.name in self.last_exports:  # on screen to read and copy, not only in a toast
+            text.append("\nlast export: ", style="bold")
+            text.append(self.last_exports[message.info.name] + "\n")
+        self.query_one("#adapter-meta", Static).update(text)
         chart = self.query_one(LossChart)
         chart.clear()
         for event in message.events:
@@ -541,9 +547,10 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
 
     @on(ActionDone)
     def action_done(self, message: ActionDone) -> None:
-        self.notify(
-            message.text, severity="error" if message.failed else "information", timeout=10 if message.failed else 5
-        )
+        if message.kept_for is not None:
+            self.last_exports[message.kept_for] = message.text
+        long = message.failed or message.kept_for is not None
+        self.notify(message.text, severity="error" if message.failed else "information", timeout=15 if long else 5)
         if message.training is not None:
             self.post_message(TrainingRequested(message.training))
         self.load_adapters()

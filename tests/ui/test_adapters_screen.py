@@ -152,6 +152,9 @@ async def test_export_offers_every_format_and_says_how_to_use_it(two_adapters, t
         await pilot.press("escape")
         await _export(pilot, tmp_path / "to-ollama", "ollama")
         messages = [n.message for n in app._notifications]
+        await settle(pilot)
+        meta = str(app.screen.query_one("#adapter-meta", Static).render())
+        assert "last export:" in meta and "ollama create" in meta  # kept on screen, not only in a toast
     assert (tmp_path / "to-ollama" / "Modelfile").is_file() and (tmp_path / "to-ollama" / "model.gguf").is_file()
     assert any("Use it: ollama create" in m for m in messages), messages
     assert any("Writing model.gguf" in m for m in messages), messages  # progress while it works
