@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
+from lora_tui.core.adapters.packages import training_system_prompt
 from lora_tui.core.adapters.registry import adapter_base_path, get_adapter, list_adapters
 from lora_tui.core.data.records import append_chat_example, append_preference_pair
 from lora_tui.core.errors import UserError
@@ -76,6 +77,12 @@ class ChatModelPicker(ModelPicker):
 class TextGenerated(Message):
     side: str
     text: str
+
+
+@dataclass
+class SystemPromptFound(Message):
+    adapter: str
+    system: str  # "" when the training records share none
 
 
 @dataclass
@@ -153,6 +160,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         self.generating = False
         self.stop_flag = threading.Event()
         self.generator = None  # core.generate.Generator, one base in memory at a time
+        self.filled_system: str | None = None  # the system prompt filled in from an adapter's training data
         self.last_example_file: Path | None = None
         self.pairs_file: Path | None = None
         self.saved_pairs: set[tuple[str, str]] = set()  # (chosen, rejected) already written this session
@@ -183,6 +191,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                         compact=True,
                         classes="sampling-input",
                     )
+                yield Static("", id="sampling-problem")
         yield Input(placeholder="message (enter sends; esc stops a reply, or leaves this box)", id="chat-input")
         yield AppFooter()
 
@@ -201,18 +210,72 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     # Settings ------------------------------------------------------------------------
 
     def sampling(self) -> Sampling:
-        values = {}
-        for name, label, parse in SAMPLING_FIELDS:
-            text = self.query_one(f"#sampling-{name}", Input).value.strip()
-            if not text:
-                if name != "seed":
-                    raise UserError(f"Give a value for {label}.")
-                continue
+        values = {name: self.sampling_value(name) for name, _, _ in SAMPLING_FIELDS}
+        return Sampling(**{name: value for name, value in values.items() if value is not None}).check()
+
+    def sampling_value(self, name: str):
+        """One sampling box's value (None: the seed left blank), or a UserError naming it."""
+        label, parse = next((label, parse) for field, label, parse in SAMPLING_FIELDS if field == name)
+        text = self.query_one(f"#sampling-{name}", Input).value.strip()
+        if not text:
+            if name != "seed":
+                raise UserError(f"Give a value for {label}.")
+            return None
+        try:
+            return parse(text)
+        except ValueError:
+            raise UserError(f"{label} must be a {'whole ' if parse is int else ''}number, not {text!r}.") from None
+
+    @on(Select.Changed, "#chat-model-a")
+    def adapter_chosen(self, event: Select.Changed) -> None:
+        value = str(event.value)
+        box = self.query_one("#system-prompt", TextArea)
+        if value.startswith(ADAPTER_PREFIX) and box.text.strip() in ("", self.filled_system or ""):
+            self.fill_system_prompt(value.removeprefix(ADAPTER_PREFIX))
+
+    @work(thread=True, exclusive=True, group="chat-system-prompt", exit_on_error=False)
+    def fill_system_prompt(self, name: str) -> None:
+        """The system prompt the adapter was trained with (every record's), so the chat matches its training."""
+        try:
+            system = training_system_prompt(get_adapter(self.app.locations.adapters_dir, name))
+        except UserError:
+            return
+        self.post_message(SystemPromptFound(name, system or ""))
+
+    @on(SystemPromptFound)
+    def show_system_prompt(self, message: SystemPromptFound) -> None:
+        name, system = message.adapter, message.system
+        box = self.query_one("#system-prompt", TextArea)
+        if box.text.strip() not in ("", self.filled_system or ""):
+            return  # the user wrote one meanwhile
+        box.text, self.filled_system = system, system
+        if system:
+            self.notify(f"System prompt from {name}'s training data (Ctrl+O shows it).", timeout=5)
+
+    @on(Input.Changed, ".sampling-input")
+    def check_sampling(self) -> None:
+        """Bad values are marked as they are typed, not found at send."""
+        problems = []
+        for name, _, _ in SAMPLING_FIELDS:
+            box = self.query_one(f"#sampling-{name}", Input)
+            problem = self.field_problem(name)
+            box.set_class(problem is not None, "-bad-value")
+            if problem is not None:
+                problems.append(problem)
+        if not problems:
             try:
-                values[name] = parse(text)
-            except ValueError:
-                raise UserError(f"{label} must be a {'whole ' if parse is int else ''}number, not {text!r}.") from None
-        return Sampling(**values).check()
+                self.sampling()
+            except UserError as exc:
+                problems.append(str(exc))
+        self.query_one("#sampling-problem", Static).update(problems[0] if problems else "")
+
+    def field_problem(self, name: str) -> str | None:
+        """What is wrong with one sampling box alone, or None."""
+        try:
+            self.sampling_value(name)
+        except UserError as exc:
+            return str(exc)
+        return None
 
     def system_prompt(self) -> str | None:
         return self.query_one("#system-prompt", TextArea).text.strip() or None

@@ -16,6 +16,7 @@ from lora_tui.core.inference.generate import Generator, Sampling, Turn
 
 PROMPT = "What is 3 plus 3?"
 GREEDY = {"temperature": "0", "max_tokens": "12"}
+CHAT_ROW = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
 
 
 @pytest.fixture
@@ -294,3 +295,29 @@ async def test_compare_asks_before_clearing_and_a_new_folder_is_asked_for(chat_h
         app.screen.action_submit()
         await settle(pilot)
         assert len(target.read_text().splitlines()) == 1
+
+
+async def test_bad_settings_are_marked_as_typed_and_an_adapters_system_prompt_is_filled(chat_home, tmp_path):
+    from textual.widgets import Static, TextArea
+
+    from lora_tui.core.adapters.layout import read_metadata, write_metadata
+
+    data = tmp_path / "with-system.jsonl"
+    row = {"messages": [{"role": "system", "content": "You are terse."}, *CHAT_ROW]}
+    data.write_text(json.dumps(row) + "\n")
+    folder = chat_home.adapters_dir / "arith"
+    write_metadata(folder, {**read_metadata(folder), "dataset": str(data)})
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot)
+        temperature = screen.query_one("#sampling-temperature", Input)
+        temperature.value = "hot"
+        await settle(pilot)
+        assert temperature.has_class("-bad-value")
+        assert "temperature must be a number" in str(screen.query_one("#sampling-problem", Static).render())
+        temperature.value = "0"
+        await settle(pilot)
+        assert not temperature.has_class("-bad-value")
+        screen.query_one("#chat-model-a", Select).value = "lora:arith"
+        await settle(pilot)
+        assert screen.query_one("#system-prompt", TextArea).text == "You are terse."
