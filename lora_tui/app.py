@@ -19,9 +19,9 @@ from functools import partial
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -72,8 +72,20 @@ FOLLOW_SECONDS = 0.5
 class AreaCommands(Provider):
     """Every area and action in the command palette."""
 
+    async def discover(self) -> Hits:
+        """With nothing typed yet, the palette lists every command at once."""
+        for text, callback, help_text in self.commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
+        for text, callback, help_text in self.commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+    def commands(self) -> list[tuple[str, object, str]]:
+        """(what it says, what it does, one line of help) for each area, action and run to follow."""
         app = self.app
         commands = [(f"Go to {area}", partial(app.switch_mode, area), f"open the {area} area") for area in AREAS]
         commands += [("Cancel training", app.action_cancel_training, "stop the run after this step, saving it")]
@@ -96,10 +108,7 @@ class AreaCommands(Provider):
                     "show its curves; keeps up while another terminal trains it",
                 )
             )
-        for text, callback, help_text in commands:
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+        return commands
 
 
 # Ctrl-C is a key in the TUI (raw mode), not a signal; these two come from outside.
@@ -191,6 +200,13 @@ class LoraTuiApp(App):
                 Settings.update(self.locations, theme=theme)  # other settings as the file has them now
             except (OSError, UserError) as exc:
                 self.notify(f"Could not save the theme choice: {exc}", severity="warning")
+
+    def get_system_commands(self, screen: Screen):
+        """Textual's own commands, with lora-tui's help (Esc closes it) in place of the Keys panel."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":
+                yield command
+        yield SystemCommand("Help", "What this area is for, and its keys (? or F1)", self.action_help)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "help":  # an area's help (a dialog shows its keys in its footer); in a text box ? is typed

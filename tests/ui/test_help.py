@@ -45,3 +45,20 @@ async def test_question_mark_in_a_text_box_is_typed():
         assert isinstance(app.focused, Input)
         await pilot.press("question_mark")
         assert not isinstance(app.screen, HelpScreen) and app.focused.value.endswith("?")
+
+
+async def test_the_palette_lists_every_command_before_anything_is_typed_and_has_our_help():
+    from textual.command import CommandList, CommandPalette
+    from uikit import wait_until
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        results = app.screen.query_one(CommandList)
+        await wait_until(lambda: results.option_count > 5, "the palette's commands")
+        shown = [str(results.get_option_at_index(i).prompt) for i in range(results.option_count)]
+        assert any("Go to datasets" in text for text in shown) and any("Help" in text for text in shown)
+        assert not any(text.startswith("Keys") for text in shown)
