@@ -442,3 +442,20 @@ def a_step(**fields):
 
     typical = dict(epoch=0.5, train_loss=1.2, learning_rate=1e-4, tokens_per_second=900.0, iterations_per_second=1.5)
     return Step(**{**typical, "trained_tokens": 4000, "peak_memory_bytes": 2**30, "eta_seconds": 30.0, **fields})
+
+
+async def test_samples_at_80x24_leave_the_chart_and_numbers_their_rows(home):
+    from lora_tui.core.training.events import Sample
+    from lora_tui.messages import TrainingEventPosted
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        answers = ["An answer that goes on for a while, as sampled answers do. " * 3] * 4
+        prompts = [f"Prompt {i}?" for i in range(4)]
+        for event in (a_step(step=1), Sample(step=1, prompts=prompts, answers=answers)):
+            app.post_message(TrainingEventPosted(event, live=False))
+        await pilot.pause()
+        assert app.screen.query_one("#dashboard-top").region.height >= 12
+        assert "tok/s" in str(app.screen.query_one("#run-numbers", Static).render())
