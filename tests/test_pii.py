@@ -130,3 +130,9 @@ def test_cli_with_ner_pipeline(tmp_path, isolated_home, capsys):
     assert main(["data", "redact", str(path), "--out", str(tmp_path / "o.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "person" in out and "email" in out
+
+
+def test_acronyms_of_two_letters_are_not_names(ner):
+    questions = ["What is AI?", "Is ML hard?", "Explain the EU in one line."]
+    assert Redactor(ner=ner).redact_texts(questions) == questions
+    assert Redactor(ner=ner).redact_texts(["Ada Lovelace lives in Lisbon."]) == ["[PERSON] lives in [PLACE]."]

@@ -96,7 +96,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
     AUTO_FOCUS = "#dataset-tree"
     BINDINGS = [
         Binding("o", "type_path", "Open", id="dataset-open", tooltip="type the path of a dataset or folder"),
-        Binding("escape", "leave_path", show=False),
+        Binding("escape", "leave_path", "Leave the box", id="dataset-leave-path"),
         Binding("s", "split", "Split", id="dataset-split"),
         Binding("r", "redact", "Redact", id="dataset-redact"),
         Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
@@ -122,7 +122,10 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         yield AreaBar("datasets")
         with Horizontal(id="datasets-body"):
             with Vertical(id="dataset-browser"):
-                yield Input(placeholder="path to open, then enter", id="dataset-path", compact=True)
+                # Tab into the box must not select its text: the next key would replace the path.
+                yield Input(
+                    placeholder="path to open, then enter", id="dataset-path", compact=True, select_on_focus=False
+                )
                 yield Label("recent", classes="section-label", id="recent-label")
                 yield OptionList(id="recent-list")
                 yield DatasetTree(root, id="dataset-tree")
@@ -176,9 +179,21 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
     def action_type_path(self) -> None:
         self.query_one("#dataset-path", Input).focus()
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "leave_path":  # shown (and needed) only while the path box has the keys
+            boxes = self.query("#dataset-path")
+            return bool(boxes) and boxes.first().has_focus
+        return True
+
     def action_leave_path(self) -> None:
         if self.query_one("#dataset-path", Input).has_focus:
             self.query_one(DatasetTree).focus()
+
+    def on_descendant_focus(self, event) -> None:
+        self.refresh_bindings()  # the footer's keys differ in and out of the path box
+
+    def on_descendant_blur(self, event) -> None:
+        self.refresh_bindings()
 
     @on(Input.Submitted, "#dataset-path")
     def path_typed(self, event: Input.Submitted) -> None:

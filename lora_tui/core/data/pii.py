@@ -164,7 +164,7 @@ class Redactor:
                 found += [
                     Span(ent.start_char, ent.end_char, _NER_LABELS[ent.label_])
                     for ent in doc.ents
-                    if _NER_LABELS.get(ent.label_) in self.categories
+                    if _NER_LABELS.get(ent.label_) in self.categories and _could_be_a_name(ent.text)
                 ]
         return [_without_overlaps(found) for found in spans]
 
@@ -176,6 +176,12 @@ class Redactor:
                 self.counts[span.category] += 1
             result.append(text)
         return result
+
+
+def _could_be_a_name(text: str) -> bool:
+    """spaCy's small model calls acronyms ("AI", "UK", "Q") names and places: an entity of one or two letters
+    is too short to identify anyone, and redacting it costs far more (it changes the question) than it hides."""
+    return sum(character.isalpha() for character in text) > 2
 
 
 def _without_overlaps(spans: list[Span]) -> list[Span]:
