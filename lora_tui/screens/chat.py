@@ -415,8 +415,9 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             f"{stats.tokens_per_second:.1f} tok/s ({stats.finish_reason or 'stop'})"
         )
         self.stats_lines[side] = f"{side}: {line}" if self.compare else line
+        # Side by side, each side's numbers on a line of their own: one line cuts the second at 80 columns.
         self.query_one("#chat-stats", Static).update(
-            Text("   ".join(self.stats_lines[s] for s in sorted(self.stats_lines)))
+            Text("\n".join(self.stats_lines[s] for s in sorted(self.stats_lines)))
         )
 
     def action_stop(self) -> None:
