@@ -23,6 +23,7 @@ from lora_tui.core.models.gguf_stores import StoredGGUF
 from lora_tui.core.names import validate_name
 from lora_tui.core.units import human_bytes
 from lora_tui.messages import ModelFetchStarted, ModelFetchStopRequested
+from lora_tui.widgets.app_footer import AppFooter
 
 
 class FetchModelDialog(ModalScreen):
@@ -55,6 +56,7 @@ class FetchModelDialog(ModalScreen):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Import" if self.stored else "Download", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
+        yield AppFooter()  # the dialog's own keys, not the screen's behind it
 
     def row(self, label: str, widget) -> Horizontal:
         return Horizontal(Label(label, classes="dialog-label"), widget, classes="dialog-row")

@@ -15,6 +15,7 @@ from uikit import still, wait_until
 
 from lora_tui.app import make_app
 from lora_tui.settings import Settings
+from lora_tui.widgets.model_picker import HUB_CHOICE
 
 GOOD_DATA = Path(__file__).parent.parent / "data" / "good"
 # Paths show on the Adapters screen, so its snapshot needs a home at the same place on every machine.
@@ -118,6 +119,10 @@ DIALOGS = {
     "redact": ("datasets", "r"),
     "docs": ("datasets", "d"),
     "help": ("adapters", "question_mark"),
+    "save-example": ("chat", "ctrl+s"),
+    "pairs-file": ("chat", "ctrl+l"),
+    "fetch-model": ("train", None),
+    "clear-chat": ("chat", "ctrl+b"),
 }
 
 
@@ -133,7 +138,12 @@ def test_dialog(snap_compare, fixed_home, dialog, size):
         await still(pilot)
         if area == "datasets":
             await _open_dataset(pilot, GOOD_DATA / "chat.jsonl")
-        await pilot.press(key)
+        if area == "chat":  # the chat dialogs need an exchange (and Ctrl+L two answers): one made up
+            await _an_exchange(pilot)
+        if key is None:  # the model picker's hub download
+            pilot.app.screen.query_one("#pick-model").value = HUB_CHOICE
+        else:
+            await pilot.press(key)
         await still(pilot)
         if dialog == "redact":  # its preview runs spaCy in a worker of the dialog's
             preview = pilot.app.screen.query_one("#redact-preview")
@@ -164,6 +174,17 @@ def test_invalid_field_snapshot(snap_compare, isolated_home):
         await still(pilot)
 
     assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)
+
+
+async def _an_exchange(pilot):
+    from lora_tui.core.inference.generate import Turn
+
+    screen = pilot.app.screen
+    screen.sides["a"].history[:] = [Turn("user", "Hi?"), Turn("assistant", "Hello.")]
+    screen.sides["b"].history[:] = [Turn("user", "Hi?"), Turn("assistant", "Hey.")]
+    screen.second_try = True
+    pilot.app.settings.datasets_root = "/data"
+    screen.set_focus(None)
 
 
 async def _open_dataset(pilot, path):
