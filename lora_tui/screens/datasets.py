@@ -258,6 +258,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             recent.add_options([Option(Text(p.name), id=str(p)) for p in paths])
         else:
             recent.add_option(Option(Text("make a demo dataset (facts to learn)"), id=DEMO_OPTION))
+        recent.highlighted = 0  # Enter works as soon as the list has focus, with no arrow key first
         self.query_one("#recent-label", Label).update("recent" if paths else "new here?")
 
     @on(DatasetUnreadable)

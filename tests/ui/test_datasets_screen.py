@@ -238,9 +238,8 @@ async def test_a_newcomer_is_offered_the_demo_dataset(isolated_home, tmp_path):
         await settle(pilot)
         offer = app.screen.query_one("#recent-list", OptionList)
         assert offer.get_option_at_index(0).id == "demo-dataset"
-        offer.focus()
-        offer.highlighted = 0
-        await pilot.press("enter")
+        await pilot.press("shift+tab", "enter")  # keys only: back from the file tree to the offer, and take it
+        assert app.focused is offer
         await settle(pilot)
         await settle(pilot)
         assert "train 48, valid 16, test 16" in _text(app.screen.query_one("#dataset-summary", Static))
