@@ -147,7 +147,7 @@ def test_a_dead_rank_ends_the_run_and_it_resumes(tiny_model_dir, data, isolated_
     os.kill(_rank_pid(1), signal.SIGKILL)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 1
-    assert "A rank stopped before the run ended" in err and "continue with --resume" in err
+    assert "A rank stopped before the run ended" in err and "resume the run to go on" in err
     assert read_events(adapter / "events.jsonl")[-1].type == "failed"
     checkpoints = sorted((adapter / "checkpoints").glob("step-*"))
     assert checkpoints

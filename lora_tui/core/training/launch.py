@@ -199,7 +199,7 @@ def run_distributed(
     if terminal is None:
         checkpoint = latest_checkpoint(job.adapter_dir)
         resume = (
-            f"the last checkpoint ({checkpoint.name}) is kept: continue with --resume"
+            f"the last checkpoint ({checkpoint.name}) is kept: resume the run to go on from it"
             if checkpoint
             else "no checkpoint was saved yet: start again"
         )
