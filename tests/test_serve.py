@@ -314,3 +314,31 @@ def wait_until(condition, timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_the_command_takes_its_key_from_the_environment_and_stops_on_sigterm(tiny_model_dir, isolated_home):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LORA_TUI_HOME": str(isolated_home.data_dir.parent), "LORA_TUI_API_KEY": "from-env"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lora_tui", "serve", "--model", str(tiny_model_dir), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = [server.stderr.readline().rstrip() for _ in range(5)]
+        assert lines[-1] == "Ctrl-C stops it." and "Every request needs the API key" in lines[-2], lines
+        url = next(line for line in lines if line.startswith("Serving ")).split(" at ")[1]
+        assert httpx.get(f"{url}/models").status_code == 401
+        keyed = httpx.get(f"{url}/models", headers={"Authorization": "Bearer from-env"})
+        assert [m["id"] for m in keyed.json()["data"]] == ["tiny-llama"]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        assert "Stopped." in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
