@@ -174,7 +174,9 @@ def evaluate(
             break
         generator.use_adapter(adapter)
         phase(f"{label}: loss on {len(examples)} records")
-        side = Side(label, losses=record_losses(generator.model, examples, mask_prompt))
+        side = Side(label, losses=record_losses(generator.model, examples, mask_prompt, stop))
+        if stop is not None and stop.is_set():  # stopped during the loss pass: this side is not whole
+            break
         if pairs is not None:
             side.pair_logps = pair_logps(generator.model, pairs, LOSS_BATCH)
 
@@ -192,14 +194,19 @@ def _turns(messages) -> list[Turn]:
     return [Turn(m["role"], m["content"]) for m in messages]
 
 
-def record_losses(model, examples: list[Example], mask_prompt: bool = True) -> list[tuple[float, int]]:
-    """Per example, its summed cross-entropy over the tokens training learns from, and how many there are."""
+def record_losses(
+    model, examples: list[Example], mask_prompt: bool = True, stop: threading.Event | None = None
+) -> list[tuple[float, int]]:
+    """Per example, its summed cross-entropy over the tokens training learns from, and how many there are
+    (after `stop`, the examples not reached yet count (0.0, 0))."""
     import mlx.core as mx
     import mlx.nn as nn
 
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
     results: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
     for start in range(0, len(order), LOSS_BATCH):
+        if stop is not None and stop.is_set():
+            break
         rows = tuple((i,) for i in order[start : start + LOSS_BATCH])
         batch = make_batch(examples, rows, mask_prompt, packed=False)
         logits = forward(model, mx.array(batch.inputs), None).astype(mx.float32)
