@@ -220,7 +220,8 @@ class LoraTuiApp(App):
             self.screen.set_focus(None)
 
     def action_help(self, from_anywhere: bool = False) -> None:
-        """What the area in front is for and its keys (a dialog's own keys are in its footer)."""
+        """What the area in front is for and its keys (a dialog's own keys are in its footer).
+        `from_anywhere` is F1's: check_action lets it through inside a text box, where ? is typed."""
         for area, screen in self.area_screens().items():
             if screen is self.screen:
                 self.push_screen(HelpScreen(screen, area.capitalize()))
@@ -427,6 +428,9 @@ class LoraTuiApp(App):
                 service = serve_in_background(plan)
         except UserError as exc:
             self.post_message(ServingEnded(str(exc)))
+            return
+        except Exception as exc:  # a model that fails to load: say so, and let w try again
+            self.post_message(ServingEnded(f"Could not serve: {type(exc).__name__}: {exc}"))
             return
         self.post_message(ServingStarted(service))
 
