@@ -202,7 +202,7 @@ def test_disk_full_fails_with_advice_and_leaves_no_half_written_files(
     outcome = train(tiny_model_dir, data, adapter, save_every=2)
     assert isinstance(outcome, Failed)
     assert outcome.reason.startswith(f"The disk filled while saving to {adapter} (") and "free)" in outcome.reason
-    assert "a checkpoint of this run takes" in outcome.advice and "--resume" in outcome.advice
+    assert "a checkpoint of this run takes" in outcome.advice and "resume the run" in outcome.advice
     assert not (adapter / "adapters.safetensors").exists()
     assert [p.name for p in (adapter / "checkpoints").iterdir()] == ["step-0000002"]  # the half-built one is gone
     assert read_events(adapter / "events.jsonl")[-1].type == "failed"
