@@ -77,7 +77,17 @@ def test_check_json_document_with_tokens(tiny_model_dir, tmp_path, capsys):
         == 0
     )
     document = json.loads(capsys.readouterr().out)
-    assert set(document) == {"path", "format", "records", "valid_records", "errors", "warnings", "tokens"}
+    assert set(document) == {
+        "path",
+        "format",
+        "source",
+        "columns",
+        "records",
+        "valid_records",
+        "errors",
+        "warnings",
+        "tokens",
+    }
     tokens = document["tokens"]
     assert set(tokens) == {
         "tokenizer",

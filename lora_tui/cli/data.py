@@ -1,15 +1,34 @@
-"""`lora-tui data ...`: check, split, redact, documents to records."""
+"""`lora-tui data ...`: check, split, redact, convert, documents to records."""
 
 from __future__ import annotations
 
 from lora_tui.cli.output import Context, print_json, say
 from lora_tui.core.data.check import check_dataset
+from lora_tui.core.data.columns import SavedColumns
+from lora_tui.core.data.convert import convert_dataset, resolve_columns
 from lora_tui.core.data.demo import write_demo_dataset, write_demo_pairs
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS, ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import CATEGORIES, NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.data.tokens import load_token_counter
 from lora_tui.core.models.store import resolve_model_path
+
+COLUMNS_HELP = (
+    "which column (or field) holds which part of a record, e.g. prompt=question,completion=answer; parts: "
+    "messages, text, prompt, completion, system, chosen, rejected, answer, instruction, input, output, tools"
+)
+DATASET_HELP = (
+    "a .jsonl, .txt, .parquet, .csv, .tsv or .json file; a folder with train/valid/test files; a datasets "
+    "save_to_disk folder; or a Hub dataset id in the Hugging Face cache"
+)
+
+
+def dataset_columns(args, context: Context, path) -> dict[str, str] | None:
+    """--columns, else the mapping saved for the file in the app (said on stderr)."""
+    mapping, note = resolve_columns(path, args.columns, SavedColumns(context.locations.column_maps_file))
+    if note:
+        say(note)
+    return mapping
 
 
 def data_check(args, context: Context) -> int:
@@ -18,7 +37,7 @@ def data_check(args, context: Context) -> int:
         counter = load_token_counter(
             resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs())
         )
-    report = check_dataset(args.file, counter, args.max_seq_length)
+    report = check_dataset(args.file, counter, args.max_seq_length, dataset_columns(args, context, args.file))
     if args.json:
         print_json(report.to_json())
     else:
@@ -27,7 +46,14 @@ def data_check(args, context: Context) -> int:
 
 
 def data_split(args, context: Context) -> int:
-    counts = split_dataset(args.file, args.out, args.valid_fraction, args.test_fraction, args.seed)
+    counts = split_dataset(
+        args.file,
+        args.out,
+        args.valid_fraction,
+        args.test_fraction,
+        args.seed,
+        dataset_columns(args, context, args.file),
+    )
     for name, count in counts.items():
         print(f"{args.out}/{name}.jsonl: {count} records")
     return 0
@@ -38,7 +64,8 @@ def _redactor(context: Context, categories: list[str] | None):
 
 
 def data_redact(args, context: Context) -> int:
-    result = redact_file(args.file, args.out, _redactor(context, args.categories)).to_json()
+    columns = dataset_columns(args, context, args.file)
+    result = redact_file(args.file, args.out, _redactor(context, args.categories), columns).to_json()
     if args.json:
         print_json(result)
         return 0
@@ -47,6 +74,16 @@ def data_redact(args, context: Context) -> int:
         print(f"  {category:<12} {count}")
     if result["note"]:
         say(result["note"])
+    return 0
+
+
+def data_convert(args, context: Context) -> int:
+    converted = convert_dataset(args.file, args.out, dataset_columns(args, context, args.file))
+    if args.json:
+        print_json([part.to_json() for part in converted])
+        return 0
+    for part in converted:
+        print(f"{part.output}: {part.records} {part.format} records")
     return 0
 
 
@@ -78,9 +115,10 @@ def add_commands(commands) -> None:
     data = commands.add_parser("data", help="check and prepare datasets")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     check = sub.add_parser("check", help="validate every line, lint, and count tokens")
-    check.add_argument("file", help="a .jsonl or .txt file, or a folder with train.jsonl")
+    check.add_argument("file", help=DATASET_HELP)
     check.add_argument("--model", help="count tokens with this model's tokenizer and chat template")
     check.add_argument("--max-seq-length", type=int, default=2048, metavar="N")
+    check.add_argument("--columns", metavar="KEY=COL,...", help=COLUMNS_HELP)
     check.add_argument("--json", action="store_true", help="print one JSON document")
     check.set_defaults(handler=data_check)
     split = sub.add_parser("split", help="write train/valid(/test).jsonl")
@@ -89,6 +127,7 @@ def add_commands(commands) -> None:
     split.add_argument("--valid-fraction", type=float, default=0.1, metavar="F")
     split.add_argument("--test-fraction", type=float, default=0.0, metavar="F")
     split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--columns", metavar="KEY=COL,...", help=COLUMNS_HELP)
     split.set_defaults(handler=data_split)
     redact = sub.add_parser("redact", help="replace personal information with placeholders")
     redact.add_argument("file")
@@ -100,8 +139,17 @@ def add_commands(commands) -> None:
         metavar="CATEGORY",
         help=f"what to redact (default: all of {', '.join(CATEGORIES)})",
     )
+    redact.add_argument("--columns", metavar="KEY=COL,...", help=COLUMNS_HELP)
     redact.add_argument("--json", action="store_true", help="print one JSON document")
     redact.set_defaults(handler=data_redact)
+    convert = sub.add_parser("convert", help="write any dataset read here as JSONL records of its format")
+    convert.add_argument("file", help=DATASET_HELP)
+    convert.add_argument(
+        "--out", required=True, metavar="FILE.jsonl", help="a new .jsonl file (a new folder for several splits)"
+    )
+    convert.add_argument("--columns", metavar="KEY=COL,...", help=COLUMNS_HELP)
+    convert.add_argument("--json", action="store_true", help="print one JSON document")
+    convert.set_defaults(handler=data_convert)
     docs = sub.add_parser("from-docs", help='turn .txt, .md and .pdf documents into {"text"} records')
     docs.add_argument("paths", nargs="+", metavar="PATH")
     docs.add_argument("--out", required=True, metavar="FILE")

@@ -6,6 +6,7 @@ import errno
 import threading
 from pathlib import Path
 
+from lora_tui.cli.data import COLUMNS_HELP, dataset_columns
 from lora_tui.cli.output import Context, print_json, print_table, say
 from lora_tui.core.adapters.layout import read_metadata
 from lora_tui.core.adapters.lock import AdapterBusy
@@ -27,11 +28,12 @@ def eval_command(args, context: Context) -> int:
         resolve_model_path(args.model, models_dir, extra) if args.model else adapter_base_path(info, models_dir, extra)
     )
     data = Path(args.data) if args.data else held_out_data(info)
-    report = check_dataset(data)
+    columns = dataset_columns(args, context, data)
+    report = check_dataset(data, columns=columns)
     if not report.ok:
         print("\n".join(report.describe()))
         raise UserError(f"{data} has errors; fix them before evaluating.")
-    data_file, records = eval_records(data, args.limit)
+    data_file, records = eval_records(data, args.limit, columns)
     parameters = read_metadata(info.path).get("parameters", {}) if info else {}
     sides = [("base", None)] + ([("adapter", info.path)] if info else [])
     stop = threading.Event()
@@ -116,6 +118,7 @@ def add_commands(commands) -> None:
         metavar="FILE|DIR",
         help="records to evaluate on (default: the adapter's test.jsonl, else valid.jsonl)",
     )
+    command.add_argument("--columns", metavar="KEY=COL,...", help=COLUMNS_HELP)
     command.add_argument("--drift", action="store_true", help="also measure how far general answers moved")
     command.add_argument("--max-tokens", type=int, default=64, metavar="N", help="per answer (default %(default)s)")
     command.add_argument(

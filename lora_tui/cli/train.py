@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from lora_tui.cli.output import Context, say
+from lora_tui.core.data.columns import SavedColumns, format_columns
 from lora_tui.core.errors import UserError
 from lora_tui.core.training import launch, params
 from lora_tui.core.training.estimate import estimate_run
@@ -19,6 +20,12 @@ from lora_tui.core.training.setup import prepare_job, run_with_interrupt
 
 def train(args, context: Context) -> int:
     ranks = _checked_ranks(args)  # before anything else, so nothing is written for a bad hostfile
+    flags = params.from_arguments(args)
+    if args.data and not args.resume and "columns" not in flags:
+        saved = SavedColumns(context.locations.column_maps_file).get(Path(args.data))
+        if saved:
+            say(f"{args.data}: reading it with the column mapping saved in the app ({format_columns(saved)}).")
+            flags["columns"] = format_columns(saved)
     job, report = prepare_job(
         locations=context.locations,
         extra_model_dirs=context.extra_model_dirs(),
@@ -26,7 +33,7 @@ def train(args, context: Context) -> int:
         model=args.model,
         data=args.data,
         config=args.config,
-        flags=params.from_arguments(args),
+        flags=flags,
         preset=args.preset,
         resume=args.resume,
         overwrite=args.overwrite,

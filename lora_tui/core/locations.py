@@ -56,6 +56,11 @@ class Locations:
         return self.data_dir / "recent-datasets.json"
 
     @property
+    def column_maps_file(self) -> Path:
+        """The column mapping chosen in the app for each table file."""
+        return self.data_dir / "column-maps.json"
+
+    @property
     def settings_file(self) -> Path:
         return self.config_dir / "settings.toml"
 

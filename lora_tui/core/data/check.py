@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lora_tui.core.data.columns import format_columns
 from lora_tui.core.data.lint import Linter, LintWarning
 from lora_tui.core.data.records import Problem, ReadState, dataset_files, iter_records
 from lora_tui.core.data.tokens import TokenCounter, TokenStats, pair_length, token_stats
@@ -25,6 +26,8 @@ class DatasetReport:
     warnings: list[LintWarning]
     tokens: TokenStats | None = None
     splits: dict[str, int] = field(default_factory=dict)
+    source: str = "jsonl"  # how the records are stored: jsonl, text, parquet, arrow, csv, tsv, json
+    columns: dict[str, str] | None = None  # the column mapping they were read through
 
     @property
     def ok(self) -> bool:
@@ -33,28 +36,35 @@ class DatasetReport:
     def first_error(self) -> str:
         """How many errors, and the first with its line: what a form shows before training."""
         first = self.errors[0]
-        return f"{counted(self.error_count, 'error')}; line {first.line}: {first.message}"
+        return f"{counted(self.error_count, 'error')}; {first.where + ': ' if first.where else ''}{first.message}"
 
     def headline(self, full_path: bool = True) -> str:
         """ "FILE: FORMAT, N valid of M records" (and the splits of a folder)."""
         splits = ", ".join(f"{name} {count}" for name, count in self.splits.items()) if len(self.splits) > 1 else ""
         return (
-            f"{self.path if full_path else self.path.name}: {self.format or 'unknown format'}, "
+            f"{self.path if full_path else self.path.name}: {self.format or 'unknown format'}{self.stored_as()}, "
             f"{self.valid_records} valid of {self.records} records" + (f"; {splits}" if splits else "")
         )
+
+    def stored_as(self) -> str:
+        """ " (parquet, columns prompt=question,completion=answer)" for a table or a mapped file; "" for JSONL."""
+        parts = [self.source] if self.source not in ("jsonl", "text") else []
+        if self.columns and any(key != column for key, column in self.columns.items()):
+            parts.append(f"columns {format_columns(self.columns)}")
+        return f" ({', '.join(parts)})" if parts else ""
 
     def problems(self) -> list[tuple[str, str | None, int]]:
         """Each error, then each warning, as (the line shown, its file or None for the dataset's own, its line)."""
         rows = [
             (
-                f"error   {e.file + ', ' if e.file else ''}{f'line {e.line}: ' if e.line else ''}{e.message}",
+                f"error   {e.file + ', ' if e.file else ''}{e.where + ': ' if e.where else ''}{e.message}",
                 e.file,
                 e.line,
             )
             for e in self.errors
         ]
         rows += [
-            (f"warning {w.file + ', ' if w.file else ''}line {w.line} [{w.kind}]: {w.message}", w.file, w.line)
+            (f"warning {w.file + ', ' if w.file else ''}{w.where} [{w.kind}]: {w.message}", w.file, w.line)
             for w in self.warnings
         ]
         return rows
@@ -78,6 +88,8 @@ class DatasetReport:
         return {
             "path": str(self.path),
             "format": self.format,
+            "source": self.source,
+            "columns": self.columns,
             "records": self.records,
             "valid_records": self.valid_records,
             "errors": [e.to_json() for e in self.errors],
@@ -86,16 +98,21 @@ class DatasetReport:
         }
 
 
-def read_dataset_report(path: Path, counter: TokenCounter | None = None) -> DatasetReport:
+def read_dataset_report(
+    path: Path, counter: TokenCounter | None = None, columns: dict[str, str] | None = None
+) -> DatasetReport:
     """`check_dataset`, with a file the system will not read (permissions, a disk error) a UserError too."""
     try:
-        return check_dataset(path, counter)
+        return check_dataset(path, counter, columns=columns)
     except OSError as exc:
         raise UserError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
 
 
 def check_dataset(
-    path: Path, counter: TokenCounter | None = None, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+    path: Path,
+    counter: TokenCounter | None = None,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
+    columns: dict[str, str] | None = None,
 ) -> DatasetReport:
     path = Path(path)
     files = dataset_files(path)
@@ -108,10 +125,11 @@ def check_dataset(
     pair_parts: list[tuple[int, int, int]] = []
     splits: dict[str, int] = {}
     linter = Linter()
+    state = ReadState(path)
     for split, file in files.items():
         state = ReadState(file)
-        label = file.name if path.is_dir() else None
-        for record in iter_records(file, state):
+        label = file.name if len(files) > 1 or file != path else None
+        for record in iter_records(file, state, columns):
             valid += 1
             linter.add(record, label)
             if counter is not None and record.is_preference:
@@ -120,7 +138,7 @@ def check_dataset(
                 counts.append(pair_length(parts))
             elif counter is not None:
                 counts.append(counter.count(record))
-        errors += [Problem(p.line, p.message, label) for p in state.problems]
+        errors += [Problem(p.line, p.message, label, p.place) for p in state.problems]
         error_count += state.problem_count
         bad_lines += state.problem_count
         splits[split] = state.records
@@ -142,4 +160,6 @@ def check_dataset(
         warnings=linter.finish(),
         tokens=token_stats(counter, counts, max_seq_length, pair_parts) if counter is not None else None,
         splits=splits,
+        source=state.source,
+        columns=state.columns,
     )

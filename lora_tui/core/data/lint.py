@@ -37,10 +37,15 @@ class LintWarning:
     kind: str
     message: str
     file: str | None = None  # which file of a train/valid/test folder; None for a single file
+    unit: str = "line"  # "row" in a table
+
+    @property
+    def where(self) -> str:
+        return f"{self.unit} {self.line}"
 
     def to_json(self) -> dict:
         return {
-            "line": self.line,
+            self.unit: self.line,
             "kind": self.kind,
             "message": self.message,
             **({"file": self.file} if self.file else {}),
@@ -59,12 +64,12 @@ def normalised(text: str) -> str:
 Where = tuple  # (file name or None, line): a record's place in a dataset of one file or several
 
 
-def _at(where: Where) -> str:
+def _at(where: Where, unit: str = "line") -> str:
     file, line = where
-    return f"{file} line {line}" if file else f"line {line}"
+    return f"{file} {unit} {line}" if file else f"{unit} {line}"
 
 
-def _line_list(places: list[Where], shown: int = 5) -> str:
+def _line_list(places: list[Where], shown: int = 5, unit: str = "line") -> str:
     """ "lines 2, 4, 6", or across a folder's files "train.jsonl lines 1, 2; valid.jsonl line 1"."""
     groups: list[tuple[str | None, list[int]]] = []
     for file, line in places[:shown]:
@@ -73,7 +78,7 @@ def _line_list(places: list[Where], shown: int = 5) -> str:
         else:
             groups.append((file, [line]))
     listed = "; ".join(
-        f"{file + ' ' if file else ''}line{'s' * (len(lines) > 1)} {', '.join(map(str, lines))}"
+        f"{file + ' ' if file else ''}{unit}{'s' * (len(lines) > 1)} {', '.join(map(str, lines))}"
         for file, lines in groups
     )
     return listed if len(places) <= shown else f"{listed} and {len(places) - shown} more"
@@ -87,14 +92,16 @@ class Linter:
         self.near: dict[str, Where] = {}
         self.responses: dict[str, list[Where]] = defaultdict(list)
         self.response_lengths: list[tuple[Where, int]] = []
+        self.unit = "line"
 
     def warn(self, where: Where, kind: str, message: str) -> None:
         self.counts[kind] += 1
         if self.counts[kind] <= MAX_WARNINGS_PER_KIND:
-            self.warnings.append(LintWarning(where[1], kind, message, where[0]))
+            self.warnings.append(LintWarning(where[1], kind, message, where[0], self.unit))
 
     def add(self, record: Record, file: str | None = None) -> None:
         """One record; `file` names which file of a folder it is in (None for a dataset of one file)."""
+        self.unit = "row" if record.place else "line"
         where = (file, record.line)
         text = record.plain_text()
         self._duplicates(where, record)
@@ -112,12 +119,13 @@ class Linter:
         exact_key = _fingerprint(repr(record.to_json()))
         near_key = _fingerprint(normalised(record.plain_text()))
         if exact_key in self.exact:
-            self.warn(where, "duplicate", f"exact duplicate of {_at(self.exact[exact_key])}")
+            self.warn(where, "duplicate", f"exact duplicate of {_at(self.exact[exact_key], self.unit)}")
         elif near_key in self.near:
             self.warn(
                 where,
                 "near-duplicate",
-                f"near-duplicate of {_at(self.near[near_key])} (differs only in case, punctuation or spacing)",
+                f"near-duplicate of {_at(self.near[near_key], self.unit)} "
+                "(differs only in case, punctuation or spacing)",
             )
         self.exact.setdefault(exact_key, where)
         self.near.setdefault(near_key, where)
@@ -139,7 +147,7 @@ class Linter:
                 self.warn(
                     places[0],
                     "repeated-response",
-                    f"the same response appears in {len(places)} records: {_line_list(places)}",
+                    f"the same response appears in {len(places)} records: {_line_list(places, unit=self.unit)}",
                 )
         if len(self.response_lengths) >= 5:
             median = statistics.median(length for _, length in self.response_lengths)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lora_tui.core.data.records import URL, ReadState, dataset_files, iter_records, read_lines
+from lora_tui.core.data.records import URL, ReadState, dataset_files, iter_records, record_lines
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer
 
@@ -241,21 +241,24 @@ class RedactionResult:
         }
 
 
-def redacted_lines(path: Path, redactor: Redactor, chunk: int = 256) -> Iterator[tuple[int, str, str]]:
-    """(line number, original line, redacted line) for each record of a valid file."""
+def redacted_lines(
+    path: Path, redactor: Redactor, chunk: int = 256, columns: dict[str, str] | None = None
+) -> Iterator[tuple[int, str, str]]:
+    """(line number, original line, redacted line) for each record of a valid file. A table's rows (or a file
+    read through a column mapping) are JSONL lines of their format; a .txt file's lines stay text."""
     state = ReadState(path)
-    valid = {record.line for record in iter_records(path, state)}
+    for _ in iter_records(path, state, columns):  # the whole file is checked before anything is redacted
+        pass
     if state.problems:
         first = state.problems[0]
-        raise UserError(f"{path}, line {first.line}: {first.message}. Fix it before redacting.")
+        raise UserError(f"{path}, {first.where}: {first.message}. Fix it before redacting.")
     plain = state.format == "plain-text"
     batch: list[tuple[int, str]] = []
-    for number, raw in read_lines(path):
-        if number in valid:
-            batch.append((number, raw.decode("utf-8")))
-            if len(batch) >= chunk:
-                yield from _redact_batch(batch, redactor, plain)
-                batch = []
+    for record, line in record_lines(path, columns):
+        batch.append((record.line, record.text if plain else line))
+        if len(batch) >= chunk:
+            yield from _redact_batch(batch, redactor, plain)
+            batch = []
     yield from _redact_batch(batch, redactor, plain)
 
 
@@ -270,18 +273,18 @@ def _redact_batch(batch: list[tuple[int, str]], redactor: Redactor, plain: bool)
     return [(n, line, json.dumps(value, ensure_ascii=False)) for (n, line), value in zip(batch, values, strict=True)]
 
 
-def redact_file(path: Path, out: Path, redactor: Redactor) -> RedactionResult:
+def redact_file(path: Path, out: Path, redactor: Redactor, columns: dict[str, str] | None = None) -> RedactionResult:
     path, out = Path(path), Path(out)
-    dataset_files(path)
-    if path.is_dir():
-        raise UserError(f"{path}: redact takes one file, not a folder.")
+    files = dataset_files(path)
+    if len(files) > 1 or (path.is_dir() and files["train"] != path):
+        raise UserError(f"{path}: redact takes one file (or one table), not a folder of splits.")
     if out.resolve() == path.resolve():
         raise UserError(f"{out}: the output may not be the input file; the input is never overwritten.")
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out.")
     records = 0
     with atomic_writer(out, exclusive=True) as handle:
-        for _, _, line in redacted_lines(path, redactor):
+        for _, _, line in redacted_lines(files["train"], redactor, columns=columns):
             handle.write(line + "\n")
             records += 1
     return RedactionResult(path, out, records, dict(redactor.counts), redactor.skipped_categories)

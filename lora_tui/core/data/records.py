@@ -11,6 +11,10 @@ Formats, detected per file from its first readable record:
 - plain text:  a .txt file, one example per line
 A folder holding train.jsonl (and valid.jsonl, test.jsonl) is mlx-lm's layout.
 
+Tables hold the same records, a row each (tables.py: Parquet, Arrow, CSV/TSV, JSON arrays,
+`datasets`' save_to_disk folders, Hub snapshots in the Hugging Face cache); a column mapping
+(columns.py) says which column holds which part, for JSONL fields as for table columns.
+
 Every record becomes a `Record`: either a conversation (whose last assistant
 turn is the response, everything before it the prompt) or a plain text. A
 preference pair is the conversation that ends on the chosen answer, with the
@@ -26,6 +30,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lora_tui.core.data.columns import (
+    ValueProblem,
+    check_columns_exist,
+    format_columns,
+    identity_columns,
+    map_values,
+    propose_columns,
+)
+from lora_tui.core.data.tables import (
+    TABLE_SUFFIXES,
+    iter_rows,
+    sample_rows,
+    table_columns,
+    table_kind,
+    table_shards,
+)
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_writer
 
@@ -42,6 +62,11 @@ class Record:
     messages: tuple[dict, ...] = ()
     text: str | None = None
     rejected: str | None = None  # a preference pair's rejected answer (the messages end on the chosen one)
+    place: str = ""  # how messages name it when not by its line: "row 3 (line 4)" in a table
+
+    @property
+    def where(self) -> str:
+        return self.place or f"line {self.line}"
 
     @property
     def is_chat(self) -> bool:
@@ -76,12 +101,19 @@ class Record:
 
 @dataclass(frozen=True)
 class Problem:
-    line: int
+    line: int  # a table's row number
     message: str
     file: str | None = None
+    place: str = ""  # "row 3 (line 4)" in a table; empty: "line N"
+
+    @property
+    def where(self) -> str:
+        return self.place or (f"line {self.line}" if self.line else "")
 
     def to_json(self) -> dict:
         data = {"line": self.line or None, "message": self.message}  # 0: the dataset as a whole, no one line
+        if self.place:
+            data["place"] = self.place
         if self.file:
             data["file"] = self.file
         return data
@@ -204,33 +236,47 @@ def detect_format(value) -> str:
     if "text" in value:
         return "text"
     keys = ", ".join(sorted(value)) or "none"
+    proposal = propose_columns(list(value), [value])
+    hint = f"; map them with --columns {format_columns(proposal)}" if proposal else ""
     raise LineError(
         f"unknown format (keys: {keys}); expected messages, text, prompt/completion, instruction/output "
-        "or prompt/chosen/rejected"
+        f"or prompt/chosen/rejected{hint}"
     )
 
 
-def to_record(line: int, value, kind: str) -> Record:
+def to_record(line: int, value, kind: str, place: str = "") -> Record:
     if kind == "messages":
-        return Record(line, messages=_messages(value))
+        return Record(line, messages=_messages(value), place=place)
     if kind == "chat":
-        return Record(line, messages=_messages(value["messages"]))
+        return Record(line, messages=_messages(value["messages"]), place=place)
     if kind == "text":
-        return Record(line, text=_string_field(value, "text"))
+        return Record(line, text=_string_field(value, "text"), place=place)
     if kind == "preference":
         prompt, chosen, rejected = _preference(value)
-        return Record(line, messages=(*prompt, {"role": "assistant", "content": chosen}), rejected=rejected)
+        return Record(
+            line, messages=(*prompt, {"role": "assistant", "content": chosen}), rejected=rejected, place=place
+        )
     if kind == "completion":
         prompt, completion = _string_field(value, "prompt"), _string_field(value, "completion")
-        return Record(
-            line, messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": completion})
-        )
+        turns = ({"role": "user", "content": prompt}, {"role": "assistant", "content": completion})
+        return Record(line, messages=_with_system(value, turns), place=place)
     if kind == "instruction":
         instruction, output = _string_field(value, "instruction"), _string_field(value, "output")
         extra = _string_field(value, "input", required=False)
         prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        return Record(line, messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": output}))
+        turns = ({"role": "user", "content": prompt}, {"role": "assistant", "content": output})
+        return Record(line, messages=_with_system(value, turns), place=place)
     raise AssertionError(kind)
+
+
+def _with_system(value: dict, messages: tuple[dict, ...]) -> tuple[dict, ...]:
+    """A record's own "system" field (a column mapped to system) as the conversation's first message."""
+    system = _string_field(value, "system", required=False)
+    if not system.strip():
+        return messages
+    if messages[0]["role"] == "system":
+        raise LineError("a 'system' field and a system message in the conversation: keep one")
+    return ({"role": "system", "content": system}, *messages)
 
 
 # Reading files -------------------------------------------------------------------
@@ -246,11 +292,35 @@ class ReadState:
     lines: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
+    source: str = "jsonl"  # or "text", or a table's kind: "parquet", "csv", ...
+    columns: dict[str, str] | None = None  # the mapping the records were read through
 
-    def problem(self, line: int, message: str) -> None:
+    def problem(self, line: int, message: str, place: str = "") -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_REPORTED_ERRORS:
-            self.problems.append(Problem(line, message))
+            self.problems.append(Problem(line, message, place=place))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One non-blank line or row: its parsed value (mapped through the columns), and the line as it was."""
+
+    number: int
+    value: object
+    place: str = ""
+    raw: str | None = None  # a JSONL line's own text, kept so rewriting it changes nothing else
+
+
+class ColumnsNeeded(UserError):
+    """A table whose column names name no format: it needs a mapping (the app asks for one)."""
+
+    def __init__(self, path: Path, names: list[str], proposal: dict[str, str] | None) -> None:
+        hint = f"; map them, e.g. --columns {format_columns(proposal)}" if proposal else "; map them with --columns"
+        super().__init__(
+            f"{path}: the columns ({', '.join(names) or 'none'}) name no format lora-tui reads "
+            f"(messages, text, prompt/completion, instruction/output, prompt/chosen/rejected){hint}."
+        )
+        self.path, self.names, self.proposal = path, names, proposal
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -268,79 +338,254 @@ def _decode(raw: bytes) -> str:
         raise LineError(f"invalid UTF-8 at byte {exc.start + 1}") from None
 
 
-def iter_records(path: Path, state: ReadState | None = None) -> Iterator[Record]:
-    """Yield each valid record of one file; problems go to `state`."""
+def iter_items(path: Path, state: ReadState, columns: dict[str, str] | None = None) -> Iterator[Item]:
+    """Each line or row of one file (or table) that parses, mapped through `columns`; problems go to `state`."""
     path = Path(path)
-    state = state or ReadState(path)
+    kind = table_kind(path)
+    if kind is not None:
+        yield from _table_items(path, state, kind, columns)
+        return
     plain_text = path.suffix.lower() == ".txt"
-    if plain_text:
-        state.format = "plain-text"
+    state.source = "text" if plain_text else "jsonl"
+    state.columns = columns
     for number, raw in read_lines(path):
         state.lines = number
         if not raw.strip():
             continue
         try:
             text = _decode(raw)
-            record = Record(number, text=text) if plain_text else _parse_json_line(number, text, state)
+            value = text if plain_text else _json_value(text, columns)
         except LineError as exc:
             state.problem(number, str(exc))
+            continue
+        yield Item(number, value, raw=text)
+
+
+def _json_value(text: str, columns: dict[str, str] | None):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if columns and isinstance(value, dict):
+        try:
+            return map_values(value, columns)
+        except ValueProblem as exc:
+            raise LineError(str(exc).replace("column", "field", 1)) from None
+    return value
+
+
+def _table_items(path: Path, state: ReadState, kind: str, columns: dict[str, str] | None) -> Iterator[Item]:
+    state.source = kind
+    names = table_columns(path)
+    mapping = columns or identity_columns(names)
+    if not mapping:
+        raise ColumnsNeeded(path, names, propose_columns(names, [row.values for row in sample_rows(path, 20)]))
+    check_columns_exist(mapping, names, path)
+    state.columns = mapping
+    for row in iter_rows(path):
+        state.lines = row.number
+        try:
+            if row.problem:
+                raise LineError(row.problem)
+            if not isinstance(row.values, dict):
+                raise LineError(f"expected a record (an object), not {_json_type(row.values)}")
+            value = map_values(row.values, mapping)
+        except (LineError, ValueProblem) as exc:
+            state.problem(row.number, str(exc), row.place)
+            continue
+        yield Item(row.number, value, row.place)
+
+
+def iter_records(path: Path, state: ReadState | None = None, columns: dict[str, str] | None = None) -> Iterator[Record]:
+    """Yield each valid record of one file; problems go to `state`."""
+    path = Path(path)
+    state = state or ReadState(path)
+    for item in iter_items(path, state, columns):
+        try:
+            record = _to_record(item, state)
+        except LineError as exc:
+            state.problem(item.number, str(exc), item.place)
             continue
         state.records += 1
         yield record
 
 
-def _parse_json_line(number: int, text: str, state: ReadState) -> Record:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LineError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    kind = detect_format(value)
+def _to_record(item: Item, state: ReadState) -> Record:
+    if state.source == "text":
+        state.format = "plain-text"
+        return Record(item.number, text=item.value)
+    kind = detect_format(item.value)
     if state.format is None:
         state.format = kind
     elif kind != state.format:
-        raise LineError(f"mixed formats: this line is {kind}, the file is {state.format}")
-    return to_record(number, value, kind)
+        raise LineError(f"mixed formats: this {'row' if item.place else 'line'} is {kind}, the file is {state.format}")
+    return to_record(item.number, item.value, kind, item.place)
+
+
+def record_lines(
+    path: Path, columns: dict[str, str] | None = None, state: ReadState | None = None
+) -> Iterator[tuple[Record, str]]:
+    """Each valid record with its JSONL line: a JSONL file's own line, or the mapped row written as JSON.
+    Any problem refuses (the caller is about to write the records elsewhere)."""
+    state = state or ReadState(Path(path))
+    for item in iter_items(path, state, columns):
+        if state.problems:
+            break
+        try:
+            record = _to_record(item, state)
+        except LineError as exc:
+            state.problem(item.number, str(exc), item.place)
+            break
+        if state.source == "text":
+            line = json.dumps({"text": record.text}, ensure_ascii=False)
+        elif item.raw is not None and not columns:
+            line = item.raw
+        else:
+            line = json.dumps(item.value, ensure_ascii=False)
+        yield record, line
+    if state.problems:
+        first = state.problems[0]
+        raise UserError(f"{path}, {first.where}: {first.message}.")
 
 
 # Whole datasets ------------------------------------------------------------------
 
+SPLIT_NAMES = {
+    "train": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "test": "test",
+}
+DATA_SUFFIXES = (".jsonl", *TABLE_SUFFIXES)
+
 
 def dataset_files(path: Path) -> dict[str, Path]:
-    """The files of a dataset: one file (as 'train'), or a folder's train/valid/test.jsonl."""
+    """The files of a dataset by split: one file (as 'train'); a folder's train/valid/test files (mlx-lm's
+    layout, in any format read here); a `datasets` save_to_disk folder; a folder of table shards; or a
+    Hub dataset id whose snapshot is in the Hugging Face cache."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise UserError(f"{path}: no such file or folder.")
-    if path.is_dir():
-        files = {split: path / f"{split}.jsonl" for split in SPLITS if (path / f"{split}.jsonl").is_file()}
-        if "train" not in files:
-            raise UserError(f"{path}: the folder has no train.jsonl (expected train.jsonl, valid.jsonl, test.jsonl).")
-        return files
-    check_readable(path)
-    return {"train": path}
+        snapshot = hub_dataset_snapshot(str(path))
+        if snapshot is None:
+            raise UserError(f"{path}: no such file or folder.")
+        path = snapshot
+    if not path.is_dir():
+        check_readable(path)
+        return {"train": path}
+    found = _folder_splits(path)
+    files = {split: found[split] for split in SPLITS if split in found}
+    if "train" not in files:
+        raise UserError(
+            f"{path}: the folder has no train.jsonl (expected train.jsonl, valid.jsonl, test.jsonl; the same "
+            "in Parquet, CSV, TSV or JSON; a datasets save_to_disk folder; or Parquet shards)."
+        )
+    return files
+
+
+def _folder_splits(folder: Path) -> dict[str, Path]:
+    if (folder / "dataset_dict.json").is_file():
+        return _dataset_dict_splits(folder)
+    if (folder / "state.json").is_file() or (table_kind(folder) and not _named_splits(folder)):
+        return {"train": folder}
+    named = _named_splits(folder)
+    return named or _nested_splits(folder)
+
+
+def _dataset_dict_splits(folder: Path) -> dict[str, Path]:
+    try:
+        names = json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise UserError(f"{folder / 'dataset_dict.json'}: not a dataset_dict.json written by datasets.") from None
+    splits = {}
+    for name in names:
+        split = SPLIT_NAMES.get(str(name).lower())
+        if split and split not in splits and (folder / name).is_dir():
+            splits[split] = folder / name
+    return splits
+
+
+def _named_splits(folder: Path) -> dict[str, Path]:
+    """train.jsonl, valid.jsonl, test.jsonl (or train.parquet, validation.csv, ...) at the top of the folder."""
+    splits = {}
+    for file in sorted(folder.iterdir()):
+        split = SPLIT_NAMES.get(file.stem.lower())
+        if split and file.is_file() and file.suffix.lower() in DATA_SUFFIXES:
+            splits.setdefault(split, file)
+    return splits
+
+
+def _nested_splits(folder: Path) -> dict[str, Path]:
+    """A Hub snapshot's data files (data/train-00000-of-00002.parquet, default/test/0000.parquet, ...) by the
+    split their path names."""
+    found: dict[str, list[Path]] = {}
+    for file in sorted(folder.rglob("*")):
+        relative = file.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or not file.is_file():
+            continue
+        if file.suffix.lower() not in DATA_SUFFIXES:
+            continue
+        words = re.split(r"[-_./]", str(relative.with_suffix("")).lower())
+        split = next((SPLIT_NAMES[word] for word in words if word in SPLIT_NAMES), None)
+        if split:
+            found.setdefault(split, []).append(file)
+    return {split: _one_table(folder, files) for split, files in found.items()}
+
+
+def _one_table(folder: Path, files: list[Path]) -> Path:
+    """The path that reads `files` as one table: the file, its shard set's first file, or their folder."""
+    if len(files) == 1:
+        return files[0]
+    parent = files[0].parent
+    siblings = [p for p in parent.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES]
+    if all(f.parent == parent for f in files) and len(siblings) == len(files):
+        return parent
+    if sorted(table_shards(files[0])) == sorted(files):
+        return files[0]
+    shown = ", ".join(str(f.relative_to(folder)) for f in files[:4])
+    raise UserError(f"{folder}: cannot tell which of these files make one split: {shown}.")
+
+
+def hub_dataset_snapshot(name: str) -> Path | None:
+    """The cached snapshot of a Hub dataset id ("owner/name"), offline; None when it is not an id or not cached."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, repo_type="dataset", local_files_only=True))
+    except Exception:  # not in the cache, or not a valid id: either way, no such dataset here
+        return None
 
 
 def check_readable(path: Path) -> None:
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty.")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".arrow"):
+        return  # the table readers check their own marks
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if b"\x00" in head:
-        raise UserError(f"{path}: this is a binary file, not JSONL or text.")
-    if path.suffix.lower() != ".txt":
+        what = {".csv": "CSV", ".tsv": "TSV"}.get(suffix, "JSONL or text")
+        raise UserError(f"{path}: this is a binary file, not {what}.")
+    if suffix not in (".txt", ".csv", ".tsv"):
         first = next((line for line in head.lstrip(b"\xef\xbb\xbf").splitlines() if line.strip()), b"")
         if first and first.lstrip()[:1] not in (b"{", b"["):
             raise UserError(
-                f"{path}: line 1 is not JSON; lora-tui reads JSONL (one JSON object per line) or .txt files."
+                f"{path}: line 1 is not JSON; lora-tui reads JSONL (one JSON object per line), JSON arrays, "
+                "Parquet, CSV, TSV or .txt files."
             )
 
 
-def load_records(path: Path) -> list[Record]:
+def load_records(path: Path, columns: dict[str, str] | None = None) -> list[Record]:
     """All records of a valid file; the first problem is a UserError naming its line."""
     state = ReadState(Path(path))
-    records = list(iter_records(path, state))
+    records = list(iter_records(path, state, columns))
     if state.problems:
         first = state.problems[0]
-        raise UserError(f"{path}, line {first.line}: {first.message}.")
+        raise UserError(f"{path}, {first.where}: {first.message}.")
     return records
 
 
@@ -349,27 +594,38 @@ def load_records(path: Path) -> list[Record]:
 
 @dataclass(frozen=True)
 class Entry:
-    """One non-blank line of a dataset, as the record viewer shows it."""
+    """One non-blank line (or row) of a dataset, as the record viewer shows it."""
 
     file: str  # the file's name
     line: int
     record: Record | None
     problem: str | None = None
     raw: str = ""  # the line itself, kept only when it has a problem
+    place: str = ""
+
+    @property
+    def where(self) -> str:
+        return self.place or f"line {self.line}"
 
 
-def browse_entries(path: Path) -> list[Entry]:
+def browse_entries(path: Path, columns: dict[str, str] | None = None) -> list[Entry]:
     """Every record and every reported bad line of a dataset, file by file, in line order."""
     entries: list[Entry] = []
     for file in dataset_files(Path(path)).values():
         state = ReadState(file)
-        records = {record.line: record for record in iter_records(file, state)}
-        problems = {p.line: p.message for p in state.problems}
+        records = {record.line: record for record in iter_records(file, state, columns)}
+        problems = {p.line: p for p in state.problems}
         raw_lines = (
-            {n: raw.decode("utf-8", "replace") for n, raw in read_lines(file) if n in problems} if problems else {}
+            {n: raw.decode("utf-8", "replace") for n, raw in read_lines(file) if n in problems}
+            if problems and state.source in ("jsonl", "text")
+            else {}
         )
         for line in sorted(records.keys() | problems.keys()):
-            entries.append(Entry(file.name, line, records.get(line), problems.get(line), raw_lines.get(line, "")))
+            record, problem = records.get(line), problems.get(line)
+            place = record.place if record else problem.place
+            entries.append(
+                Entry(file.name, line, record, problem.message if problem else None, raw_lines.get(line, ""), place)
+            )
     return entries
 
 

@@ -131,13 +131,13 @@ def held_out_data(info: AdapterInfo | None) -> Path:
     return data
 
 
-def eval_records(data: Path, limit: int | None = None) -> tuple[Path, list[Record]]:
-    """The records to evaluate on: a file, or a folder's test.jsonl (else its valid.jsonl)."""
-    data = Path(data)
-    if data.is_dir():
-        files = dataset_files(data)
-        data = files.get("test") or files.get("valid") or files["train"]
-    records = load_records(data)
+def eval_records(
+    data: Path, limit: int | None = None, columns: dict[str, str] | None = None
+) -> tuple[Path, list[Record]]:
+    """The records to evaluate on: a dataset's test split, else its valid split, else the file itself."""
+    files = dataset_files(Path(data))
+    data = files.get("test") or files.get("valid") or files["train"]
+    records = load_records(data, columns)
     return data, records[:limit] if limit else records
 
 

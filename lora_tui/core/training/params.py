@@ -7,9 +7,11 @@ file (`--config`, snake case keys) and the Train screen's form.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lora_tui.core.data.columns import parse_columns
 from lora_tui.core.errors import UserError
 from lora_tui.core.toml import read_toml, to_toml
 
@@ -35,6 +37,8 @@ class Param:
     high: float | None = None
     choices: tuple[str, ...] = ()
     optional: bool = False  # None allowed (means "decide from the data / other params")
+    shape: str = ""  # what a text value looks like, where it is not a file name
+    check: Callable[[str], object] | None = None  # raises UserError for a text value of the wrong shape
 
     @property
     def flag(self) -> str:
@@ -51,7 +55,7 @@ class Param:
             return ", ".join(self.choices)
         if self.low is not None:
             return f"{_number(self.low)}-{_number(self.high)}"
-        return {bool: "on/off", str: "a file"}.get(self.kind, "")
+        return self.shape or {bool: "on/off", str: "a file"}.get(self.kind, "")
 
     def parse(self, value):
         """A value from a flag, a form field or a TOML file -> checked value ("auto" is no value, where allowed)."""
@@ -94,7 +98,9 @@ class Param:
         return str(value).strip()
 
     def _check(self, value) -> None:
-        if self.kind is list:
+        if self.check is not None:
+            self.check(value)
+        elif self.kind is list:
             unknown = [item for item in value if item not in self.choices]
             if unknown or not value:
                 raise UserError(
@@ -219,6 +225,16 @@ PARAMS: tuple[Param, ...] = (
         None,
         "Prompts for the samples: a .jsonl dataset or a text file, one prompt a line (default: validation set).",
         optional=True,
+    ),
+    Param(
+        "columns",
+        str,
+        None,
+        "Which column (or field) of the data holds which part of a record, e.g. prompt=question,completion=answer "
+        "(default: the columns' own names).",
+        optional=True,
+        shape="KEY=COLUMN,...",
+        check=parse_columns,
     ),
     Param(
         "replay",

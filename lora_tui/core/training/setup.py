@@ -16,6 +16,8 @@ from lora_tui.core.adapters.layout import latest_checkpoint, read_metadata
 from lora_tui.core.adapters.lock import adapter_lock, refuse_if_busy
 from lora_tui.core.adapters.registry import get_adapter, read_adapter_config, refuse_other_base
 from lora_tui.core.data.check import DatasetReport, check_dataset
+from lora_tui.core.data.columns import format_columns, parse_columns
+from lora_tui.core.data.convert import convert_dataset
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
@@ -69,12 +71,15 @@ def prepare_job(
         parameters = build_params(parameters.to_json(), adapter_layout(start))
         log(f"Starting from the adapter {from_adapter!r}: its rank, scale, layers and projections.")
     data_path = Path(data).expanduser()
-    report = check_dataset(data_path, max_seq_length=parameters.max_seq_length)
+    columns = parse_columns(parameters.columns)
+    report = check_dataset(data_path, max_seq_length=parameters.max_seq_length, columns=columns)
     if not report.ok:
         return None, report
     check_method_fits_format(parameters.method, report.format, data_path)
     _check_writable(locations.adapters_dir)
     with adapter_lock(locations.adapters_dir, name, doing="preparing"):
+        if report.source not in ("jsonl", "text") or columns:
+            data_path = as_jsonl(data_path, report, locations.runs_dir / name / "source", log)
         if valid_fraction:
             data_path = hold_out_validation(data_path, valid_fraction, locations.runs_dir / name / "data", log)
         if adapter_dir.exists():
@@ -103,6 +108,18 @@ def adapter_layout(adapter_dir: Path) -> dict:
             raise UserError(f"{adapter_dir}: lora-tui cannot continue an adapter of {', '.join(unknown)}.")
         layout["target_modules"] = [modules[key] for key in lora["keys"]]
     return layout
+
+
+def as_jsonl(data: Path, report: DatasetReport, folder: Path, log: Callable[[str], None]) -> Path:
+    """A table (or a file read through a column mapping) written once as JSONL records in the run's folder, so
+    training, resuming and evaluating read what was checked; the file (or the folder of splits) to train on."""
+    if folder.exists():
+        shutil.rmtree(folder)  # an earlier conversion for this run, made by lora-tui
+    single = len(report.splits) <= 1
+    converted = convert_dataset(data, folder / "train.jsonl" if single else folder, report.columns)
+    mapping = f" through the columns {format_columns(report.columns)}" if report.columns else ""
+    log(f"Read {sum(part.records for part in converted)} records from {data}{mapping}: {folder}.")
+    return converted[0].output if single else folder
 
 
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
