@@ -63,6 +63,7 @@ class Record:
     text: str | None = None
     rejected: str | None = None  # a preference pair's rejected answer (the messages end on the chosen one)
     place: str = ""  # how messages name it when not by its line: "row 3 (line 4)" in a table
+    tools: tuple[dict, ...] = ()  # the tools a tool-calling conversation declares (mlx-lm's "tools")
 
     @property
     def where(self) -> str:
@@ -93,10 +94,16 @@ class Record:
             return self.text
         return "\n".join([m["content"] for m in self.messages] + ([self.rejected] if self.is_preference else []))
 
+    @property
+    def uses_tools(self) -> bool:
+        return bool(self.tools) or any("tool_calls" in m or m["role"] == "tool" for m in self.messages)
+
     def to_json(self) -> dict:
         if self.is_preference:
             return {"prompt": list(self.prompt_messages), "chosen": self.response, "rejected": self.rejected}
-        return {"text": self.text} if self.text is not None else {"messages": list(self.messages)}
+        if self.text is not None:
+            return {"text": self.text}
+        return {"messages": list(self.messages), **({"tools": list(self.tools)} if self.tools else {})}
 
 
 @dataclass(frozen=True)
@@ -147,10 +154,13 @@ def _json_type(value) -> str:
 
 def read_messages(raw) -> tuple[dict, ...]:
     """A conversation to answer (the server's requests): checked as a record's messages are, with no answer yet."""
-    return _messages(raw, needs_answer=False)
+    return _messages(raw, needs_answer=False, tools=None)
 
 
-def _messages(raw, name: str = "messages", needs_answer: bool = True) -> tuple[dict, ...]:
+def _messages(
+    raw, name: str = "messages", needs_answer: bool = True, tools: tuple | None = ()
+) -> tuple[dict, ...]:
+    """Checked messages; tool calls must name one of `tools` (None: any name, for requests that declare none)."""
     if not isinstance(raw, list):
         raise LineError(f"{name!r} must be an array, not {_json_type(raw)}")
     if not raw:
@@ -163,13 +173,67 @@ def _messages(raw, name: str = "messages", needs_answer: bool = True) -> tuple[d
         if role not in ROLES:
             shown = "missing" if role is None else repr(role)
             raise LineError(f"message {index} has role {shown}; roles are {', '.join(ROLES)}")
-        content = _content_text(message.get("content"), index, role)
-        if not content.strip() and role != "tool":
+        calls = _tool_calls(message.get("tool_calls"), index, tools) if role == "assistant" else ()
+        raw_content = message.get("content")
+        content = "" if calls and raw_content in (None, "") else _content_text(raw_content, index, role)
+        if not content.strip() and role != "tool" and not calls:
             raise LineError(f"message {index} ({role}) has empty content")
-        messages.append({"role": role, "content": content})
+        kept = {"role": role, "content": content}
+        if calls:
+            kept["tool_calls"] = list(calls)
+        if role == "tool":
+            kept.update({key: message[key] for key in ("name", "tool_call_id") if isinstance(message.get(key), str)})
+        messages.append(kept)
     if needs_answer and not any(m["role"] == "assistant" for m in messages):
         raise LineError("the conversation has no assistant turn")
     return tuple(messages)
+
+
+def _tools(raw) -> tuple[dict, ...]:
+    """A record's "tools": OpenAI's function declarations, as chat templates take them."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise LineError("'tools' must be a non-empty array of tool declarations")
+    for index, tool in enumerate(raw, start=1):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            shape = '{"type": "function", "function": {"name": ..., "parameters": ...}}'
+            raise LineError(f"tool {index} needs {shape}")
+    return tuple(raw)
+
+
+def tool_names(tools: tuple[dict, ...]) -> set[str]:
+    return {tool["function"]["name"] for tool in tools}
+
+
+def _tool_calls(raw, index: int, tools: tuple[dict, ...] | None) -> tuple[dict, ...]:
+    """An assistant message's tool calls: each names a declared tool, with JSON-object arguments."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise LineError(f"message {index} (assistant): 'tool_calls' must be a non-empty array")
+    declared = tool_names(tools) if tools is not None else None
+    calls = []
+    for number, call in enumerate(raw, start=1):
+        function = call.get("function") if isinstance(call, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        where = f"message {index} (assistant), tool call {number}"
+        if not isinstance(name, str) or not name:
+            raise LineError(f'{where} needs {{"function": {{"name": ..., "arguments": ...}}}}')
+        if declared is not None and name not in declared:
+            known = ", ".join(sorted(declared)) or "none: the record has no 'tools'"
+            raise LineError(f"{where} calls {name!r}, which the record does not declare (its tools: {known})")
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                raise LineError(f"{where} ({name}): the arguments are not valid JSON ({exc.msg})") from None
+        if not isinstance(arguments, dict):
+            raise LineError(f"{where} ({name}): the arguments must be a JSON object, not {_json_type(arguments)}")
+        calls.append({"type": "function", "function": {"name": name, "arguments": arguments}})
+    return tuple(calls)
 
 
 def _content_text(content, index: int, role: str) -> str:
@@ -248,7 +312,8 @@ def to_record(line: int, value, kind: str, place: str = "") -> Record:
     if kind == "messages":
         return Record(line, messages=_messages(value), place=place)
     if kind == "chat":
-        return Record(line, messages=_messages(value["messages"]), place=place)
+        tools = _tools(value.get("tools"))
+        return Record(line, messages=_messages(value["messages"], tools=tools), tools=tools, place=place)
     if kind == "text":
         return Record(line, text=_string_field(value, "text"), place=place)
     if kind == "preference":

@@ -18,6 +18,29 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def template_takes_tools(tokenizer) -> bool:
+    """Whether the chat template renders tool declarations and calls (it reads `tools` or `tool_calls`)."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return "tools" in template or "tool_calls" in template
+
+
+def _uses_tools(messages: list[dict], tools) -> bool:
+    return bool(tools) or any("tool_calls" in m or m["role"] == "tool" for m in messages)
+
+
+def _check_tools(tokenizer, messages: list[dict], tools, line: int | None) -> None:
+    if has_chat_template(tokenizer) and _uses_tools(messages, tools) and not template_takes_tools(tokenizer):
+        where = f"line {line}: " if line else ""
+        raise UserError(
+            f"{where}the record calls tools, and the model's chat template has no place for tools or tool calls; "
+            "train tool calling on a model whose template supports it (Qwen, Llama 3.1+, Mistral, ...)."
+        )
+
+
+def _template_arguments(tools) -> dict:
+    return {"tools": list(tools)} if tools else {}
+
+
 def plain_text(messages: list[dict], line: int | None = None) -> str:
     """A one-turn conversation as a base model continues it: system, blank line, prompt, completion."""
     users = sum(1 for m in messages if m["role"] == "user")
@@ -33,23 +56,33 @@ def plain_text(messages: list[dict], line: int | None = None) -> str:
     return f"{system}{SYSTEM_SEPARATOR}{body}" if system else body
 
 
-def render_text(tokenizer, messages: list[dict], add_generation_prompt: bool = False, line: int | None = None) -> str:
+def render_text(
+    tokenizer, messages: list[dict], add_generation_prompt: bool = False, line: int | None = None, tools=()
+) -> str:
     """The text the model reads, special tokens written out (no BOS or EOS in the plain form)."""
+    _check_tools(tokenizer, messages, tools, line)
     if has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt, **_template_arguments(tools)
+        )
     return plain_text(messages, line)
 
 
 def render_tokens(
-    tokenizer, messages: list[dict], add_generation_prompt: bool = False, line: int | None = None
+    tokenizer, messages: list[dict], add_generation_prompt: bool = False, line: int | None = None, tools=()
 ) -> list[int]:
     """The token ids the model reads; in the plain form a finished answer ends with EOS."""
     if not messages:
         return []
+    _check_tools(tokenizer, messages, tools, line)
     if has_chat_template(tokenizer):
         return list(
             tokenizer.apply_chat_template(
-                messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
+                messages,
+                tokenize=True,
+                add_generation_prompt=add_generation_prompt,
+                return_dict=False,
+                **_template_arguments(tools),
             )
         )
     tokens = list(tokenizer.encode(plain_text(messages, line)))

@@ -139,21 +139,23 @@ class TokenCounter:
     def render(self, record: Record) -> str:
         if record.text is not None:
             return record.text
-        return render_text(self.hf, list(record.messages), line=record.line)
+        return render_text(self.hf, list(record.messages), line=record.line, tools=record.tools)
 
     def count(self, record: Record) -> int:
         if record.text is not None:
             return self.plain_count(record.text)
         if record.is_preference:
             return pair_length(self.count_pair(record))
-        return self.conversation_count(list(record.messages), line=record.line)
+        return self.conversation_count(list(record.messages), line=record.line, tools=record.tools)
 
     def plain_count(self, text: str) -> int:
         """Tokens of text as training reads it: BOS (if the tokenizer adds one), the text, EOS."""
         return self.bos_added + self.count_text(text) + (1 if self.eos_id is not None else 0)
 
-    def conversation_count(self, messages: list[dict], add_generation_prompt: bool = False, line=None) -> int:
-        text = render_text(self.hf, messages, add_generation_prompt, line)
+    def conversation_count(
+        self, messages: list[dict], add_generation_prompt: bool = False, line=None, tools=()
+    ) -> int:
+        text = render_text(self.hf, messages, add_generation_prompt, line, tools)
         if has_chat_template(self.hf):
             return self.count_text(text)
         return self.plain_count(text) - (1 if add_generation_prompt and self.eos_id is not None else 0)

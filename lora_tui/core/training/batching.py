@@ -46,8 +46,10 @@ def tokenize(records: list[Record], tokenizer, max_seq_length: int) -> tuple[lis
                 tokens.append(tokenizer.eos_token_id)
             prompt_length = 0
         else:
-            tokens = render_tokens(tokenizer, list(record.messages), line=record.line)
-            prompt = render_tokens(tokenizer, list(record.prompt_messages), add_generation_prompt=True)
+            tokens = render_tokens(tokenizer, list(record.messages), line=record.line, tools=record.tools)
+            prompt = render_tokens(
+                tokenizer, list(record.prompt_messages), add_generation_prompt=True, tools=record.tools
+            )
             prompt_length = _common_prefix(tokens, prompt)
         if len(tokens) > max_seq_length:
             truncated += 1
