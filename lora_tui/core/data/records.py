@@ -157,9 +157,7 @@ def read_messages(raw) -> tuple[dict, ...]:
     return _messages(raw, needs_answer=False, tools=None)
 
 
-def _messages(
-    raw, name: str = "messages", needs_answer: bool = True, tools: tuple | None = ()
-) -> tuple[dict, ...]:
+def _messages(raw, name: str = "messages", needs_answer: bool = True, tools: tuple | None = ()) -> tuple[dict, ...]:
     """Checked messages; tool calls must name one of `tools` (None: any name, for requests that declare none)."""
     if not isinstance(raw, list):
         raise LineError(f"{name!r} must be an array, not {_json_type(raw)}")

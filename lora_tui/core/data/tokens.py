@@ -152,9 +152,7 @@ class TokenCounter:
         """Tokens of text as training reads it: BOS (if the tokenizer adds one), the text, EOS."""
         return self.bos_added + self.count_text(text) + (1 if self.eos_id is not None else 0)
 
-    def conversation_count(
-        self, messages: list[dict], add_generation_prompt: bool = False, line=None, tools=()
-    ) -> int:
+    def conversation_count(self, messages: list[dict], add_generation_prompt: bool = False, line=None, tools=()) -> int:
         text = render_text(self.hf, messages, add_generation_prompt, line, tools)
         if has_chat_template(self.hf):
             return self.count_text(text)
