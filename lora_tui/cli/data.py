@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+from pathlib import Path
+
 from lora_tui.cli.output import Context, print_json, say
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.data.columns import SavedColumns
@@ -10,8 +14,21 @@ from lora_tui.core.data.demo import write_demo_dataset, write_demo_pairs
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS, ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import CATEGORIES, NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.split import split_dataset
+from lora_tui.core.data.synth import (
+    DEFAULT_PAIRS_PER_CHUNK,
+    DEFAULT_SYNTH_CHUNK_TOKENS,
+    Synthesizer,
+    SynthReport,
+    check_outputs,
+    document_chunks,
+    sources_path,
+    write_pairs,
+)
 from lora_tui.core.data.tokens import load_token_counter
-from lora_tui.core.models.store import resolve_model_path
+from lora_tui.core.inference.generate import Generator
+from lora_tui.core.models.store import resolve_model, resolve_model_path
+from lora_tui.core.stopping import stop_on_signals
+from lora_tui.core.units import counted
 
 COLUMNS_HELP = (
     "which column (or field) holds which part of a record, e.g. prompt=question,completion=answer; parts: "
@@ -87,6 +104,46 @@ def data_convert(args, context: Context) -> int:
     return 0
 
 
+def data_synth(args, context: Context) -> int:
+    out = Path(args.out).expanduser()
+    check_outputs(out)
+    model_path, model_name = resolve_model(args.model, context.locations.models_dir, context.extra_model_dirs())
+    chunks = document_chunks(args.paths, args.chunking, args.chunk_tokens, ModelTokens.from_model(model_path))
+    if args.max_chunks:
+        chunks = chunks[: args.max_chunks]
+    say(f"Loading {model_name} ...")
+    synthesizer = Synthesizer(Generator(model_path, model_name), args.pairs_per_chunk, args.batch_size)
+    say(f"Writing questions about {counted(len(chunks), 'chunk')} ({args.pairs_per_chunk} a chunk) ...")
+    stop = threading.Event()
+    with stop_on_signals(stop, second_aborts=False):  # Ctrl-C: stop after this batch and keep what was made
+        report = synthesizer.run(chunks, stop, progress=_synth_progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    write_pairs(out, report.kept)
+    if args.json:
+        print_json({**report.to_json(), "output": str(out), "sources": str(sources_path(out))})
+    else:
+        dropped = ", ".join(f"{count} {why}" for why, count in report.dropped.items())
+        print(f"{out}: {len(report.kept)} of {report.generated} pairs kept (dropped: {dropped})")
+        print(f"{sources_path(out)}: the chunk each pair came from")
+        print(f"{report.chunks_done} chunks in {report.seconds:.0f} s, {report.seconds_per_chunk:.1f} s a chunk")
+    if report.cancelled:
+        say(f"Stopped after {report.chunks_done} of {report.chunks} chunks; the pairs made so far are kept.")
+        return 130
+    return 0
+
+
+def _synth_progress(report: SynthReport) -> None:
+    line = (
+        f"chunks {report.chunks_done}/{report.chunks}, {counted(len(report.kept), 'pair')} kept, "
+        f"{report.seconds_per_chunk:.1f} s a chunk"
+    )
+    if sys.stderr.isatty():
+        print(f"\r{line}", end="", file=sys.stderr, flush=True)
+    else:
+        say(line)
+
+
 def data_from_docs(args, context: Context) -> int:
     counter = None
     if args.model:
@@ -159,6 +216,17 @@ def add_commands(commands) -> None:
     docs.add_argument("--redact", action="store_true", help="redact personal information on the way")
     docs.add_argument("--redact-categories", nargs="+", choices=CATEGORIES, metavar="CATEGORY")
     docs.set_defaults(handler=data_from_docs)
+    synth = sub.add_parser("synth", help="question-answer pairs from documents, written by a local chat model")
+    synth.add_argument("paths", nargs="+", metavar="PATH", help=".txt, .md and .pdf documents, or folders of them")
+    synth.add_argument("--model", required=True, help="the chat model that writes the pairs")
+    synth.add_argument("--out", required=True, metavar="FILE.jsonl", help="a new file (and FILE.sources.jsonl)")
+    synth.add_argument("--pairs-per-chunk", type=int, default=DEFAULT_PAIRS_PER_CHUNK, metavar="N")
+    synth.add_argument("--chunking", choices=CHUNKINGS, default="paragraphs")
+    synth.add_argument("--chunk-tokens", type=int, default=DEFAULT_SYNTH_CHUNK_TOKENS, metavar="N")
+    synth.add_argument("--batch-size", type=int, default=8, metavar="N", help="chunks generated together")
+    synth.add_argument("--max-chunks", type=int, metavar="N", help="only the first N chunks (a trial run)")
+    synth.add_argument("--json", action="store_true", help="print one JSON document")
+    synth.set_defaults(handler=data_synth)
     demo = sub.add_parser("demo", help="write a small made-up dataset (facts to learn; train/valid/test)")
     demo.add_argument("--out", required=True, metavar="DIR", help="a new folder")
     demo.add_argument(
