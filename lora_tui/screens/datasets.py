@@ -6,7 +6,9 @@ thread workers that post results; the handlers here only show them.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from rich.text import Text
@@ -20,18 +22,32 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, OptionList, 
 from textual.widgets.option_list import Option
 
 from lora_tui.core.data.check import DatasetReport, check_dataset
+from lora_tui.core.data.columns import SavedColumns, format_columns
 from lora_tui.core.data.demo import write_demo_dataset
 from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.recent import RecentFiles
-from lora_tui.core.data.records import browse_entries
+from lora_tui.core.data.records import (
+    ColumnsNeeded,
+    ReadState,
+    browse_entries,
+    dataset_files,
+    iter_items,
+    looks_like_dataset_folder,
+)
 from lora_tui.core.data.split import split_dataset
+from lora_tui.core.data.synth import DEFAULT_SYNTH_CHUNK_TOKENS, Synthesizer, document_chunks, sources_path, write_pairs
+from lora_tui.core.data.tables import sample_rows, table_columns, table_kind
 from lora_tui.core.data.tokens import PAIR_PARTS, load_token_counter
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import free_path
+from lora_tui.core.inference.generate import Generator
+from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.units import counted
 from lora_tui.messages import DatasetTrainRequested
 from lora_tui.screens.dataset_dialogs import (
+    ColumnsChosen,
+    ColumnsDialog,
     DemoRequest,
     DocsDialog,
     DocsRequest,
@@ -39,6 +55,8 @@ from lora_tui.screens.dataset_dialogs import (
     RedactRequest,
     SplitDialog,
     SplitRequest,
+    SynthDialog,
+    SynthRequest,
 )
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
@@ -47,7 +65,7 @@ from lora_tui.widgets.token_histogram import TokenHistogram
 from lora_tui.worker_errors import ReportsWorkerErrors
 
 DEMO_OPTION = "demo-dataset"
-SHOWN_SUFFIXES = {".jsonl", ".json", ".txt", ".md", ".pdf"}
+SHOWN_SUFFIXES = {".jsonl", ".json", ".txt", ".md", ".pdf", ".parquet", ".arrow", ".csv", ".tsv"}
 DOCUMENT_SUFFIXES = {".md", ".pdf"}
 
 
@@ -82,6 +100,21 @@ class JobFinished(Message):
 
 
 @dataclass
+class ColumnsAsked(Message):
+    """The file's columns name no format (or the user asked to remap): the mapping dialog opens on them."""
+
+    path: Path
+    names: list[str]
+    samples: list[dict]
+    mapping: dict[str, str] | None
+
+
+@dataclass
+class SynthProgress(Message):
+    text: str
+
+
+@dataclass
 class DatasetUnreadable(Message):
     """The file typed or chosen cannot be checked (missing, unreadable, not a dataset): `text` says why."""
 
@@ -100,6 +133,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         Binding("s", "split", "Split", id="dataset-split"),
         Binding("r", "redact", "Redact", id="dataset-redact"),
         Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
+        Binding("g", "synth", "Q&A", id="dataset-synth", tooltip="question-answer pairs from documents, by a model"),
+        Binding("m", "map_columns", "Columns", id="dataset-columns", tooltip="map a table's columns onto a record"),
+        Binding("x", "stop_synth", "Stop", id="dataset-stop-synth", tooltip="stop writing pairs (keeps those made)"),
         Binding("t", "train_on", "Train", id="dataset-train", tooltip="train on this dataset (fills the Train form)"),
         Binding("p", "show_tab('tab-problems')", "Problems", id="tab-problems-key", group=TAB_KEYS),
         Binding("k", "show_tab('tab-tokens')", "Tokens", id="tab-tokens-key", group=TAB_KEYS),
@@ -116,6 +152,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.render_record = None
         self.counters: dict[str, object] = {}  # model path -> TokenCounter, loaded once each
         self.problem_targets: dict[str, tuple[str | None, int]] = {}
+        self.synth_stop: threading.Event | None = None  # set while pairs are being written
 
     def compose(self) -> ComposeResult:
         root = self.datasets_root()
@@ -166,7 +203,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     @on(DirectoryTree.DirectorySelected)
     def folder_chosen(self, event: DirectoryTree.DirectorySelected) -> None:
-        if (event.path / "train.jsonl").is_file():
+        if looks_like_dataset_folder(event.path):
             self.open(event.path)
 
     @on(OptionList.OptionSelected, "#recent-list")
@@ -183,6 +220,8 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         if action == "leave_path":  # shown (and needed) only while the path box has the keys
             boxes = self.query("#dataset-path")
             return bool(boxes) and boxes.first().has_focus
+        if action == "stop_synth":
+            return self.synth_stop is not None
         return True
 
     def action_leave_path(self) -> None:
@@ -198,7 +237,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
     @on(Input.Submitted, "#dataset-path")
     def path_typed(self, event: Input.Submitted) -> None:
         path = Path(event.value.strip()).expanduser()
-        if path.is_dir() and not (path / "train.jsonl").is_file():
+        if path.is_dir() and not looks_like_dataset_folder(path):
             self.query_one(DatasetTree).path = path
             self.query_one(DatasetTree).focus()
             return
@@ -222,10 +261,15 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
     @work(thread=True, exclusive=True, group="dataset-check", exit_on_error=False)
     def check(self, path: Path, model_path: str | None) -> None:
         counter, note = self.token_counter(model_path)
+        columns = self.saved_columns().get(path)
         try:
-            report = check_dataset(path, counter)
-            entries = browse_entries(path)
+            report = check_dataset(path, counter, columns=columns)
+            entries = browse_entries(path, columns)
             recent = RecentFiles(self.app.locations.recent_datasets_file).add(path)
+        except ColumnsNeeded as exc:
+            self.post_message(ColumnsAsked(path, exc.names, self.samples(path), exc.proposal))
+            self.post_message(DatasetUnreadable(path, str(exc)))
+            return
         except UserError as exc:
             self.post_message(DatasetUnreadable(path, str(exc)))
             return
@@ -233,6 +277,48 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             self.post_message(DatasetUnreadable(path, f"{path}: cannot read it ({exc.strerror or exc})."))
             return
         self.post_message(DatasetChecked(path, report, entries, counter.render if counter else None, note, recent))
+
+    def saved_columns(self) -> SavedColumns:
+        return SavedColumns(self.app.locations.column_maps_file)
+
+    def samples(self, path: Path) -> list[dict]:
+        """A few rows of the dataset's first split, as they are stored (for the mapping dialog)."""
+        first = dataset_files(path)["train"]
+        if table_kind(first):
+            return [row.values for row in sample_rows(first, ColumnsDialog.SHOWN_VALUES)]
+        state = ReadState(first)
+        return [item.value for item in islice(iter_items(first, state), ColumnsDialog.SHOWN_VALUES)]
+
+    @on(ColumnsAsked)
+    def ask_for_columns(self, message: ColumnsAsked) -> None:
+        if message.path == self.path:
+            self.app.push_screen(
+                ColumnsDialog(message.path, message.names, message.samples, message.mapping), self.columns_chosen
+            )
+
+    def columns_chosen(self, chosen: ColumnsChosen | None) -> None:
+        if chosen is None:
+            return
+        self.saved_columns().put(chosen.source, chosen.columns)
+        self.notify(f"Reading {chosen.source.name} through {format_columns(chosen.columns)} from now on.")
+        self.open(chosen.source)
+
+    def action_map_columns(self) -> None:
+        if self.path is None or self.path.suffix.lower() in DOCUMENT_SUFFIXES:
+            self.notify("Open a dataset first.", severity="warning")
+            return
+        self.load_columns(self.path)
+
+    @work(thread=True, exclusive=True, group="dataset-columns", exit_on_error=False)
+    def load_columns(self, path: Path) -> None:
+        try:
+            first = dataset_files(path)["train"]
+            samples = self.samples(path)
+            names = table_columns(first) if table_kind(first) else sorted({k for row in samples for k in row})
+        except UserError as exc:
+            self.post_message(DatasetUnreadable(path, str(exc)))
+            return
+        self.post_message(ColumnsAsked(path, names, samples, self.saved_columns().get(path)))
 
     def token_counter(self, model_path: str | None):
         """The chosen model's token counter (cached), or None and why not."""
@@ -326,7 +412,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             return
         entry = self.entries[self.entry_index]
         position.update(
-            Text(f"{entry.file} line {entry.line}  ({self.entry_index + 1} of {len(self.entries)}; [ and ] to move)")
+            Text(f"{entry.file} {entry.where}  ({self.entry_index + 1} of {len(self.entries)}; [ and ] to move)")
         )
         view.update(self.entry_text(entry))
 
@@ -400,6 +486,20 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         counted_in = "tokens" if self.query_one(ModelPicker).chosen_path() else "words"
         self.app.push_screen(DocsDialog(chosen, counted_in), self.run_job)
 
+    def action_synth(self) -> None:
+        if self.synth_stop is not None:
+            self.notify("Pairs are being written already; x stops them.", severity="warning")
+            return
+        node = self.query_one(DatasetTree).cursor_node
+        chosen = self.path or (node.data.path if node is not None else None)
+        model = self.query_one(ModelPicker).chosen_path()
+        self.app.push_screen(SynthDialog(chosen, Path(model) if model else None), self.run_job)
+
+    def action_stop_synth(self) -> None:
+        if self.synth_stop is not None:
+            self.synth_stop.set()
+            self.show_summary("Stopping after this batch; the pairs made so far are kept ...")
+
     def run_job(self, request) -> None:
         if request is not None:
             self.job(request, self.query_one(ModelPicker).chosen_path())
@@ -414,6 +514,8 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             self.post_message(JobFinished(f"Could not write: {exc}", failed=True))
 
     def carry_out(self, request, model_path: str | None) -> JobFinished:
+        if isinstance(request, SynthRequest):
+            return self.write_pairs(request)
         if isinstance(request, DemoRequest):
             counts = write_demo_dataset(request.out)
             made = ", ".join(f"{name} {count}" for name, count in counts.items())
@@ -445,6 +547,42 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             f"(chunks counted in {summary['unit']}).",
             request.out,
         )
+
+    def write_pairs(self, request: SynthRequest) -> JobFinished:
+        """The whole synth job, stoppable between batches with x; what was made is written either way."""
+        self.synth_stop = threading.Event()
+        self.app.call_from_thread(self.refresh_bindings)
+        try:
+            with mlx_worker_thread():
+                generator = Generator(request.model_path)
+                synthesizer = Synthesizer(generator, request.pairs_per_chunk)
+                chunks = document_chunks(
+                    request.sources, "paragraphs", DEFAULT_SYNTH_CHUNK_TOKENS, ModelTokens(generator.tokenizer)
+                )
+                report = synthesizer.run(
+                    chunks,
+                    self.synth_stop,
+                    lambda r: self.post_message(
+                        SynthProgress(
+                            f"Writing pairs: chunk {r.chunks_done} of {r.chunks}, {counted(len(r.kept), 'pair')} kept "
+                            f"({r.seconds_per_chunk:.1f} s a chunk); x stops."
+                        )
+                    ),
+                )
+            write_pairs(request.out, report.kept)
+        finally:
+            self.synth_stop = None
+            self.app.call_from_thread(self.refresh_bindings)
+        how = f"stopped after {report.chunks_done} of {report.chunks} chunks" if report.cancelled else "done"
+        return JobFinished(
+            f"Wrote {request.out}: {len(report.kept)} of {report.generated} pairs kept ({how}); sources in "
+            f"{sources_path(request.out).name}.",
+            request.out,
+        )
+
+    @on(SynthProgress)
+    def synth_progress(self, message: SynthProgress) -> None:
+        self.show_summary(message.text)
 
     @on(JobFinished)
     def job_finished(self, message: JobFinished) -> None:

@@ -17,6 +17,7 @@ from lora_tui.core.adapters.layout import read_metadata
 from lora_tui.core.adapters.lock import holder
 from lora_tui.core.adapters.registry import AdapterInfo
 from lora_tui.core.data.check import read_dataset_report
+from lora_tui.core.data.columns import SavedColumns, format_columns, parse_columns
 from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
 from lora_tui.core.names import validate_name
@@ -109,6 +110,11 @@ class DatasetVerdict(Message):
 
 
 CHECKING = "checking the dataset ..."
+
+
+def dataset_key(path_text: str, columns: str) -> str:
+    """What a dataset verdict is for: the path as typed, read through the columns as typed."""
+    return f"{path_text}\n{columns}"
 
 
 @dataclass
@@ -210,6 +216,8 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     def use_dataset(self, path: Path) -> None:
         """The dataset sent from Datasets; the adapter name too, unless the user typed one of their own."""
         self.query_one("#pick-data", Input).value = str(path)
+        saved = SavedColumns(self.app.locations.column_maps_file).get(path)
+        self.query_one("#param-columns", Input).value = format_columns(saved)
         name_box = self.query_one("#pick-name", Input)
         if not name_box.value.strip() or name_box.value == self.filled_name:
             name_box.value = self.filled_name = _free_name(path.stem, self.app.locations.adapters_dir)
@@ -246,38 +254,43 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         field = next((a for a in event.control.ancestors if isinstance(a, ParamField)), None)
         if field is not None:
             field.validate_now()
-        if event.control.id == "pick-data":
-            self.check_dataset_box(event.control.value.strip())
+        if event.control.id in ("pick-data", "param-columns"):
+            self.check_dataset_box(self.dataset_text(), self.columns_text())
         self.refresh_start()
 
     @work(thread=True, exclusive=True, group="train-data-check", exit_on_error=False)
-    def check_dataset_box(self, text: str) -> None:
+    def check_dataset_box(self, text: str, columns: str) -> None:
         """Every line of the dataset, as `data check` reads it: a missing file or one with errors shows before Start."""
         if not text:
             return
+        key = dataset_key(text, columns)
         try:
-            report = read_dataset_report(Path(text).expanduser())
+            mapping = parse_columns(None if columns.lower() == "auto" else columns)
+            report = read_dataset_report(Path(text).expanduser(), columns=mapping)
         except UserError as exc:
-            self.post_message(DatasetVerdict(text, str(exc)))
+            self.post_message(DatasetVerdict(key, str(exc)))
             return
-        self.post_message(DatasetVerdict(text, None if report.ok else report.first_error()))
+        self.post_message(DatasetVerdict(key, None if report.ok else report.first_error()))
 
     @on(DatasetVerdict)
     def dataset_checked(self, message: DatasetVerdict) -> None:
         self.dataset_verdicts[message.text] = message.problem
         self.refresh_start()
         waiting, self.start_when_checked = self.start_when_checked, None
-        if waiting is not None and message.text == self.dataset_text():
+        if waiting is not None and message.text == dataset_key(self.dataset_text(), self.columns_text()):
             self.check_form_then(estimate_only=waiting)
 
     def dataset_text(self) -> str:
         return self.query_one("#pick-data", Input).value.strip()
 
+    def columns_text(self) -> str:
+        return self.query_one("#param-columns", Input).value.strip()
+
     def dataset_problem(self) -> str | None:
         text = self.dataset_text()
         if not text:
             return "give a dataset"
-        verdict = self.dataset_verdicts.get(text, CHECKING)
+        verdict = self.dataset_verdicts.get(dataset_key(text, self.columns_text()), CHECKING)
         return f"dataset: {verdict}" if verdict and verdict != CHECKING else verdict
 
     def form_problem(self) -> str | None:

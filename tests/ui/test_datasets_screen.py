@@ -261,3 +261,69 @@ async def test_a_preference_file_shows_both_answers_and_each_sides_tokens(isolat
         expected = check_dataset(pairs, load_token_counter(tiny_model_dir)).tokens.to_json()
         assert rows["chosen median / max"] == f"{expected['chosen']['median']:,.0f} / {expected['chosen']['max']:,}"
         assert {"prompt median / max", "rejected median / max"} <= rows.keys()
+
+
+async def test_a_table_without_known_columns_asks_for_a_mapping_and_remembers_it(isolated_home, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lora_tui.core.data.columns import SavedColumns
+    from lora_tui.screens.dataset_dialogs import ColumnsDialog
+
+    table = tmp_path / "faq.parquet"
+    rows = [
+        {"question": f"Is {i} even?", "answer": "Yes, it is." if i % 2 == 0 else "No, it is not."} for i in range(6)
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), table)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(pilot, table)
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ColumnsDialog)
+        sample = _text(dialog.query_one("#columns-sample", Static))
+        assert "question" in sample and "Is 0 even?" in sample
+        box = dialog.query_one("#columns-map", Input)
+        assert box.value == "prompt=question,completion=answer"  # the proposal, ready to confirm
+        box.value = "prompt=question,completion=answr"
+        box.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is dialog and "no column 'answr'" in _text(dialog.query_one(".dialog-problem", Static))
+        box.value = "prompt=question,completion=answer"
+        await pilot.press("enter")
+        await settle(pilot)
+        summary = _text(app.screen.query_one("#dataset-summary", Static))
+        assert "completion (parquet, columns prompt=question,completion=answer), 6 valid of 6 records" in summary
+        assert SavedColumns(isolated_home.column_maps_file).get(table) == {"prompt": "question", "completion": "answer"}
+        app.screen.query_one("#dataset-tree").focus()
+        await pilot.press("t")
+        await settle(pilot)
+        assert app.screen.query_one("#param-columns", Input).value == "prompt=question,completion=answer"
+        for _ in range(100):
+            if app.screen.dataset_problem() != "checking the dataset ...":
+                break
+            await pilot.pause(0.05)
+        assert app.screen.dataset_problem() is None  # the form checked the table through the mapping
+
+
+async def test_question_answer_pairs_preview_then_write_on_the_tiny_model(isolated_home, tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
+    notes = tmp_path / "notes.md"
+    notes.write_text("The first paragraph is here.\n\nThe second paragraph follows it.\n")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        dialog = await _dialog(pilot, notes, "g")
+        assert dialog.query_one("#synth-out", Input).value == str(tmp_path / "notes.qa.jsonl")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        preview = _text(dialog.query_one("#synth-preview", Static))
+        assert "pairs kept from the first 1 of 1 chunks" in preview  # a random model writes no usable pair
+        dialog.query_one("#synth-pairs", Input).value = "1"
+        await pilot.click("#ok")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert (tmp_path / "notes.qa.jsonl").exists() and (tmp_path / "notes.qa.sources.jsonl").exists()
+        assert any("Wrote" in str(n.message) and "pairs kept" in str(n.message) for n in app._notifications)

@@ -547,6 +547,18 @@ def dataset_files(path: Path) -> dict[str, Path]:
     return files
 
 
+def looks_like_dataset_folder(folder: Path) -> bool:
+    """Whether a folder is a dataset (rather than a folder of datasets), judged from its own entries."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return False
+    names = {entry.name for entry in entries}
+    if {"dataset_dict.json", "state.json"} & names:
+        return True
+    return bool(_named_splits(folder)) or table_kind(folder) is not None
+
+
 def _folder_splits(folder: Path) -> dict[str, Path]:
     if (folder / "dataset_dict.json").is_file():
         return _dataset_dict_splits(folder)
