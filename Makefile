@@ -38,6 +38,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/gguf_import.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/samples.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

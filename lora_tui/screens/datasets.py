@@ -133,8 +133,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         Binding("s", "split", "Split", id="dataset-split"),
         Binding("r", "redact", "Redact", id="dataset-redact"),
         Binding("d", "documents", "Docs", id="dataset-docs", tooltip="turn documents into training data"),
-        Binding("g", "synth", "Q&A", id="dataset-synth", tooltip="question-answer pairs from documents, by a model"),
-        Binding("m", "map_columns", "Columns", id="dataset-columns", tooltip="map a table's columns onto a record"),
+        # Off the footer (80 columns hold no more); the summary line names them where they apply, and ? lists them.
+        Binding("g", "synth", "Q&A", id="dataset-synth", tooltip="question-answer pairs from documents", show=False),
+        Binding("m", "map_columns", "Columns", id="dataset-columns", tooltip="map the columns", show=False),
         Binding("x", "stop_synth", "Stop", id="dataset-stop-synth", tooltip="stop writing pairs (keeps those made)"),
         Binding("t", "train_on", "Train", id="dataset-train", tooltip="train on this dataset (fills the Train form)"),
         Binding("p", "show_tab('tab-problems')", "Problems", id="tab-problems-key", group=TAB_KEYS),
@@ -253,7 +254,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         path = Path(path).expanduser()
         self.path = path
         if path.suffix.lower() in DOCUMENT_SUFFIXES:
-            self.show_summary(f"{path.name} is a document: press d to turn it into training data.")
+            self.show_summary(
+                f"{path.name} is a document: press d to turn it into training text, g for question-answer pairs."
+            )
             return
         self.show_summary(f"Checking {path} ...")
         self.check(path, self.query_one(ModelPicker).chosen_path())
@@ -369,7 +372,8 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             return  # another file was chosen while this one was being read
         self.show_recent(message.recent)
         verdict = "ready to train" if report.ok else f"{counted(report.error_count, 'error')}: fix them before training"
-        lines = [report.headline(full_path=False), f"{verdict}; {counted(len(report.warnings), 'warning')}"]
+        remap = "; m maps its columns" if report.columns else ""
+        lines = [report.headline(full_path=False), f"{verdict}; {counted(len(report.warnings), 'warning')}{remap}"]
         if message.note:
             lines.append(message.note)
         self.show_summary("\n".join(lines))
