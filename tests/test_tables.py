@@ -197,6 +197,12 @@ def test_mapping_to_a_missing_column_or_a_wrong_type(tmp_path):
     ]
 
 
+def test_a_mapping_that_makes_no_whole_format_is_refused(tmp_path):
+    path = _parquet(tmp_path / "qa.parquet", QA)
+    with pytest.raises(UserError, match=r"--columns system=question maps no whole format; give the parts of one"):
+        check_dataset(path, columns=parse_columns("system=question"))
+
+
 def test_jsonl_fields_map_too(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in QA))

@@ -83,6 +83,13 @@ def format_columns(mapping: dict[str, str] | None) -> str:
     return ",".join(f"{key}={column}" for key, column in (mapping or {}).items())
 
 
+def check_names_a_format(mapping: dict[str, str]) -> None:
+    """A mapping must give every part of at least one format (prompt and completion, say)."""
+    if not any(all(key in mapping for key in needed) for needed in FORMAT_KEYS):
+        formats = "; ".join("+".join(needed) for needed in FORMAT_KEYS)
+        raise UserError(f"--columns {format_columns(mapping)} maps no whole format; give the parts of one: {formats}.")
+
+
 def identity_columns(names: list[str]) -> dict[str, str] | None:
     """The columns that already bear a part's name, when they make up a format; else None."""
     mapping = {key: key for key in KEYS if key in names}

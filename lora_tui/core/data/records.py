@@ -33,6 +33,7 @@ from pathlib import Path
 from lora_tui.core.data.columns import (
     ValueProblem,
     check_columns_exist,
+    check_names_a_format,
     format_columns,
     identity_columns,
     map_values,
@@ -404,6 +405,8 @@ def _decode(raw: bytes) -> str:
 def iter_items(path: Path, state: ReadState, columns: dict[str, str] | None = None) -> Iterator[Item]:
     """Each line or row of one file (or table) that parses, mapped through `columns`; problems go to `state`."""
     path = Path(path)
+    if columns:
+        check_names_a_format(columns)
     kind = table_kind(path)
     if kind is not None:
         yield from _table_items(path, state, kind, columns)
