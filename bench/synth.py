@@ -51,7 +51,7 @@ def main() -> None:
 {len(chunks)} chunks of about 60 tokens (tests/data/docs-synth), greedy, up to
 {TOKENS_PER_PAIR * args.pairs_per_chunk} tokens a chunk.
 
-| generation | seconds a chunk | pairs parsed (at most N a chunk) | pairs kept |
+| generation | seconds a chunk | pairs parsed (at most {args.pairs_per_chunk} a chunk) | pairs kept |
 |---|---|---|---|
 | lora-tui `data synth`, {args.batch_size} chunks a batch | {report.seconds_per_chunk:.2f} | {ours} |
 | mlx-lm `generate`, one chunk at a time | {reference:.2f} | {reference_pairs} | - |
