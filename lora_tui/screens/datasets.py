@@ -97,6 +97,7 @@ class JobFinished(Message):
     text: str
     made: Path | None = None
     failed: bool = False
+    request: object = None  # what was asked for (the screen knows a synth job's end by it)
 
 
 @dataclass
@@ -120,6 +121,13 @@ class DatasetUnreadable(Message):
 
     path: Path
     text: str
+
+
+def _synth_line(report) -> str:
+    return (
+        f"Writing pairs: chunk {report.chunks_done} of {report.chunks}, {counted(len(report.kept), 'pair')} kept "
+        f"({report.seconds_per_chunk:.1f} s a chunk); x stops."
+    )
 
 
 class DatasetsScreen(ReportsWorkerErrors, Screen):
@@ -505,21 +513,26 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             self.show_summary("Stopping after this batch; the pairs made so far are kept ...")
 
     def run_job(self, request) -> None:
+        if isinstance(request, SynthRequest):
+            self.synth_stop = threading.Event()  # x sets it; cleared when the job's JobFinished arrives
+            self.refresh_bindings()
         if request is not None:
             self.job(request, self.query_one(ModelPicker).chosen_path())
 
     @work(thread=True, group="dataset-jobs", exit_on_error=False)
     def job(self, request, model_path: str | None) -> None:
         try:
-            self.post_message(self.carry_out(request, model_path))
+            finished = self.carry_out(request, model_path)
         except UserError as exc:
-            self.post_message(JobFinished(str(exc), failed=True))
+            finished = JobFinished(str(exc), failed=True)
         except OSError as exc:
-            self.post_message(JobFinished(f"Could not write: {exc}", failed=True))
+            finished = JobFinished(f"Could not write: {exc}", failed=True)
+        finished.request = request
+        self.post_message(finished)
 
     def carry_out(self, request, model_path: str | None) -> JobFinished:
         if isinstance(request, SynthRequest):
-            return self.write_pairs(request)
+            return self.write_pairs(request, self.synth_stop)
         if isinstance(request, DemoRequest):
             counts = write_demo_dataset(request.out)
             made = ", ".join(f"{name} {count}" for name, count in counts.items())
@@ -552,31 +565,16 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             request.out,
         )
 
-    def write_pairs(self, request: SynthRequest) -> JobFinished:
+    def write_pairs(self, request: SynthRequest, stop: threading.Event) -> JobFinished:
         """The whole synth job, stoppable between batches with x; what was made is written either way."""
-        self.synth_stop = threading.Event()
-        self.app.call_from_thread(self.refresh_bindings)
-        try:
-            with mlx_worker_thread():
-                generator = Generator(request.model_path)
-                synthesizer = Synthesizer(generator, request.pairs_per_chunk)
-                chunks = document_chunks(
-                    request.sources, "paragraphs", DEFAULT_SYNTH_CHUNK_TOKENS, ModelTokens(generator.tokenizer)
-                )
-                report = synthesizer.run(
-                    chunks,
-                    self.synth_stop,
-                    lambda r: self.post_message(
-                        SynthProgress(
-                            f"Writing pairs: chunk {r.chunks_done} of {r.chunks}, {counted(len(r.kept), 'pair')} kept "
-                            f"({r.seconds_per_chunk:.1f} s a chunk); x stops."
-                        )
-                    ),
-                )
-            write_pairs(request.out, report.kept)
-        finally:
-            self.synth_stop = None
-            self.app.call_from_thread(self.refresh_bindings)
+        with mlx_worker_thread():
+            generator = Generator(request.model_path)
+            synthesizer = Synthesizer(generator, request.pairs_per_chunk)
+            chunks = document_chunks(
+                request.sources, "paragraphs", DEFAULT_SYNTH_CHUNK_TOKENS, ModelTokens(generator.tokenizer)
+            )
+            report = synthesizer.run(chunks, stop, lambda r: self.post_message(SynthProgress(_synth_line(r))))
+        write_pairs(request.out, report.kept)
         how = f"stopped after {report.chunks_done} of {report.chunks} chunks" if report.cancelled else "done"
         return JobFinished(
             f"Wrote {request.out}: {len(report.kept)} of {report.generated} pairs kept ({how}); sources in "
@@ -590,6 +588,9 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
 
     @on(JobFinished)
     def job_finished(self, message: JobFinished) -> None:
+        if isinstance(message.request, SynthRequest):
+            self.synth_stop = None
+            self.refresh_bindings()
         if message.failed:
             self.show_summary(message.text)
             self.notify(message.text, severity="error", timeout=10)

@@ -315,15 +315,22 @@ async def test_question_answer_pairs_preview_then_write_on_the_tiny_model(isolat
     async with app.run_test(size=(80, 24)) as pilot:
         dialog = await _dialog(pilot, notes, "g")
         assert dialog.query_one("#synth-out", Input).value == str(tmp_path / "notes.qa.jsonl")
-        await settle(pilot)
-        await app.workers.wait_for_complete()
-        await settle(pilot)
-        preview = _text(dialog.query_one("#synth-preview", Static))
+        for _ in range(600):
+            preview = _text(dialog.query_one("#synth-preview", Static))
+            if not preview.startswith("Writing pairs"):
+                break
+            await pilot.pause(0.1)
         assert "pairs kept from the first 1 of 1 chunks" in preview  # a random model writes no usable pair
-        dialog.query_one("#synth-pairs", Input).value = "1"
-        await pilot.click("#ok")
-        await settle(pilot)
-        await app.workers.wait_for_complete()
-        await settle(pilot)
-        assert (tmp_path / "notes.qa.jsonl").exists() and (tmp_path / "notes.qa.sources.jsonl").exists()
+        pairs_box = dialog.query_one("#synth-pairs", Input)
+        pairs_box.value = "1"
+        pairs_box.focus()
+        await pilot.press("enter")  # the dialog's own action, as its button
+        for _ in range(600):
+            if any("Wrote" in str(n.message) for n in app._notifications):
+                break
+            await pilot.pause(0.1)
+        notices = [str(n.message) for n in app._notifications]
+        summary = _text(app.screen.query_one("#dataset-summary", Static))
+        assert (tmp_path / "notes.qa.jsonl").exists(), (notices, summary)
+        assert (tmp_path / "notes.qa.sources.jsonl").exists()
         assert any("Wrote" in str(n.message) and "pairs kept" in str(n.message) for n in app._notifications)

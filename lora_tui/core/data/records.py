@@ -95,10 +95,6 @@ class Record:
             return self.text
         return "\n".join([m["content"] for m in self.messages] + ([self.rejected] if self.is_preference else []))
 
-    @property
-    def uses_tools(self) -> bool:
-        return bool(self.tools) or any("tool_calls" in m or m["role"] == "tool" for m in self.messages)
-
     def to_json(self) -> dict:
         if self.is_preference:
             return {"prompt": list(self.prompt_messages), "chosen": self.response, "rejected": self.rejected}
