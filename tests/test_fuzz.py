@@ -113,6 +113,46 @@ def test_records_of_any_shape_are_reported_not_raised(tmp_path, records):
         check_dataset(path)
 
 
+def _table_bytes() -> dict[str, bytes]:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"question": f"What is {i}?", "answer": f"It is {i}."} for i in range(4)]
+    parquet = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    return {
+        ".parquet": parquet.getvalue(),
+        ".csv": b"question,answer\n" + b"".join(f'"{r["question"]}",{r["answer"]}\n'.encode() for r in rows),
+        ".tsv": b"question\tanswer\n" + b"".join(f"{r['question']}\t{r['answer']}\n".encode() for r in rows),
+        ".json": json.dumps(rows, indent=1).encode(),
+    }
+
+
+_TABLES = _table_bytes()
+
+
+@fuzzed
+@given(data=st.data(), suffix=st.sampled_from(sorted(_TABLES)), mapped=st.booleans())
+def test_the_table_readers_refuse_in_one_sentence(tmp_path, data, suffix, mapped):
+    path = tmp_path / f"fuzzed{suffix}"
+    path.write_bytes(data.draw(mutated(_TABLES[suffix])))
+    CASES["tables"] += 1
+    with contextlib.suppress(UserError):
+        check_dataset(path, columns={"prompt": "question", "completion": "answer"} if mapped else None)
+
+
+@fuzzed
+@given(rows=st.lists(st.dictionaries(st.sampled_from(["question", "answer", "text"]), JSON, max_size=3), max_size=5))
+def test_json_arrays_of_any_shape_are_reported_not_raised(tmp_path, rows):
+    path = tmp_path / "shapes.json"
+    path.write_text(json.dumps(rows))
+    CASES["tables (JSON shapes)"] += 1
+    with contextlib.suppress(UserError):
+        check_dataset(path, columns={"prompt": "question", "completion": "answer"})
+
+
 # Adapters ------------------------------------------------------------------------------------
 
 _CONFIG = json.dumps(

@@ -30,6 +30,9 @@ SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<
 BATCH_ROWS = 1024
 JSON_CHUNK = 1 << 20
 PARQUET_MAGIC = b"PAR1"
+# What pyarrow raises on a damaged file is no one family (ArrowInvalid, OSError, a UnicodeDecodeError from its
+# metadata, an IndexError from a bad offset): each means the same to the user.
+CORRUPT_FILE_ERRORS = (ArithmeticError, LookupError, OSError, ValueError, TypeError, EOFError, RuntimeError)
 # csv's default limit is 128 KiB a value; a long document in one cell is ordinary in training data.
 csv.field_size_limit(1 << 30)
 
@@ -129,8 +132,13 @@ def table_columns(path: Path) -> list[str]:
     if kind in ("parquet", "arrow"):
         return list(_arrow_schema(first, kind).names)
     if kind in ("csv", "tsv"):
-        with _open_text(first) as handle:
-            return next(csv.reader(handle, delimiter="\t" if kind == "tsv" else ","), [])
+        try:
+            with _open_text(first) as handle:
+                return next(csv.reader(handle, delimiter="\t" if kind == "tsv" else ",", strict=True), [])
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{first}: not UTF-8 text (byte {exc.start + 1} of a block); save it as UTF-8.") from None
+        except csv.Error as exc:
+            raise UserError(f"{first}, line 1: not a valid {kind.upper()} header ({exc}).") from None
     row = next(iter_rows(path), None)
     if row is not None and not isinstance(row.values, dict):
         raise UserError(f"{first}, line {row.line}: the array must hold records (JSON objects), one per element.")
@@ -175,7 +183,7 @@ def _arrow_schema(path: Path, kind: str):
             return pq.ParquetFile(path).schema_arrow
         with pa.memory_map(str(path)) as source:
             return pa.ipc.open_stream(source).schema
-    except (pa.ArrowException, OSError) as exc:
+    except CORRUPT_FILE_ERRORS as exc:
         raise _unreadable(path, kind, exc) from None
 
 
@@ -199,7 +207,6 @@ def _unreadable(path: Path, kind: str, exc: Exception) -> UserError:
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[dict, None]]:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     _check_parquet_marks(path)
@@ -208,7 +215,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[dict, None]]:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             for values in batch.to_pylist():
                 yield values, None
-    except (pa.ArrowException, OSError) as exc:
+    except CORRUPT_FILE_ERRORS as exc:
         raise _unreadable(path, "parquet", exc) from None
 
 
@@ -220,7 +227,7 @@ def _arrow_rows(path: Path) -> Iterator[tuple[dict, None]]:
             for batch in pa.ipc.open_stream(source):
                 for values in batch.to_pylist():
                     yield values, None
-    except (pa.ArrowException, OSError) as exc:
+    except CORRUPT_FILE_ERRORS as exc:
         raise _unreadable(path, "arrow", exc) from None
 
 
