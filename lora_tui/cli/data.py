@@ -133,10 +133,13 @@ def data_synth(args, context: Context) -> int:
     return 0
 
 
-def _synth_progress(report: SynthReport) -> None:
+def _synth_progress(report: SynthReport, width: int = 24) -> None:
+    """A bar of the chunks done, redrawn in place on a terminal; a line each batch where stderr is a file."""
+    filled = round(width * report.chunks_done / report.chunks) if report.chunks else width
+    left = (report.chunks - report.chunks_done) * report.seconds_per_chunk
     line = (
-        f"chunks {report.chunks_done}/{report.chunks}, {counted(len(report.kept), 'pair')} kept, "
-        f"{report.seconds_per_chunk:.1f} s a chunk"
+        f"[{'#' * filled}{'.' * (width - filled)}] {report.chunks_done}/{report.chunks} chunks, "
+        f"{counted(len(report.kept), 'pair')} kept, {report.seconds_per_chunk:.1f} s a chunk, ~{left:.0f} s left"
     )
     if sys.stderr.isatty():
         print(f"\r{line}", end="", file=sys.stderr, flush=True)
