@@ -15,12 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from lora_tui import __version__
-from lora_tui.cli import adapters, chat, data, evaluate, models, serve, train
+from lora_tui.cli import adapters, chat, data, evaluate, models, queue, serve, train
 from lora_tui.cli.output import Context
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 
-COMMAND_GROUPS = (models, data, train, evaluate, adapters, chat, serve)
+COMMAND_GROUPS = (models, data, train, queue, evaluate, adapters, chat, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,7 @@ def run_tui(context: Context) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" notices
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # as typed: a queued run keeps its own words
     context = Context(Locations.from_environment())
     try:
         if args.command is None:

@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from functools import partial
 from pathlib import Path
 
 from lora_tui.cli.output import Context, say
+from lora_tui.core.adapters.layout import read_metadata, write_metadata
 from lora_tui.core.data.columns import SavedColumns, format_columns
 from lora_tui.core.errors import UserError
 from lora_tui.core.training import launch, params
 from lora_tui.core.training.estimate import estimate_run
 from lora_tui.core.training.events import Cancelled, Event, Failed, Finished, describe
 from lora_tui.core.training.loop import run_training
+from lora_tui.core.training.queue import RunQueue
 from lora_tui.core.training.ranks import check_batch_split
 from lora_tui.core.training.setup import prepare_job, run_with_interrupt
+from lora_tui.core.training.sweeps import expand_grid, parse_sweep
+from lora_tui.core.units import counted
 
 
 def train(args, context: Context) -> int:
+    if args.sweep or args.queue:
+        return sweep_or_queue(args, context)
     ranks = _checked_ranks(args)  # before anything else, so nothing is written for a bad hostfile
-    flags = params.from_arguments(args)
-    if args.data and not args.resume and "columns" not in flags:
-        saved = SavedColumns(context.locations.column_maps_file).get(Path(args.data))
-        if saved:
-            say(f"{args.data}: reading it with the column mapping saved in the app ({format_columns(saved)}).")
-            flags["columns"] = format_columns(saved)
+    flags = _flags(args, context)
     job, report = prepare_job(
         locations=context.locations,
         extra_model_dirs=context.extra_model_dirs(),
@@ -40,6 +42,7 @@ def train(args, context: Context) -> int:
         valid_fraction=args.valid_fraction,
         log=say,
         from_adapter=args.from_adapter,
+        sweep=json.loads(args.sweep_of) if args.sweep_of else None,
     )
     if report is not None:
         print("\n".join(report.describe()))
@@ -59,8 +62,144 @@ def train(args, context: Context) -> int:
         run=_distributed_runner(job, ranks, args) if ranks else run_training,
     )
     if isinstance(outcome, Finished):
+        if args.eval_after:
+            _evaluate_after(job)
         return 0
     return 130 if isinstance(outcome, Cancelled) else 1
+
+
+def _flags(args, context: Context) -> dict:
+    """The parameter flags given, with the column mapping saved in the app for the data when none is given."""
+    flags = params.from_arguments(args)
+    if args.data and not args.resume and "columns" not in flags:
+        saved = SavedColumns(context.locations.column_maps_file).get(Path(args.data))
+        if saved:
+            say(f"{args.data}: reading it with the column mapping saved in the app ({format_columns(saved)}).")
+            flags["columns"] = format_columns(saved)
+    return flags
+
+
+def _evaluate_after(job) -> None:
+    """--eval-after: the adapter's held-out scores, kept in its metadata (what `sweep show` ranks ties by)."""
+    from lora_tui.core.evaluation.run import eval_records, evaluate
+
+    try:
+        data_file, records = eval_records(job.data)
+    except UserError as exc:
+        say(f"Not evaluated: {exc}")
+        return
+    if data_file.name.startswith("train"):
+        say("Not evaluated: the data has no test or validation split to evaluate on.")
+        return
+    say(f"Evaluating on {len(records)} held-out records of {data_file} ...")
+    evaluation = evaluate(job.model_path, records, [("adapter", job.adapter_dir)], data_file.name, max_tokens=48)
+    summary = evaluation.sides[0].summary(evaluation.references)
+    meta = read_metadata(job.adapter_dir)
+    write_metadata(job.adapter_dir, {**meta, "eval": {**summary, "data": str(data_file), "records": len(records)}})
+    shown = ", ".join(f"{key} {value:.4g}" for key, value in summary.items() if isinstance(value, float))
+    print(f"evaluated: {shown}", flush=True)
+
+
+def sweep_or_queue(args, context: Context) -> int:
+    """--sweep: every run of the grid checked, then run one after another (or, with --queue, queued);
+    --queue alone: this one run, checked and queued."""
+    if args.resume or args.estimate or args.hosts or args.ranks:
+        raise UserError("--sweep and --queue start new runs on this machine: not with --resume, --estimate or --hosts.")
+    flags = _flags(args, context)
+    points = expand_grid(args.name, [parse_sweep(text) for text in args.sweep], flags) if args.sweep else []
+    runs = [(point.name, _point_arguments(args, point)) for point in points] or [(args.name, _own_arguments(args))]
+    queue = RunQueue(context.locations.data_dir)
+    for _, run_args in runs:
+        if not _checked(run_args, context, queue if args.queue else None):
+            return 1
+    if args.queue:
+        for name, run_args in runs:
+            job = queue.add(name, run_args, sweep=args.name if points else None)
+            print(f"queued job {job.id}: {name}")
+        say("Run them with: lora-tui queue run")
+        return 0
+    say(f"Sweep {args.name}: {counted(len(runs), 'run')}, one after another.")
+    for number, (name, run_args) in enumerate(runs, start=1):
+        say(f"Sweep {args.name}: run {number} of {len(runs)}, {name}")
+        code = train(_parse_train(run_args), context)
+        if code != 0:
+            left = ", ".join(n for n, _ in runs[number:]) or "none"
+            say(f"Sweep {args.name} stopped at {name} (exit {code}); not started: {left}.")
+            return code
+    say(f"Sweep {args.name} done: lora-tui sweep show {args.name}")
+    return 0
+
+
+def _checked(run_args: list[str], context: Context, queue: RunQueue | None) -> bool:
+    """A run checked as `train` would check it, writing nothing; its errors printed as `train` prints them."""
+    run = _parse_train(run_args)
+    if queue is not None and any(job.name == run.name and job.status == "pending" for job in queue.jobs()):
+        raise UserError(f"The queue already has a run named {run.name!r}; choose another name.")
+    _, report = prepare_job(
+        locations=context.locations,
+        extra_model_dirs=context.extra_model_dirs(),
+        name=run.name,
+        model=run.model,
+        data=run.data,
+        config=run.config,
+        flags=_flags(run, context),
+        preset=run.preset,
+        overwrite=run.overwrite,
+        valid_fraction=run.valid_fraction,
+        from_adapter=run.from_adapter,
+        check_only=True,
+    )
+    if report is not None:
+        print("\n".join(report.describe()))
+        say(f"lora-tui: {run.data} has errors; fix them before training.")
+        return False
+    return True
+
+
+def _parse_train(run_args: list[str]) -> argparse.Namespace:
+    from lora_tui.cli import build_parser
+
+    parsed = build_parser().parse_args(["train", *run_args])
+    parsed.argv = ["train", *run_args]
+    return parsed
+
+
+SWEEP_OPTIONS = {"--sweep": True, "--queue": False, "--name": True, "--eval-after": False}
+
+
+def _own_arguments(args) -> list[str]:
+    """This command's train arguments as typed, less --sweep and --queue (a queued run is an ordinary one)."""
+    return [*_strip(args.argv[1:], ("--sweep", "--queue")), *(["--eval-after"] if args.eval_after else [])]
+
+
+def _point_arguments(args, point) -> list[str]:
+    """One grid point's train arguments: the command's own, its name, the point's values, its sweep."""
+    base = _strip(args.argv[1:], tuple(SWEEP_OPTIONS))
+    values = []
+    for parameter, text in point.texts.items():
+        param = params.PARAMS_BY_NAME[parameter]
+        if param.kind is bool:
+            values.append(param.flag if point.values[parameter] else f"--no-{param.flag[2:]}")
+        else:
+            values += [param.flag, text]
+    sweep = json.dumps({"name": args.name, "values": point.values})
+    extra = ["--eval-after"] if args.eval_after else []
+    return [*base, "--name", point.name, *values, "--sweep-of", sweep, *extra]
+
+
+def _strip(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """`argv` without the given options (and the value of those that take one)."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        option = token.split("=", 1)[0]
+        if option in options:
+            skip = "=" not in token and SWEEP_OPTIONS.get(option, False)
+            continue
+        kept.append(token)
+    return kept
 
 
 def _checked_ranks(args) -> int:
@@ -134,5 +273,18 @@ def add_commands(commands) -> None:
         "--resume", action="store_true", help="continue a cancelled or killed run from its last checkpoint"
     )
     again.add_argument("--overwrite", action="store_true", help="replace an existing adapter of this name")
+    grid = train_parser.add_argument_group("sweeps and the queue")
+    grid.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="PARAMETER=V1,V2",
+        help="train one run per value (repeat for a grid); runs are named NAME-lr1e-4-r8 and so on",
+    )
+    grid.add_argument("--queue", action="store_true", help="add the run (or the sweep's runs) to the queue")
+    grid.add_argument(
+        "--eval-after", action="store_true", help="evaluate the adapter on held-out records when the run ends"
+    )
+    grid.add_argument("--sweep-of", help=argparse.SUPPRESS)  # set on a sweep's own runs: the sweep, as JSON
     params.add_arguments(train_parser.add_argument_group("training parameters"))
     train_parser.set_defaults(handler=train)

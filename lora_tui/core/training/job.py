@@ -20,6 +20,7 @@ class TrainingJob:
     model_name: str = ""  # as the user named it (shown in metadata)
     resume: bool = False
     from_adapter: Path | None = None  # an adapter to start from (and, for DPO, the reference)
+    sweep: dict | None = None  # the sweep this run belongs to: {"name": ..., "values": {parameter: value}}
 
     def to_json(self) -> dict:
         return {
@@ -30,6 +31,7 @@ class TrainingJob:
             "adapter_dir": str(self.adapter_dir),
             "resume": self.resume,
             **({"from_adapter": str(self.from_adapter)} if self.from_adapter else {}),
+            **({"sweep": self.sweep} if self.sweep else {}),
         }
 
     @classmethod
@@ -44,6 +46,7 @@ class TrainingJob:
             model_name=data.get("model", ""),
             resume=bool(data.get("resume", False)),
             from_adapter=Path(data["from_adapter"]) if data.get("from_adapter") else None,
+            sweep=data.get("sweep") if isinstance(data.get("sweep"), dict) else None,
         )
 
     def save(self) -> None:

@@ -801,6 +801,7 @@ class _Run:
                 "epochs": round(progress.epoch + progress.next_batch / max(self.batches_per_epoch, 1), 4),
                 "tokens_seen": progress.trained_tokens,
                 "status": status,
+                **({"sweep": self.job.sweep} if self.job.sweep else {}),
             },
         )
 

@@ -45,11 +45,15 @@ def prepare_job(
     valid_fraction: float | None = None,
     log: Callable[[str], None] = lambda m: None,
     from_adapter: str | None = None,
+    sweep: dict | None = None,
+    check_only: bool = False,
 ) -> tuple[TrainingJob | None, DatasetReport | None]:
     """A checked TrainingJob, or (None, report) when the data has errors.
 
     An adapter that another run is training is refused first, naming that run. What this writes
     (a held-out split, the removal of an adapter being overwritten) happens under the adapter's lock.
+    With `check_only`, everything is checked and nothing is written: (None, None) means the run can start
+    (a queued run, or one run of a sweep, checked before any starts). `sweep` is recorded with the run.
     """
     name = validate_name(name, "adapter name")
     adapter_dir = locations.adapters_dir / name
@@ -77,6 +81,10 @@ def prepare_job(
         return None, report
     check_method_fits_format(parameters.method, report.format, data_path)
     _check_writable(locations.adapters_dir)
+    if valid_fraction:
+        _check_hold_out(data_path, report, valid_fraction)
+    if check_only:
+        return None, None
     with adapter_lock(locations.adapters_dir, name, doing="preparing"):
         if report.source not in ("jsonl", "text") or columns:
             data_path = as_jsonl(data_path, report, locations.runs_dir / name / "source", log)
@@ -85,7 +93,8 @@ def prepare_job(
         if adapter_dir.exists():
             log(f"Replacing the adapter {name!r} (--overwrite).")
             shutil.rmtree(adapter_dir)
-    return TrainingJob(model_path, data_path, adapter_dir, parameters, model_name=model_name, from_adapter=start), None
+    job = TrainingJob(model_path, data_path, adapter_dir, parameters, model_name, from_adapter=start, sweep=sweep)
+    return job, None
 
 
 def starting_adapter(adapters_dir: Path, name: str, model_path: Path) -> Path:
@@ -120,6 +129,17 @@ def as_jsonl(data: Path, report: DatasetReport, folder: Path, log: Callable[[str
     mapping = f" through the columns {format_columns(report.columns)}" if report.columns else ""
     log(f"Read {sum(part.records for part in converted)} records from {data}{mapping}: {folder}.")
     return converted[0].output if single else folder
+
+
+def _check_hold_out(data: Path, report: DatasetReport, fraction: float) -> None:
+    """What hold_out_validation would refuse, said before anything is written."""
+    mlx_lm_folder = data.is_dir() and report.source in ("jsonl", "text")
+    if mlx_lm_folder or len(report.splits) > 1:
+        raise UserError(
+            f"{data} is a folder: it brings its own valid.jsonl; the validation fraction is for a single file."
+        )
+    if not 0 < fraction <= 0.5:
+        raise UserError("The validation fraction must be above 0 and at most 0.5.")
 
 
 def hold_out_validation(data: Path, fraction: float, folder: Path, log: Callable[[str], None]) -> Path:
