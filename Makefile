@@ -39,6 +39,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/gguf_import.py
 	$(BIN)/python bench/eval.py
 	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/run_queue.py
 	$(BIN)/python bench/samples.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

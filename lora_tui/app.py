@@ -287,8 +287,9 @@ class LoraTuiApp(App):
         if self.dashboard_screen.is_mounted:
             self.dashboard_screen.show_event(message.event)
 
-    def follow_run(self, adapter_dir) -> None:
-        """Replay a run's events.jsonl, then keep reading what is appended to it."""
+    def follow_run(self, adapter_dir, switch: bool = True) -> None:
+        """Replay a run's events.jsonl, then keep reading what is appended to it (on the Dashboard, which
+        `switch` brings up)."""
         if self.training_running:
             self.notify("A run is training here; the dashboard shows it.", severity="warning")
             return
@@ -299,7 +300,8 @@ class LoraTuiApp(App):
         self.read_followed_run()
         if self.follow_timer is None:
             self.follow_timer = self.set_interval(FOLLOW_SECONDS, self.read_followed_run)
-        self.switch_mode("dashboard")
+        if switch:
+            self.switch_mode("dashboard")
 
     def read_followed_run(self) -> None:
         if self.following is None or self.training_running:

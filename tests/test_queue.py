@@ -36,6 +36,8 @@ def test_a_grid_is_named_from_the_values_as_typed():
     assert [p.name for p in points] == ["tone-lr1e-4-r8", "tone-lr1e-4-r16", "tone-lr3e-4-r8", "tone-lr3e-4-r16"]
     assert points[1].values == {"learning_rate": 1e-4, "rank": 16}
     assert parse_sweep("target-modules=q,v;q,k,v,o").values == (["q", "v"], ["q", "k", "v", "o"])
+    named = expand_grid("t", [parse_sweep("dropout=0.05,0.1"), parse_sweep("target-modules=q,v;q,k,v,o")], {})
+    assert [p.name for p in named] == ["t-d0p05-mq_v", "t-d0p05-mq_k_v_o", "t-d0p1-mq_v", "t-d0p1-mq_k_v_o"]
 
 
 @pytest.mark.parametrize(

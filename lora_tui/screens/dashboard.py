@@ -9,8 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ProgressBar, RichLog, Static
+from textual.widgets import OptionList, ProgressBar, RichLog, Static
+from textual.widgets.option_list import Option
 
+from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import (
     Cancelled,
     Checkpoint,
@@ -24,12 +26,18 @@ from lora_tui.core.training.events import (
     Validation,
     describe,
 )
-from lora_tui.core.units import human_bytes, human_duration
+from lora_tui.core.training.queue import QueueJob, RunQueue, start_runner
+from lora_tui.core.units import counted, human_bytes, human_duration
 from lora_tui.messages import AdapterChatRequested, AdapterShowRequested, TrainingCancelRequested
 from lora_tui.screens.dialogs import ConfirmDialog
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
+
+
+def _job_line(job: QueueJob) -> str:
+    when = job.reason or (f"ended {job.ended}" if job.ended else f"since {job.started}" if job.started else "")
+    return f"{job.id:>3} {job.status:<9} {job.name}  {when}".rstrip()
 
 
 class DashboardScreen(Screen):
@@ -41,7 +49,12 @@ class DashboardScreen(Screen):
         Binding("r", "toggle_rewards", "Rewards", id="toggle-rewards", tooltip="preference runs: margin and accuracy"),
         Binding("c", "open_in_chat", "Chat with it", id="run-chat", tooltip="the run's adapter in Chat"),
         Binding("a", "open_in_adapters", "Adapters", id="run-adapters", tooltip="the run's adapter in the manager"),
+        Binding("u", "run_queue", "Run queue", id="run-queue", tooltip="run the queued jobs, one at a time"),
+        Binding("delete", "remove_job", "Remove", id="queue-remove", tooltip="remove the highlighted pending job"),
+        Binding("minus", "move_job(-1)", "Earlier", id="queue-earlier", tooltip="run the highlighted job sooner"),
+        Binding("plus", "move_job(1)", "Later", id="queue-later", tooltip="run the highlighted job later"),
     ]
+    QUEUE_SECONDS = 1.0
 
     def compose(self) -> ComposeResult:
         yield AreaBar("dashboard")
@@ -53,12 +66,98 @@ class DashboardScreen(Screen):
                 yield Static("", id="run-numbers")
         yield RichLog(id="run-log", wrap=True, markup=False)
         yield Static("", id="run-samples")
+        yield Static("", id="queue-title")
+        yield OptionList(id="queue-list")
         yield AppFooter()
 
     def on_mount(self) -> None:
         self.reset()
         for event in self.app.run_events:
             self.show_event(event)
+        self.queue_jobs: list[QueueJob] = []
+        self.followed_job: int | None = None  # the queue job whose run the dashboard follows
+        self.refresh_queue()
+        self.set_interval(self.QUEUE_SECONDS, self.refresh_queue)
+
+    # The queue -------------------------------------------------------------------------
+
+    def run_queue_of(self) -> RunQueue:
+        return RunQueue(self.app.locations.data_dir)
+
+    def refresh_queue(self) -> None:
+        """The queue under the run, and the run it is at followed as it gets there."""
+        queue = self.run_queue_of()
+        try:
+            jobs = queue.jobs()
+        except UserError as exc:
+            self.query_one("#queue-title", Static).update(Text(str(exc)))
+            return
+        runner = queue.runner_holder() if jobs else None
+        self.show_queue(jobs, runner)
+        running = next((job for job in jobs if job.status == "running"), None)
+        if running is not None and running.id != self.followed_job and not self.app.training_running:
+            self.followed_job = running.id
+            self.app.follow_run(self.app.locations.adapters_dir / running.name, switch=False)
+
+    def show_queue(self, jobs: list[QueueJob], runner: str | None) -> None:
+        title, listing = self.query_one("#queue-title", Static), self.query_one("#queue-list", OptionList)
+        title.display = listing.display = bool(jobs)
+        if [job.to_json() for job in jobs] == [job.to_json() for job in self.queue_jobs]:
+            return
+        self.queue_jobs = jobs
+        pending = sum(1 for job in jobs if job.status == "pending")
+        how = f"run by {runner}" if runner else "u runs it" if pending else "done"
+        title.update(Text(f"queue: {pending} pending; {how}"))
+        highlighted = listing.highlighted
+        listing.clear_options()
+        listing.add_options([Option(Text(_job_line(job)), id=f"job-{job.id}") for job in jobs])
+        if jobs:
+            listing.highlighted = min(highlighted or 0, len(jobs) - 1)
+        self.refresh_bindings()
+
+    def highlighted_job(self) -> QueueJob | None:
+        listing = self.query_one("#queue-list", OptionList)
+        if listing.highlighted is None or listing.highlighted >= len(self.queue_jobs):
+            return None
+        return self.queue_jobs[listing.highlighted]
+
+    def action_run_queue(self) -> None:
+        queue = self.run_queue_of()
+        try:
+            pending = [job for job in queue.jobs() if job.status == "pending"]
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if (runner := queue.runner_holder()) is not None:
+            self.notify(f"The queue is being run already ({runner}).", severity="warning")
+        elif not pending:
+            self.notify("Nothing is queued: Train's Queue button adds runs.", severity="warning")
+        else:
+            log = start_runner(self.app.locations)
+            self.notify(
+                f"Running the queue: {counted(len(pending), 'job')}, one at a time; it goes on if the app quits. "
+                f"Log: {log}"
+            )
+
+    def action_remove_job(self) -> None:
+        if (job := self.highlighted_job()) is not None:
+            self.change_queue(lambda queue: queue.remove(job.id), f"Removed job {job.id} ({job.name}).")
+
+    def action_move_job(self, by: int) -> None:
+        if (job := self.highlighted_job()) is not None:
+            self.change_queue(lambda queue: queue.move(job.id, by), None)
+            listing = self.query_one("#queue-list", OptionList)
+            listing.highlighted = max(0, (listing.highlighted or 0) + by)
+
+    def change_queue(self, change, done: str | None) -> None:
+        try:
+            change(self.run_queue_of())
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if done:
+            self.notify(done)
+        self.refresh_queue()
 
     def reset(self) -> None:
         self.total_steps = 0
@@ -177,6 +276,11 @@ class DashboardScreen(Screen):
             return bool(charts) and bool(charts.first().margins["train"] or charts.first().margins["valid"])
         if action in ("open_in_chat", "open_in_adapters"):
             return bool(self.adapter_path) and not self.app.training_running
+        if action in ("remove_job", "move_job"):  # only while the queue list has the keys
+            lists = self.query("#queue-list")
+            return bool(lists) and lists.first().has_focus
+        if action == "run_queue":
+            return any(job.status == "pending" for job in getattr(self, "queue_jobs", []))
         return True
 
     def action_toggle_learning_rate(self) -> None:

@@ -26,8 +26,10 @@ from lora_tui.core.training.estimate import estimate_run
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.launch import check_hosts, read_hostfile
 from lora_tui.core.training.params import PARAMS, PRESETS, Param, build_params
+from lora_tui.core.training.queue import PlannedRun, queue_runs
 from lora_tui.core.training.ranks import check_batch_split
 from lora_tui.core.training.setup import prepare_job
+from lora_tui.core.training.sweeps import expand_grid, parse_sweep
 from lora_tui.core.units import counted
 from lora_tui.messages import TrainingRequested
 from lora_tui.widgets.app_footer import AppFooter
@@ -78,13 +80,25 @@ class ParamField(Horizontal):
         help_text = f"[{self.param.range_text}] {self.param.help}"
         yield Static(help_text, classes="param-help", markup=False).with_tooltip(help_text)
 
+    def text(self) -> str:
+        return self.query_one(Input).value.strip()
+
+    def swept(self) -> bool:
+        """Several values (a sweep: "1e-4,3e-4"; a list parameter's values split by ";")."""
+        return (";" if self.param.kind is list else ",") in self.text()
+
+    def axis(self):
+        return parse_sweep(f"{self.param.name}={self.text()}")
+
     def value(self):
-        text = self.query_one(Input).value.strip()
+        if self.swept():
+            raise UserError(f"{self.param.label} holds several values (a sweep): add the sweep to the queue.")
+        text = self.text()
         return self.param.parse(text if text or not self.param.optional else None)
 
     def validate_now(self) -> bool:
         try:
-            self.value()
+            self.axis() if self.swept() else self.value()
             self.error = None
         except UserError as exc:
             self.error = str(exc)
@@ -115,6 +129,12 @@ CHECKING = "checking the dataset ..."
 def dataset_key(path_text: str, columns: str) -> str:
     """What a dataset verdict is for: the path as typed, read through the columns as typed."""
     return f"{path_text}\n{columns}"
+
+
+@dataclass
+class Queued(Message):
+    text: str
+    failed: bool = False
 
 
 @dataclass
@@ -198,6 +218,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             with Horizontal(id="train-actions"):
                 yield Static("", id="form-status")
                 yield Button("Estimate", id="estimate", disabled=True)
+                yield Button("Queue", id="queue-run", disabled=True, tooltip="add the run (or its sweep) to the queue")
                 yield Button("Start training", variant="primary", id="start", disabled=True)
         yield AppFooter()
 
@@ -337,8 +358,10 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def refresh_start(self) -> None:
         problem = self.form_problem()
-        self.query_one("#start", Button).disabled = problem is not None
-        self.query_one("#estimate", Button).disabled = problem is not None
+        swept = any(field.swept() for field in self.fields())
+        self.query_one("#start", Button).disabled = problem is not None or swept
+        self.query_one("#estimate", Button).disabled = problem is not None or swept
+        self.query_one("#queue-run", Button).disabled = problem is not None
         self.query_one("#form-status", Static).update(problem or "ready")
 
     @on(Button.Pressed, "#presets Button")
@@ -372,7 +395,56 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     def action_estimate(self) -> None:
         self.check_form_then(estimate_only=True)
 
+    @on(Button.Pressed, "#queue-run")
+    def action_queue(self) -> None:
+        problem = self.form_problem()
+        if problem is not None:
+            self.notify(f"Not ready to queue: {problem}", severity="warning")
+            return
+        try:
+            runs = self.planned_runs()
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        fraction = self.query_one("#pick-valid", Select).value
+        self.query_one("#queue-run", Button).disabled = True
+        self.add_to_queue(
+            self.hub_id() or str(self.query_one("#pick-model", Select).value),
+            self.dataset_text(),
+            runs,
+            float(fraction) if fraction else None,
+        )
+
+    def planned_runs(self) -> list[PlannedRun]:
+        """The form's run, or one run per point of the grid its swept fields make."""
+        fixed = {f.param.name: f.value() for f in self.fields() if not f.swept()}
+        name = validate_name(self.query_one("#pick-name", Input).value, "adapter name")
+        axes = [f.axis() for f in self.fields() if f.swept()]
+        if not axes:
+            return [PlannedRun(name, fixed)]
+        points = expand_grid(name, axes, {})
+        return [PlannedRun(p.name, {**fixed, **p.values}, {"name": name, "values": p.values}) for p in points]
+
+    @work(thread=True, exclusive=True, group="train-queue", exit_on_error=False)
+    def add_to_queue(self, model: str, data: str, runs: list, valid_fraction: float | None) -> None:
+        app = self.app
+        try:
+            jobs = queue_runs(app.locations, app.settings.extra_model_dirs(), model, data, runs, valid_fraction)
+        except UserError as exc:
+            self.post_message(Queued(str(exc), failed=True))
+            return
+        names = ", ".join(job.name for job in jobs)
+        self.post_message(Queued(f"Queued {counted(len(jobs), 'run')}: {names}. The Dashboard's u runs the queue."))
+
+    @on(Queued)
+    def queued(self, message: Queued) -> None:
+        self.refresh_start()
+        self.notify(message.text, severity="error" if message.failed else "information", timeout=10)
+
     def check_form_then(self, estimate_only: bool) -> None:
+        if any(field.swept() for field in self.fields()):
+            self.notify("A field holds several values (a sweep): Queue adds its runs to the queue.", severity="warning")
+            return
         problem = self.form_problem()
         if problem == CHECKING:  # Start pressed while the dataset is being read: start once it is
             self.start_when_checked = estimate_only

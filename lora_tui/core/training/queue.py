@@ -218,3 +218,83 @@ def _find(jobs: list[QueueJob], job_id: int) -> QueueJob:
         known = ", ".join(str(job.id) for job in jobs) or "none"
         raise UserError(f"No job {job_id} in the queue (its jobs: {known}).")
     return job
+
+
+def parameter_arguments(values: dict) -> list[str]:
+    """Training parameters as `lora-tui train` flags (values at their default are left out)."""
+    from lora_tui.core.training.params import PARAMS_BY_NAME
+
+    arguments = []
+    for name, value in values.items():
+        param = PARAMS_BY_NAME[name]
+        if value is None or value == param.default:
+            continue
+        if param.kind is bool:
+            arguments.append(param.flag if value else f"--no-{param.flag[2:]}")
+        else:
+            arguments += [param.flag, _flag_value(value)]
+    return arguments
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, list):
+        return ",".join(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run to queue: its adapter name, its parameters, and the sweep it belongs to (if any)."""
+
+    name: str
+    values: dict
+    sweep: dict | None = None
+
+
+def queue_runs(
+    locations, extra_model_dirs: list[Path], model: str, data: str, runs: list[PlannedRun], valid_fraction=None
+) -> list[QueueJob]:
+    """Each run checked as `train` checks it (nothing written), then all added; a problem refuses them all."""
+    from lora_tui.core.training.setup import prepare_job
+
+    queue = RunQueue(locations.data_dir)
+    for run in runs:
+        _, report = prepare_job(
+            locations,
+            extra_model_dirs,
+            run.name,
+            model,
+            data,
+            flags=run.values,
+            valid_fraction=valid_fraction,
+            check_only=True,
+        )
+        if report is not None:
+            raise UserError(f"{run.name}: the dataset has {report.first_error()}")
+    jobs = []
+    for run in runs:
+        arguments = ["--model", model, "--data", data, "--name", run.name, *parameter_arguments(run.values)]
+        if valid_fraction:
+            arguments += ["--valid-fraction", f"{valid_fraction:g}"]
+        if run.sweep:
+            arguments += ["--sweep-of", json.dumps(run.sweep)]
+        jobs.append(queue.add(run.name, arguments, sweep=run.sweep["name"] if run.sweep else None))
+    return jobs
+
+
+def start_runner(locations) -> Path:
+    """`lora-tui queue run` in its own session (it outlives the app and its terminal); its output in a log."""
+    import subprocess
+    import sys
+
+    log = Path(locations.data_dir) / "queue-runner.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as output:
+        subprocess.Popen(
+            [sys.executable, "-m", "lora_tui", "queue", "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return log

@@ -92,7 +92,8 @@ def expand_grid(base_name: str, axes: list[Axis], fixed: dict) -> list[GridPoint
 
 
 def _name_part(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in text.replace(",", "+"))
+    """A value as an adapter name may hold it: 1e-4 as typed, 0.5 as 0p5, q,v as q+v... (only - and _ kept)."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "p" if ch == "." else "_" for ch in text.replace(",", "_"))
 
 
 # Ranking -------------------------------------------------------------------------------
