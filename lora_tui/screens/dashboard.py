@@ -75,6 +75,7 @@ class DashboardScreen(Screen):
         for event in self.app.run_events:
             self.show_event(event)
         self.queue_jobs: list[QueueJob] = []
+        self.queue_shown: tuple | None = None  # what the queue list shows now, to redraw only on a change
         self.followed_job: int | None = None  # the queue job whose run the dashboard follows
         self.refresh_queue()
         self.set_interval(self.QUEUE_SECONDS, self.refresh_queue)
@@ -102,9 +103,10 @@ class DashboardScreen(Screen):
     def show_queue(self, jobs: list[QueueJob], runner: str | None) -> None:
         title, listing = self.query_one("#queue-title", Static), self.query_one("#queue-list", OptionList)
         title.display = listing.display = bool(jobs)
-        if [job.to_json() for job in jobs] == [job.to_json() for job in self.queue_jobs]:
+        shown = ([job.to_json() for job in jobs], runner)
+        if shown == self.queue_shown:
             return
-        self.queue_jobs = jobs
+        self.queue_jobs, self.queue_shown = jobs, shown
         pending = sum(1 for job in jobs if job.status == "pending")
         how = f"run by {runner}" if runner else "u runs it" if pending else "done"
         title.update(Text(f"queue: {pending} pending; {how}"))
