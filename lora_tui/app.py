@@ -30,6 +30,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.training import launch
+from lora_tui.core.training.background import go_on_in_background, runs_in_progress
 from lora_tui.core.training.events import EventsFollower, Failed, read_events
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
@@ -55,7 +56,7 @@ from lora_tui.screens.adapters import AdaptersScreen
 from lora_tui.screens.chat import ChatScreen
 from lora_tui.screens.dashboard import DashboardScreen
 from lora_tui.screens.datasets import DatasetsScreen
-from lora_tui.screens.dialogs import ConfirmDialog
+from lora_tui.screens.dialogs import QuitDialog
 from lora_tui.screens.evaluation import EvalScreen
 from lora_tui.screens.help import HelpScreen
 from lora_tui.screens.model_fetch import FetchModelDialog
@@ -148,6 +149,9 @@ class LoraTuiApp(App):
         self.settings = settings
         self.stop_flag = threading.Event()
         self.training_running = False
+        self.running_job: TrainingJob | None = None  # the run the worker trains, while it does
+        self.hand_off: TrainingJob | None = None  # a run to go on in the background once the app has stopped it
+        self.handed_off_log: Path | None = None
         self.stopped_by: str | None = None  # the signal that ended the app, if one did
         self.datasets_screen = DatasetsScreen()
         self.train_screen = TrainScreen()
@@ -186,6 +190,14 @@ class LoraTuiApp(App):
             self.notify(f"{problem.path}: {problem.message}; theme skipped.", severity="warning", timeout=10)
         self.switch_mode("datasets" if self.is_newcomer() else "train")
         self.call_after_refresh(freeze_long_lived_objects)  # once the first screen is up
+        self.follow_background_run()
+
+    def follow_background_run(self) -> None:
+        """A run training without the app (left running at quit, or `lora-tui train` elsewhere): followed."""
+        for name, who in runs_in_progress(self.locations.adapters_dir):
+            self.notify(f"{name} is training in the background (pid {who.pid}): the Dashboard follows it.", timeout=8)
+            self.follow_run(self.locations.adapters_dir / name, switch=False)
+            return
 
     def is_newcomer(self) -> bool:
         """No adapter and no dataset opened yet: the first area is Datasets, with its demo-dataset offer."""
@@ -236,6 +248,7 @@ class LoraTuiApp(App):
             return
         self.following = None
         self.training_running = True
+        self.running_job = message.job if message.hostfile is None else None  # only a local run is handed off
         self.stop_flag.clear()
         self.run_events = read_events(message.job.adapter_dir / EVENTS) if message.job.resume else []
         if self.dashboard_screen.is_mounted:  # a resumed run shows its whole history, not the steps since
@@ -474,16 +487,26 @@ class LoraTuiApp(App):
                 loop.remove_signal_handler(number)
 
     def stop_for_signal(self, number: int) -> None:
-        """As quitting does, without asking: the run stops after its step and is saved, then the app exits."""
+        """As quitting does, without asking: the run stops after its step and is saved, then the app exits. When
+        the terminal went away (SIGHUP: a dropped SSH connection) a local run goes on in the background."""
         self.stopped_by = signal.Signals(number).name
+        if number == signal.SIGHUP and self.training_running:
+            self.hand_off = self.running_job
         self.quit_when_idle()
 
     def action_quit(self) -> None:
         if not self.training_running:
             self.quit_when_idle()
             return
-        question = "A run is training. Stop it after this step and quit? It is saved: Resume (r on Adapters) goes on."
-        self.push_screen(ConfirmDialog(question, "Stop and quit"), lambda yes: yes and self.quit_when_idle())
+        name = self.running_job.adapter_dir.name if self.running_job else "A run"
+
+        def chosen(answer: str | None) -> None:
+            if answer is None:
+                return
+            self.hand_off = self.running_job if answer == "leave" else None
+            self.quit_when_idle()
+
+        self.push_screen(QuitDialog(name, can_leave=self.running_job is not None), chosen)
 
     @work(group="quitting", exclusive=True)
     async def quit_when_idle(self) -> None:
@@ -498,6 +521,8 @@ class LoraTuiApp(App):
         if busy:
             self.notify("Finishing the current step before quitting...", timeout=30)
             await self.workers.wait_for_complete(busy)
+        if self.hand_off is not None:
+            self.handed_off_log = go_on_in_background(self.hand_off, self.locations)
         self.exit()
 
     @on(TrainingCancelRequested)

@@ -41,6 +41,13 @@ def run_tui(context: Context) -> int:
 
     app = make_app(context.locations, context.settings)
     app.run()
+    if app.handed_off_log is not None:
+        with contextlib.suppress(OSError):
+            print(
+                f"lora-tui: {app.hand_off.adapter_dir.name} goes on training in the background "
+                f"(its output: {app.handed_off_log}); lora-tui follows it when it opens again.",
+                file=sys.stderr,
+            )
     if app.stopped_by:  # SIGTERM or SIGHUP: a run that was training has been saved
         with contextlib.suppress(OSError):
             print(f"lora-tui: stopped by {app.stopped_by}; any run that was training was saved.", file=sys.stderr)

@@ -103,6 +103,33 @@ class Dialog(ReportsWorkerErrors, ModalScreen):
             self.show_problem(str(exc))
 
 
+class QuitDialog(Dialog):
+    """Quitting while a run trains: leave it running (it goes on without the app), stop it (saved), or stay."""
+
+    ok_label = "Leave it running"
+
+    def __init__(self, name: str, can_leave: bool = True) -> None:
+        super().__init__()
+        self.heading = (
+            f"{name} is training. Leave it running when the app quits (it goes on in the background and the "
+            "next app follows it), or stop it after this step (saved; Resume goes on)?"
+        )
+        self.can_leave = can_leave
+
+    def on_mount(self) -> None:
+        buttons = self.query_one(".dialog-buttons")
+        buttons.mount(Button("Stop and quit", id="stop-run"), before=self.query_one("#cancel", Button))
+        self.query_one("#ok", Button).display = self.can_leave
+        self.query_one("#cancel", Button).focus()
+
+    def request(self) -> str:
+        return "leave"
+
+    @on(Button.Pressed, "#stop-run")
+    def stop_run(self) -> None:
+        self.dismiss("stop")
+
+
 class TextDialog(Dialog):
     """One line of text, checked by `check` (which raises UserError) before the dialog closes."""
 
