@@ -38,6 +38,7 @@ from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.training.events import read_events
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.setup import prepare_job
+from lora_tui.core.training.sweeps import sweep_runs
 from lora_tui.core.units import human_bytes
 from lora_tui.messages import (
     AdapterChatRequested,
@@ -283,6 +284,9 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
         Binding("space", "mark", "Mark", id="adapter-mark", tooltip="mark for comparing (again: unmark)"),
         Binding("p", "promote_highlighted", show=False),  # the checkpoint list's own p, said from anywhere
         Binding("m", "compare", "Compare", id="adapter-compare", tooltip="the marked adapters side by side"),
+        Binding(
+            "g", "compare_sweep", "Sweep", id="adapter-sweep", tooltip="the highlighted run's whole sweep", show=False
+        ),
     ]
 
     def __init__(self) -> None:
@@ -503,6 +507,23 @@ class AdaptersScreen(ReportsWorkerErrors, Screen):
             self.notify("Mark two or more adapters with space first.", severity="warning")
             return
         self.app.push_screen(CompareScreen(chosen))
+
+    def action_compare_sweep(self) -> None:
+        """Every run of the highlighted adapter's sweep, best first (as `lora-tui sweep show` ranks them)."""
+        if (info := self.selected()) is None:
+            return
+        try:
+            sweep = read_metadata(info.path).get("sweep")
+            ranked = sweep_runs(self.app.locations.adapters_dir, sweep["name"]) if isinstance(sweep, dict) else []
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        by_name = {a.name: a for a in self.adapters}
+        runs = [by_name[run.name] for run in ranked if run.name in by_name]
+        if len(runs) < 2:
+            self.notify(f"{info.name} is not a run of a sweep (train --sweep makes them).", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(runs, title=f"Sweep {sweep['name']}, best first"))
 
     def action_evaluate(self) -> None:
         if (info := self.selected()) is not None:

@@ -61,12 +61,13 @@ class CompareChart(PlotextPlot):
 class CompareScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [Binding("escape", "dismiss", "Close", id="compare-close")]
 
-    def __init__(self, adapters: list[AdapterInfo]) -> None:
+    def __init__(self, adapters: list[AdapterInfo], title: str | None = None) -> None:
         super().__init__()
         self.adapters = adapters
+        self.title_text = title or f"Comparing {', '.join(a.name for a in adapters)}"
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Comparing {', '.join(a.name for a in self.adapters)}", id="compare-title")
+        yield Label(self.title_text, id="compare-title")
         yield CompareChart(id="compare-chart")
         yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield AppFooter()
@@ -112,6 +113,10 @@ def load_run(info: AdapterInfo) -> Run:
             rows[f"eval {side['label']} {key.replace('_', ' ')}"] = _shown(side.get(key))
     if evaluation:
         rows["eval regressions"] = str(evaluation["regressions"])
+    after = meta.get("eval") if isinstance(meta.get("eval"), dict) else {}  # train --eval-after
+    for key in ("loss", "contained", "token_f1", "chrf"):
+        if key in after:
+            rows[f"eval after {key.replace('_', ' ')}"] = _shown(after[key])
     return Run(
         info.name,
         [(e.step, e.train_loss) for e in events if isinstance(e, Step)],

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import OptionList, ProgressBar, RichLog, Static
 from textual.widgets.option_list import Option
 
+from lora_tui.core.adapters.layout import read_metadata
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import (
     Cancelled,
@@ -35,8 +36,15 @@ from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.loss_chart import LossChart
 
 
-def _job_line(job: QueueJob) -> str:
+def _job_line(job: QueueJob, adapters_dir: Path) -> str:
+    """One job: its number, status and name, then its result (best validation loss), its reason, or when."""
     when = job.reason or (f"ended {job.ended}" if job.ended else f"since {job.started}" if job.started else "")
+    if job.status == "finished":
+        try:
+            best = read_metadata(adapters_dir / job.name).get("best_val_loss")
+        except UserError:
+            best = None
+        when = f"best val {best:.4g}" if isinstance(best, (int, float)) else when
     return f"{job.id:>3} {job.status:<9} {job.name}  {when}".rstrip()
 
 
@@ -112,7 +120,8 @@ class DashboardScreen(Screen):
         title.update(Text(f"queue: {pending} pending; {how}"))
         highlighted = listing.highlighted
         listing.clear_options()
-        listing.add_options([Option(Text(_job_line(job)), id=f"job-{job.id}") for job in jobs])
+        adapters = self.app.locations.adapters_dir
+        listing.add_options([Option(Text(_job_line(job, adapters)), id=f"job-{job.id}") for job in jobs])
         if jobs:
             listing.highlighted = min(highlighted or 0, len(jobs) - 1)
         self.refresh_bindings()

@@ -84,3 +84,22 @@ async def test_the_dashboard_reorders_removes_and_runs_the_queue(home, tmp_path)
         assert (home.adapters_dir / "three" / "adapters.safetensors").is_file()
         title = dashboard.query_one("#queue-title", Static)
         await wait_until(lambda: "queue: 0 pending; done" in str(title.render()), "the runner to end", timeout=30)
+
+
+async def test_the_adapters_screen_compares_a_whole_sweep_best_first(home, tmp_path, tiny_model_dir):
+    from lora_tui.cli import main
+    from lora_tui.screens.compare import CompareScreen
+
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(tmp_path / "data"), "--name", "tone"]
+    assert main([*args, "--epochs", "1", "--max-seq-length", "64", "--sweep", "learning-rate=1e-4,1e-2"]) == 0
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        app.screen.select_adapter("tone-lr1e-4")
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        assert [a.name for a in app.screen.adapters] == ["tone-lr1e-2", "tone-lr1e-4"]  # the lower val loss first
+        assert "Sweep tone, best first" in str(app.screen.query_one("#compare-title").render())
