@@ -174,3 +174,10 @@ def test_ctrl_c_stops_the_current_run_saved_and_leaves_the_rest_pending(tiny_mod
     assert _jobs(isolated_home) == [("first", "cancelled"), ("second", "pending")]
     meta = json.loads((isolated_home.adapters_dir / "first" / "lora_tui.json").read_text())
     assert meta["status"] == "cancelled" and meta["steps"] >= 4
+
+
+def test_a_queued_run_keeps_absolute_paths(tiny_model_dir, data, isolated_home, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    assert main(["queue", "add", "--", *_run(tiny_model_dir, "data", "here")]) == 0
+    arguments = RunQueue(isolated_home.data_dir).jobs()[0].args
+    assert arguments[arguments.index("--data") + 1] == str(data)

@@ -169,7 +169,7 @@ SWEEP_OPTIONS = {"--sweep": True, "--queue": False, "--name": True, "--eval-afte
 
 def _own_arguments(args) -> list[str]:
     """This command's train arguments as typed, less --sweep and --queue (a queued run is an ordinary one)."""
-    return [*_strip(args.argv[1:], ("--sweep", "--queue")), *(["--eval-after"] if args.eval_after else [])]
+    return _absolute_paths(_strip(args.argv[1:], ("--sweep", "--queue")))
 
 
 def _point_arguments(args, point) -> list[str]:
@@ -184,7 +184,19 @@ def _point_arguments(args, point) -> list[str]:
             values += [param.flag, text]
     sweep = json.dumps({"name": args.name, "values": point.values})
     extra = ["--eval-after"] if args.eval_after else []
-    return [*base, "--name", point.name, *values, "--sweep-of", sweep, *extra]
+    return _absolute_paths([*base, "--name", point.name, *values, "--sweep-of", sweep, *extra])
+
+
+PATH_OPTIONS = ("--data", "--model", "--config", "--sample-from")
+
+
+def _absolute_paths(argv: list[str]) -> list[str]:
+    """Paths given relative to here made absolute: a queued run may start from another folder."""
+    result = list(argv)
+    for index, token in enumerate(result[:-1]):
+        if token in PATH_OPTIONS and Path(result[index + 1]).expanduser().exists():
+            result[index + 1] = str(Path(result[index + 1]).expanduser().resolve())
+    return result
 
 
 def _strip(argv: list[str], options: tuple[str, ...]) -> list[str]:

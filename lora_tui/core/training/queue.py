@@ -258,6 +258,8 @@ def queue_runs(
     from lora_tui.core.training.setup import prepare_job
 
     queue = RunQueue(locations.data_dir)
+    if Path(data).expanduser().exists():  # a queued run may start from another folder
+        data = str(Path(data).expanduser().resolve())
     for run in runs:
         _, report = prepare_job(
             locations,
