@@ -25,7 +25,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Input
 
-from lora_tui.core.adapters.layout import EVENTS
+from lora_tui.core.adapters.layout import EVENTS, latest_checkpoint
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
 from lora_tui.core.threads import mlx_worker_thread
@@ -521,8 +521,8 @@ class LoraTuiApp(App):
         if busy:
             self.notify("Finishing the current step before quitting...", timeout=30)
             await self.workers.wait_for_complete(busy)
-        if self.hand_off is not None:
-            self.handed_off_log = go_on_in_background(self.hand_off, self.locations)
+        if self.hand_off is not None and latest_checkpoint(self.hand_off.adapter_dir) is not None:
+            self.handed_off_log = go_on_in_background(self.hand_off, self.locations)  # else it had not begun
         self.exit()
 
     @on(TrainingCancelRequested)
