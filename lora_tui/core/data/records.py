@@ -555,7 +555,10 @@ def looks_like_dataset_folder(folder: Path) -> bool:
     names = {entry.name for entry in entries}
     if {"dataset_dict.json", "state.json"} & names:
         return True
-    return bool(_named_splits(folder)) or table_kind(folder) is not None
+    try:
+        return bool(_named_splits(folder)) or table_kind(folder) is not None
+    except UserError:
+        return True  # a table folder with something wrong: opening it says what
 
 
 def _folder_splits(folder: Path) -> dict[str, Path]:
