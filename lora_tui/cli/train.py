@@ -157,9 +157,10 @@ def _checked(run_args: list[str], context: Context, queue: RunQueue | None) -> b
 
 
 def _parse_train(run_args: list[str]) -> argparse.Namespace:
-    from lora_tui.cli import build_parser
-
-    parsed = build_parser().parse_args(["train", *run_args])
+    """`lora-tui train` arguments read as the command reads them (a bad one: argparse's usage error, exit 2)."""
+    parser = argparse.ArgumentParser(prog="lora-tui train")
+    add_train_arguments(parser)
+    parsed = parser.parse_args(run_args)
     parsed.argv = ["train", *run_args]
     return parsed
 
@@ -252,6 +253,12 @@ def add_commands(commands) -> None:
         epilog=_presets_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_train_arguments(train_parser)
+    train_parser.set_defaults(handler=train)
+
+
+def add_train_arguments(train_parser) -> None:
+    """Every `lora-tui train` option: on the command's own parser, and on the one a queued run is read with."""
     train_parser.add_argument("--model", help="model name, folder or hub id (not needed with --resume)")
     train_parser.add_argument("--data", help="a dataset file or a folder with train.jsonl (not needed with --resume)")
     train_parser.add_argument("--name", required=True, help="adapter name")
@@ -299,4 +306,3 @@ def add_commands(commands) -> None:
     )
     grid.add_argument("--sweep-of", help=argparse.SUPPRESS)  # set on a sweep's own runs: the sweep, as JSON
     params.add_arguments(train_parser.add_argument_group("training parameters"))
-    train_parser.set_defaults(handler=train)
