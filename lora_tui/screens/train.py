@@ -29,7 +29,7 @@ from lora_tui.core.training.params import PARAMS, PRESETS, Param, build_params
 from lora_tui.core.training.queue import PlannedRun, queue_runs
 from lora_tui.core.training.ranks import check_batch_split
 from lora_tui.core.training.setup import prepare_job
-from lora_tui.core.training.sweeps import expand_grid, parse_sweep
+from lora_tui.core.training.sweeps import NOT_SWEPT, expand_grid, parse_sweep
 from lora_tui.core.units import counted
 from lora_tui.messages import TrainingRequested
 from lora_tui.widgets.app_footer import AppFooter
@@ -85,6 +85,8 @@ class ParamField(Horizontal):
 
     def swept(self) -> bool:
         """Several values (a sweep: "1e-4,3e-4"; a list parameter's values split by ";")."""
+        if self.param.name in NOT_SWEPT:  # a column mapping's commas are its own
+            return False
         return (";" if self.param.kind is list else ",") in self.text()
 
     def axis(self):

@@ -54,6 +54,11 @@ async def test_a_swept_field_queues_its_grid_and_start_waits_for_the_queue(home,
         screen.query_one("#param-rank", Input).value = "4,999"
         await pilot.pause()
         assert screen.query_one("#field-rank").has_class("-invalid")
+        screen.query_one("#param-rank", Input).value = "8"
+        screen.query_one("#param-columns", Input).value = "messages=messages,system=sys"  # its commas: no sweep
+        await pilot.pause()
+        assert not screen.query_one("#field-columns").swept()
+        assert not any(field.swept() for field in screen.fields())
 
 
 async def test_the_dashboard_reorders_removes_and_runs_the_queue(home, tmp_path):
