@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -114,6 +115,7 @@ class AreaCommands(Provider):
 
 # Ctrl-C is a key in the TUI (raw mode), not a signal; these two come from outside.
 APP_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+EXIT_GRACE_SECONDS = 5.0
 
 
 class LoraTuiApp(App):
@@ -523,6 +525,12 @@ class LoraTuiApp(App):
             await self.workers.wait_for_complete(busy)
         if self.hand_off is not None and latest_checkpoint(self.hand_off.adapter_dir) is not None:
             self.handed_off_log = go_on_in_background(self.hand_off, self.locations)  # else it had not begun
+        if self.stopped_by == "SIGHUP":
+            # The terminal is gone: restoring it can hang on the dead pty (seen in tmux kill-session), which left
+            # a process holding the model. Everything is saved by now; make sure the process ends.
+            watchdog = threading.Timer(EXIT_GRACE_SECONDS, os._exit, args=(128 + signal.SIGHUP,))
+            watchdog.daemon = True  # a normal exit does not wait for it
+            watchdog.start()
         self.exit()
 
     @on(TrainingCancelRequested)

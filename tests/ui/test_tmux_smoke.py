@@ -2,7 +2,9 @@
 
 import re
 import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from tmuxdriver import TmuxApp
@@ -33,6 +35,31 @@ def test_visits_every_area_and_quits_cleanly(tmp_path):
         assert app.wait_for_exit() == 0
     finally:
         app.close()
+
+
+def test_a_terminal_that_goes_away_leaves_no_process_behind(tmp_path):
+    """tmux kill-session (as a dropped SSH connection) hangs up on the app: it must end, not linger on the
+    dead terminal holding its memory (it did, on the Train form, before the exit watchdog)."""
+    app = TmuxApp(tmp_path)
+    try:
+        app.wait_for("Choose a dataset on the left")
+        app.press("2")
+        app.wait_for("adapter name", timeout=10)
+        for _ in range(3):  # model, hub id, dataset
+            app.press("Tab")
+            time.sleep(0.2)
+        app.press("-l", "/nowhere/train.jsonl")
+        app.wait_for("/nowhere/train.jsonl", timeout=20)
+        shell = subprocess.run(
+            ["tmux", "list-panes", "-t", app.session, "-F", "#{pane_pid}"], capture_output=True, text=True
+        ).stdout.split()[0]
+        children = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()
+    finally:
+        app.close()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert children and not any(Path(f"/proc/{pid}").exists() for pid in children)
 
 
 @pytest.mark.e2e
