@@ -18,7 +18,8 @@ from lora_tui.screens.dialogs import QuitDialog
 @pytest.fixture
 def home(isolated_home, tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, isolated_home.models_dir / "tiny")
-    write_dataset(tmp_path / "data", arithmetic_rows(16), arithmetic_rows(4, offset=50))
+    # 1600 steps in all: still training in the background when the next app starts, even on a fast machine.
+    write_dataset(tmp_path / "data", arithmetic_rows(64), arithmetic_rows(4, offset=100))
     return isolated_home
 
 
@@ -36,7 +37,7 @@ async def test_a_run_left_running_at_quit_finishes_and_the_next_app_follows_it(h
         form.query_one("#pick-model", Select).value = str(home.models_dir / "tiny")
         form.query_one("#pick-data", Input).value = str(tmp_path / "data")
         form.query_one("#pick-name", Input).value = "night"
-        for key, value in {"epochs": "50", "batch_size": "4", "max_seq_length": "64", "save_every": "20"}.items():
+        for key, value in {"epochs": "50", "batch_size": "2", "max_seq_length": "64", "save_every": "20"}.items():
             form.query_one(f"#param-{key}", Input).value = value
         await settle(pilot)
         await wait_until(lambda: form.dataset_problem() is None, "the dataset check", timeout=30)
@@ -70,4 +71,4 @@ async def test_a_run_left_running_at_quit_finishes_and_the_next_app_follows_it(h
     events = read_events(home.adapters_dir / "night" / "events.jsonl")
     resumed = [e for e in events if e.type == "started" and e.resumed_from_step]
     assert resumed and resumed[0].resumed_from_step == stopped_at > 0
-    assert _meta(home, "night")["steps"] == events[0].total_steps == 200
+    assert _meta(home, "night")["steps"] == events[0].total_steps == 1600
