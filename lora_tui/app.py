@@ -154,6 +154,7 @@ class LoraTuiApp(App):
         self.running_job: TrainingJob | None = None  # the run the worker trains, while it does
         self.hand_off: TrainingJob | None = None  # a run to go on in the background once the app has stopped it
         self.handed_off_log: Path | None = None
+        self.exit_watchdog = False  # set when the app owns the process (the lora-tui command, not a test's pilot)
         self.stopped_by: str | None = None  # the signal that ended the app, if one did
         self.datasets_screen = DatasetsScreen()
         self.train_screen = TrainScreen()
@@ -525,7 +526,7 @@ class LoraTuiApp(App):
             await self.workers.wait_for_complete(busy)
         if self.hand_off is not None and latest_checkpoint(self.hand_off.adapter_dir) is not None:
             self.handed_off_log = go_on_in_background(self.hand_off, self.locations)  # else it had not begun
-        if self.stopped_by == "SIGHUP":
+        if self.stopped_by == "SIGHUP" and self.exit_watchdog:
             # The terminal is gone: restoring it can hang on the dead pty (seen in tmux kill-session), which left
             # a process holding the model. Everything is saved by now; make sure the process ends.
             watchdog = threading.Timer(EXIT_GRACE_SECONDS, os._exit, args=(128 + signal.SIGHUP,))

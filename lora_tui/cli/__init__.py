@@ -40,6 +40,7 @@ def run_tui(context: Context) -> int:
     from lora_tui.app import make_app
 
     app = make_app(context.locations, context.settings)
+    app.exit_watchdog = True
     app.run()
     if app.handed_off_log is not None:
         with contextlib.suppress(OSError):
