@@ -27,22 +27,8 @@ def train(args, context: Context) -> int:
     if args.sweep or args.queue:
         return sweep_or_queue(args, context)
     ranks = _checked_ranks(args)  # before anything else, so nothing is written for a bad hostfile
-    flags = _flags(args, context)
-    job, report = prepare_job(
-        locations=context.locations,
-        extra_model_dirs=context.extra_model_dirs(),
-        name=args.name,
-        model=args.model,
-        data=args.data,
-        config=args.config,
-        flags=flags,
-        preset=args.preset,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        valid_fraction=args.valid_fraction,
-        log=say,
-        from_adapter=args.from_adapter,
-        sweep=json.loads(args.sweep_of) if args.sweep_of else None,
+    job, report = _prepare(
+        args, context, resume=args.resume, log=say, sweep=json.loads(args.sweep_of) if args.sweep_of else None
     )
     if report is not None:
         print("\n".join(report.describe()))
@@ -66,6 +52,24 @@ def train(args, context: Context) -> int:
             _evaluate_after(job)
         return 0
     return 130 if isinstance(outcome, Cancelled) else 1
+
+
+def _prepare(args, context: Context, **extra):
+    """prepare_job for these train arguments (`extra`: resume, log, sweep, check_only)."""
+    return prepare_job(
+        locations=context.locations,
+        extra_model_dirs=context.extra_model_dirs(),
+        name=args.name,
+        model=args.model,
+        data=args.data,
+        config=args.config,
+        flags=_flags(args, context),
+        preset=args.preset,
+        overwrite=args.overwrite,
+        valid_fraction=args.valid_fraction,
+        from_adapter=args.from_adapter,
+        **extra,
+    )
 
 
 def _flags(args, context: Context) -> dict:
@@ -135,20 +139,7 @@ def _checked(run_args: list[str], context: Context, queue: RunQueue | None) -> b
     run = _parse_train(run_args)
     if queue is not None and any(job.name == run.name and job.status == "pending" for job in queue.jobs()):
         raise UserError(f"The queue already has a run named {run.name!r}; choose another name.")
-    _, report = prepare_job(
-        locations=context.locations,
-        extra_model_dirs=context.extra_model_dirs(),
-        name=run.name,
-        model=run.model,
-        data=run.data,
-        config=run.config,
-        flags=_flags(run, context),
-        preset=run.preset,
-        overwrite=run.overwrite,
-        valid_fraction=run.valid_fraction,
-        from_adapter=run.from_adapter,
-        check_only=True,
-    )
+    _, report = _prepare(run, context, check_only=True)
     if report is not None:
         print("\n".join(report.describe()))
         say(f"lora-tui: {run.data} has errors; fix them before training.")
