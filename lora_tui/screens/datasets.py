@@ -121,6 +121,7 @@ class DatasetUnreadable(Message):
 
     path: Path
     text: str
+    noticed: bool = True  # False where a dialog already answers it (the column mapping one)
 
 
 def _synth_line(report) -> str:
@@ -279,7 +280,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             recent = RecentFiles(self.app.locations.recent_datasets_file).add(path)
         except ColumnsNeeded as exc:
             self.post_message(ColumnsAsked(path, exc.names, self.samples(path), exc.proposal))
-            self.post_message(DatasetUnreadable(path, str(exc)))
+            self.post_message(DatasetUnreadable(path, str(exc), noticed=False))
             return
         except UserError as exc:
             self.post_message(DatasetUnreadable(path, str(exc)))
@@ -365,7 +366,8 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
             return
         self.path = None
         self.show_summary(message.text)
-        self.notify(message.text, severity="error", timeout=8)
+        if message.noticed:
+            self.notify(message.text, severity="error", timeout=8)
         problems = self.query_one("#problem-list", OptionList)
         problems.clear_options()
         problems.add_option(Option("No dataset open.", disabled=True))
