@@ -266,7 +266,7 @@ def main() -> None:
         theirs = run_mlx_lm(model, same, scratch / "theirs", steps)
         mixed = write_data(scratch / "mixed", chat_rows(96, 2, 200, seed=2))
         unpacked = run_lora_tui(model, mixed, scratch / "unpacked", epochs=2)
-        with patch("lora_tui.core.training.loop.plan_epoch", random_order_plan):
+        with patch("lora_tui.core.training.methods.sft.plan_epoch", random_order_plan):
             shuffled = run_lora_tui(model, mixed, scratch / "shuffled", epochs=2)
         packed = run_lora_tui(model, mixed, scratch / "packed", epochs=2, pack=True)
         total = time.perf_counter() - started

@@ -61,7 +61,7 @@ def test_bom_and_crlf_are_tolerated():
         ("not-object.jsonl", 2, "expected a JSON object or array, not a number"),
         ("unknown-format.jsonl", 1, "unknown format (keys: answer, question)"),
         ("mixed-formats.jsonl", 2, "mixed formats: this line is completion, the file is text"),
-        ("missing-field.jsonl", 1, "missing field 'completion'"),
+        ("missing-field.jsonl", 1, "missing field 'prompt'"),
         ("empty-field.jsonl", 1, "field 'completion' is empty"),
         ("wrong-type.jsonl", 1, "field 'text' must be a string, not a number"),
         ("messages-not-array.jsonl", 1, "'messages' must be an array, not a string"),

@@ -209,12 +209,12 @@ def test_disk_full_fails_with_advice_and_leaves_no_half_written_files(
 
 
 def test_out_of_memory_fails_with_advice(tiny_model_dir, data, tmp_path, monkeypatch):
-    from lora_tui.core.training import loop as trainer
+    from lora_tui.core.training.methods import sft
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("[malloc] Unable to allocate 68719476736 bytes: out of memory")
 
-    monkeypatch.setattr(trainer, "make_batch", no_memory)
+    monkeypatch.setattr(sft, "make_batch", no_memory)
     outcome = train(tiny_model_dir, data, tmp_path / "oom")
     assert isinstance(outcome, Failed)
     assert outcome.reason.startswith("Out of memory") and "smaller batch size" in outcome.advice

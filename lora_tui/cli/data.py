@@ -10,7 +10,7 @@ from lora_tui.cli.output import Context, print_json, say
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.data.columns import SavedColumns
 from lora_tui.core.data.convert import convert_dataset, resolve_columns
-from lora_tui.core.data.demo import write_demo_dataset, write_demo_pairs
+from lora_tui.core.data.demo import GRPO_REWARDS, write_demo_dataset, write_demo_grpo, write_demo_pairs
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS, ModelTokens, documents_to_jsonl
 from lora_tui.core.data.pii import CATEGORIES, NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.split import split_dataset
@@ -25,6 +25,7 @@ from lora_tui.core.data.synth import (
     write_pairs,
 )
 from lora_tui.core.data.tokens import load_token_counter
+from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import Generator
 from lora_tui.core.models.store import resolve_model, resolve_model_path
 from lora_tui.core.stopping import stop_on_signals
@@ -163,10 +164,17 @@ def data_from_docs(args, context: Context) -> int:
 
 
 def data_demo(args, context: Context) -> int:
-    counts = write_demo_pairs(args.out) if args.pairs else write_demo_dataset(args.out)
+    if args.pairs and args.grpo:
+        raise UserError("Choose one of --pairs and --grpo.")
+    if args.grpo:
+        counts, unit = write_demo_grpo(args.out), "prompts"
+        method = " --preset grpo" + "".join(f" --reward {reward}" for reward in GRPO_REWARDS)
+    elif args.pairs:
+        counts, unit, method = write_demo_pairs(args.out), "pairs", " --preset preference"
+    else:
+        counts, unit, method = write_demo_dataset(args.out), "records", ""
     for name, count in counts.items():
-        print(f"{args.out}/{name}.jsonl: {count} {'pairs' if args.pairs else 'records'}")
-    method = " --preset preference" if args.pairs else ""
+        print(f"{args.out}/{name}.jsonl: {count} {unit}")
     say(f"Train on it: lora-tui train --model M --data {args.out} --name demo{method}")
     return 0
 
@@ -234,5 +242,8 @@ def add_commands(commands) -> None:
     demo.add_argument("--out", required=True, metavar="DIR", help="a new folder")
     demo.add_argument(
         "--pairs", action="store_true", help="preference pairs instead (answers that end with a sign-off preferred)"
+    )
+    demo.add_argument(
+        "--grpo", action="store_true", help="GRPO prompts with answers instead (opposites, rewarded brief and right)"
     )
     demo.set_defaults(handler=data_demo)

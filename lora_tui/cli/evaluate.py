@@ -13,7 +13,7 @@ from lora_tui.core.adapters.lock import AdapterBusy
 from lora_tui.core.adapters.registry import adapter_base_path, get_adapter
 from lora_tui.core.data.check import check_dataset
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.report import describe_rewards, save_evaluation
+from lora_tui.core.evaluation.report import describe_rewards, describe_side_rewards, save_evaluation
 from lora_tui.core.evaluation.run import eval_records, evaluate, held_out_data, measure_drift
 from lora_tui.core.models.store import resolve_model_path
 from lora_tui.core.stopping import stop_on_signals
@@ -35,6 +35,9 @@ def eval_command(args, context: Context) -> int:
         raise UserError(f"{data} has errors; fix them before evaluating.")
     data_file, records = eval_records(data, args.limit, columns)
     parameters = read_metadata(info.path).get("parameters", {}) if info else {}
+    rewards = args.reward or parameters.get("rewards") or []
+    if records and all(r.is_prompt for r in records) and not rewards:
+        raise UserError(f"{data_file}: GRPO prompts are scored by rewards; give them with --reward NAME.")
     sides = [("base", None)] + ([("adapter", info.path)] if info else [])
     stop = threading.Event()
     with stop_on_signals(stop, second_aborts=False):  # Ctrl-C, SIGTERM, SIGHUP: stop after this batch
@@ -50,6 +53,7 @@ def eval_command(args, context: Context) -> int:
             parameters.get("mask_prompt") is not False,
             stop,
             beta=parameters.get("beta", 0.1),
+            rewards=rewards,
         )
         document = evaluation.to_json()
         if args.drift and info and not stop.is_set():
@@ -99,6 +103,9 @@ def _print_summary(document: dict) -> None:
     print(f"regressions (the base right, the adapter not): {document['regressions']}")
     if "preference" in document:
         print(describe_rewards(document["preference"]))
+    for side in document["summary"]:
+        if side.get("rewards"):
+            print(describe_side_rewards(side["label"], side["rewards"]))
     if "drift" in document:
         drift = document["drift"]
         print(
@@ -125,5 +132,11 @@ def add_commands(commands) -> None:
         "--batch-size", type=int, default=16, metavar="N", help="answers generated together (default %(default)s)"
     )
     command.add_argument("--limit", type=int, metavar="N", help="only the first N records")
+    command.add_argument(
+        "--reward",
+        action="append",
+        metavar="SPEC",
+        help="GRPO prompts: a reward to score answers with, repeatable (default: the adapter's own)",
+    )
     command.add_argument("--json", action="store_true", help="print one JSON document with every record")
     command.set_defaults(handler=eval_command)

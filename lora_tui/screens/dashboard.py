@@ -54,7 +54,13 @@ class DashboardScreen(Screen):
     BINDINGS = [
         Binding("x", "cancel_training", "Cancel", id="cancel-run"),
         Binding("l", "toggle_learning_rate", "LR", id="toggle-lr"),
-        Binding("r", "toggle_rewards", "Rewards", id="toggle-rewards", tooltip="preference runs: margin and accuracy"),
+        Binding(
+            "r",
+            "toggle_rewards",
+            "Rewards",
+            id="toggle-rewards",
+            tooltip="dpo, orpo: margin, accuracy; grpo: reward",
+        ),
         Binding("c", "open_in_chat", "Chat with it", id="run-chat", tooltip="the run's adapter in Chat"),
         Binding("a", "open_in_adapters", "Adapters", id="run-adapters", tooltip="the run's adapter in the manager"),
         Binding("u", "run_queue", "Run queue", id="run-queue", tooltip="run the queued jobs, one at a time"),
@@ -199,14 +205,24 @@ class DashboardScreen(Screen):
             log.write(describe(event))
         elif isinstance(event, Step):
             self.last_step = event
-            self.query_one(LossChart).add_train(
-                event.step, event.train_loss, event.learning_rate, event.reward_margin, event.reward_accuracy
+            chart = self.query_one(LossChart)
+            if event.reward is not None and not chart.rewards["train"] and chart.view == "loss":
+                chart.toggle("rewards")  # GRPO's loss says little; its rewards say how it learns
+            chart.add_train(
+                event.step,
+                event.train_loss,
+                event.learning_rate,
+                event.reward_margin,
+                event.reward_accuracy,
+                event.reward,
             )
             self.query_one(ProgressBar).update(progress=event.step)
         elif isinstance(event, Validation):
             self.best_val = event.val_loss if self.best_val is None else min(self.best_val, event.val_loss)
-            self.query_one(LossChart).add_valid(event.step, event.val_loss, event.reward_margin, event.reward_accuracy)
-            if event.reward_margin is not None:
+            self.query_one(LossChart).add_valid(
+                event.step, event.val_loss, event.reward_margin, event.reward_accuracy, event.reward
+            )
+            if event.reward_margin is not None or event.reward is not None:
                 self.valid_rewards = event
             log.write(describe(event))
         elif isinstance(event, Sample):
@@ -241,7 +257,16 @@ class DashboardScreen(Screen):
         self.adapter_path = None
 
     def show_samples(self, event: Sample) -> None:
-        """The latest greedy answers, each under its prompt."""
+        """The latest greedy answers, each under its prompt; for GRPO the step's best and worst answer of a group."""
+        if event.rewards is not None:
+            text = Text(f"group at step {event.step}: {event.prompts[0]}\n", style="bold")
+            for label, answer, reward in zip(("best", "worst"), event.answers, event.rewards, strict=False):
+                text.append(f"{label} ({reward:.2f}) ", style="italic")
+                text.append(f"{answer}\n")
+            panel = self.query_one("#run-samples", Static)
+            panel.update(text)
+            panel.display = True
+            return
         text = Text(f"answers at step {event.step}\n", style="bold")
         for prompt, answer in zip(event.prompts, event.answers, strict=True):
             text.append(f"{prompt}\n", style="italic")
@@ -267,9 +292,14 @@ class DashboardScreen(Screen):
             )
             if step.reward_margin is not None:
                 text += f"\nmargin {step.reward_margin:.3f}  accuracy {step.reward_accuracy:.2f}"
-            if self.valid_rewards is not None:
-                valid = self.valid_rewards
+            if step.reward is not None:
+                text += f"\nreward {step.reward:.3f}±{step.reward_std:.3f}  kl {step.kl:.4f}"
+                text += f"\nlength {step.completion_tokens:.1f}  flat groups {step.flat_groups:.0%}"
+            valid = self.valid_rewards
+            if valid is not None and valid.reward_margin is not None:
                 text += f"\nvalid margin {valid.reward_margin:.3f}  accuracy {valid.reward_accuracy:.2f}"
+            elif valid is not None and valid.reward is not None:
+                text += f"\nvalid reward {valid.reward:.3f} (greedy)"
             if self.drift is not None and self.drift.drift is not None:
                 drift = self.drift
                 text += f"\ndrift {drift.drift:.2f}: {drift.changed} of {drift.prompts} general answers changed"
@@ -284,7 +314,7 @@ class DashboardScreen(Screen):
             return self.app.training_running
         if action == "toggle_rewards":
             charts = self.query(LossChart)  # none yet while the screen is being composed
-            return bool(charts) and bool(charts.first().margins["train"] or charts.first().margins["valid"])
+            return bool(charts) and charts.first().has_rewards
         if action in ("open_in_chat", "open_in_adapters"):
             return bool(self.adapter_path) and not self.app.training_running
         if action in ("remove_job", "move_job"):  # only while the queue list has the keys

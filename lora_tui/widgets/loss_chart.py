@@ -1,5 +1,5 @@
 """Train and validation loss over steps (plotext); on demand, the learning rate, or for preference
-training the reward margin and the share of pairs ranked right.
+training the reward margin and the share of pairs ranked right; in GRPO the mean reward.
 
 Points arrive as fast as training steps (dozens a second on small models);
 the plot is redrawn at most REDRAW_SECONDS apart so key presses never queue
@@ -34,6 +34,7 @@ class LossChart(PlotextPlot):
         self.rates: list[tuple[int, float]] = []
         self.margins: dict[str, list[tuple[int, float]]] = {"train": [], "valid": []}
         self.accuracies: dict[str, list[tuple[int, float]]] = {"train": [], "valid": []}
+        self.rewards: dict[str, list[tuple[int, float]]] = {"train": [], "valid": []}  # grpo: mean total reward
         self.view = "loss"  # or "learning rate", "rewards"
         self.stale = True
 
@@ -44,6 +45,7 @@ class LossChart(PlotextPlot):
     def clear(self) -> None:
         self.train, self.valid, self.rates = [], [], []
         self.margins, self.accuracies = {"train": [], "valid": []}, {"train": [], "valid": []}
+        self.rewards = {"train": [], "valid": []}
         self.redraw()
 
     def keep_until(self, step: int) -> None:
@@ -55,25 +57,40 @@ class LossChart(PlotextPlot):
         self.train, self.valid, self.rates = kept(self.train), kept(self.valid), kept(self.rates)
         self.margins = {split: kept(points) for split, points in self.margins.items()}
         self.accuracies = {split: kept(points) for split, points in self.accuracies.items()}
+        self.rewards = {split: kept(points) for split, points in self.rewards.items()}
         self.redraw()
 
     def add_train(
-        self, step: int, loss: float, learning_rate: float, margin: float | None = None, accuracy: float | None = None
+        self,
+        step: int,
+        loss: float,
+        learning_rate: float,
+        margin: float | None = None,
+        accuracy: float | None = None,
+        reward: float | None = None,
     ) -> None:
         self.train.append((step, loss))
         self.rates.append((step, learning_rate))
-        self._add_rewards("train", step, margin, accuracy)
+        self._add_rewards("train", step, margin, accuracy, reward)
         self.redraw()
 
-    def add_valid(self, step: int, loss: float, margin: float | None = None, accuracy: float | None = None) -> None:
+    def add_valid(
+        self, step: int, loss: float, margin: float | None = None, accuracy: float | None = None, reward=None
+    ) -> None:
         self.valid.append((step, loss))
-        self._add_rewards("valid", step, margin, accuracy)
+        self._add_rewards("valid", step, margin, accuracy, reward)
         self.redraw()
 
-    def _add_rewards(self, split: str, step: int, margin: float | None, accuracy: float | None) -> None:
+    def _add_rewards(self, split: str, step: int, margin, accuracy, reward) -> None:
         if margin is not None and accuracy is not None:
             self.margins[split].append((step, margin))
             self.accuracies[split].append((step, accuracy))
+        if reward is not None:
+            self.rewards[split].append((step, reward))
+
+    @property
+    def has_rewards(self) -> bool:
+        return any(self.margins.values()) or any(self.rewards.values())
 
     def toggle_learning_rate(self) -> None:
         self.toggle("learning rate")
@@ -113,8 +130,17 @@ class LossChart(PlotextPlot):
         self.refresh()
 
     def draw_rewards(self) -> None:
-        """Reward margin (left axis) and pairs ranked right (right axis, 0-1), train smoothed and valid."""
+        """Reward margin (left axis) and pairs ranked right (right axis, 0-1), train smoothed and valid;
+        for GRPO, the sampled answers' mean reward (smoothed) and the held-out greedy answers'."""
         plt = self.plt
+        if any(self.rewards.values()):
+            plt.title("reward: sampled answers, and held-out greedy answers")
+            if self.rewards["train"]:
+                plt.scatter(*zip(*self.rewards["train"], strict=True), marker="braille")
+                plt.plot(*zip(*smoothed(self.rewards["train"]), strict=True), label="train (smoothed)", marker="hd")
+            if self.rewards["valid"]:
+                plt.plot(*zip(*self.rewards["valid"], strict=True), label="valid", marker="dot")
+            return
         plt.title("reward margin (left), accuracy (right)")
         if self.margins["train"]:
             plt.plot(*zip(*smoothed(self.margins["train"]), strict=True), label="margin (smoothed)", marker="hd")
@@ -128,4 +154,4 @@ class LossChart(PlotextPlot):
             plt.plot(*zip(*self.margins["valid"], strict=True), label="valid margin", marker="dot")
             plt.plot(*zip(*self.accuracies["valid"], strict=True), label="valid accuracy", marker="x", yside="right")
         if not self.margins["train"]:
-            plt.title("rewards: only preference training (dpo, orpo) has them")
+            plt.title("rewards: only preference training (dpo, orpo) and grpo have them")

@@ -41,6 +41,7 @@ FORMAT_KEYS = (
     ("messages",),
     ("prompt", "chosen", "rejected"),
     ("prompt", "completion"),
+    ("prompt", "answer"),  # GRPO's prompts, scored against the answer
     ("instruction", "output"),
     ("text",),
 )

@@ -7,6 +7,12 @@ adapter never saw in training.
 Pairs (`write_demo_pairs`): short general questions whose chosen answer ends with a sign-off
 ("Happy to help!") that the rejected answer, otherwise the same, lacks: a habit small models
 do not have, so a preference run's effect is plain to see, and the answer before it must stay.
+
+GRPO prompts (`write_demo_grpo`): "What is the opposite of hot?", answered "The opposite of hot
+is cold." Small models know most of these but seldom stop after saying so; rewarded for exactly
+that sentence (`exact`: no reward for a word that games a looser check) and for brevity
+(`length:N`), a GRPO run learns to answer in the one right sentence. GRPO_REWARDS are the
+rewards to train it with.
 """
 
 from __future__ import annotations
@@ -126,3 +132,31 @@ def _write_splits(out: Path, splits: dict[str, list[dict]]) -> dict[str, int]:
         for split, records in splits.items():
             atomic_write_text(staging / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return {split: len(records) for split, records in splits.items()}
+
+
+OPPOSITES = (
+    ("hot", "cold"), ("up", "down"), ("big", "small"), ("fast", "slow"), ("day", "night"), ("happy", "sad"),
+    ("open", "closed"), ("wet", "dry"), ("full", "empty"), ("strong", "weak"), ("north", "south"),
+    ("early", "late"), ("light", "dark"), ("hard", "soft"), ("rich", "poor"), ("thick", "thin"),
+    ("push", "pull"), ("inside", "outside"), ("first", "last"), ("high", "low"), ("near", "far"),
+    ("black", "white"), ("buy", "sell"), ("yes", "no"), ("east", "west"), ("love", "hate"),
+    ("above", "below"), ("before", "after"), ("always", "never"), ("remember", "forget"), ("clean", "dirty"),
+    ("win", "lose"), ("heavy", "light"), ("long", "short"), ("left", "right"), ("true", "false"),
+    ("question", "answer"), ("friend", "enemy"), ("young", "old"), ("good", "bad"), ("laugh", "cry"),
+    ("start", "finish"), ("top", "bottom"), ("front", "back"), ("over", "under"), ("give", "take"),
+    ("sweet", "sour"), ("wide", "narrow"),
+)  # fmt: skip
+GRPO_SPLITS = {"train": range(0, 32), "valid": range(32, 40), "test": range(40, 48)}
+GRPO_REWARDS = ("exact", "length:10")
+
+
+def demo_grpo(split: str) -> list[dict]:
+    return [
+        {"prompt": f"What is the opposite of {word}?", "answer": f"The opposite of {word} is {opposite}."}
+        for word, opposite in (OPPOSITES[i] for i in GRPO_SPLITS[split])
+    ]
+
+
+def write_demo_grpo(out: Path) -> dict[str, int]:
+    """Write the GRPO prompts' train.jsonl, valid.jsonl and test.jsonl; the folder must not exist yet."""
+    return _write_splits(out, {split: demo_grpo(split) for split in GRPO_SPLITS})

@@ -112,7 +112,7 @@ class Linter:
         longest = max((len(s.split()) for s in SENTENCE_END.split(text)), default=0)
         if longest > MAX_SENTENCE_WORDS:
             self.warn(where, "long-sentence", f"a sentence of {longest} words (over {MAX_SENTENCE_WORDS})")
-        if record.is_chat:
+        if record.is_chat and not record.is_prompt:  # a GRPO prompt has no response of its own
             self._response(where, record)
 
     def _duplicates(self, where: Where, record: Record) -> None:

@@ -8,6 +8,8 @@ Formats, detected per file from its first readable record:
 - instruction: {"instruction": ..., "input"?: ..., "output": ...}
 - preference:  {"prompt": ..., "chosen": ..., "rejected": ..., "system"?: ...}: the prompt a string or a
                list of messages, each answer a string or a one-message assistant list (TRL's shapes)
+- grpo:        {"prompt": ..., "answer"?: ..., "system"?: ...}: a prompt for the model to answer, and what
+               reward functions score its answers against (a string or a number)
 - plain text:  a .txt file, one example per line
 A folder holding train.jsonl (and valid.jsonl, test.jsonl) is mlx-lm's layout.
 
@@ -18,7 +20,7 @@ Tables hold the same records, a row each (tables.py: Parquet, Arrow, CSV/TSV, JS
 Every record becomes a `Record`: either a conversation (whose last assistant
 turn is the response, everything before it the prompt) or a plain text. A
 preference pair is the conversation that ends on the chosen answer, with the
-rejected answer beside it.
+rejected answer beside it. A GRPO prompt is a conversation with no answer yet.
 Files are streamed: nothing reads a whole file into memory.
 """
 
@@ -65,6 +67,8 @@ class Record:
     rejected: str | None = None  # a preference pair's rejected answer (the messages end on the chosen one)
     place: str = ""  # how messages name it when not by its line: "row 3 (line 4)" in a table
     tools: tuple[dict, ...] = ()  # the tools a tool-calling conversation declares (mlx-lm's "tools")
+    prompt_only: bool = False  # a GRPO prompt: the messages are the prompt, the model writes the answer
+    answer: str | None = None  # a GRPO prompt's reference answer, for the rewards
 
     @property
     def where(self) -> str:
@@ -79,13 +83,19 @@ class Record:
         return self.rejected is not None
 
     @property
+    def is_prompt(self) -> bool:
+        return self.prompt_only
+
+    @property
     def response(self) -> str:
-        """The last assistant turn (empty for plain text)."""
+        """The last assistant turn (empty for plain text and for GRPO prompts)."""
         return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
 
     @property
     def prompt_messages(self) -> tuple[dict, ...]:
         """The conversation up to (not including) the last assistant turn."""
+        if self.prompt_only:
+            return self.messages
         last = max(i for i, m in enumerate(self.messages) if m["role"] == "assistant")
         return self.messages[:last]
 
@@ -93,9 +103,12 @@ class Record:
         """All the record's words, for lint and PII scanning."""
         if self.text is not None:
             return self.text
-        return "\n".join([m["content"] for m in self.messages] + ([self.rejected] if self.is_preference else []))
+        extra = [self.rejected] if self.is_preference else [self.answer] if self.answer is not None else []
+        return "\n".join([m["content"] for m in self.messages] + extra)
 
     def to_json(self) -> dict:
+        if self.prompt_only:
+            return {"prompt": list(self.messages), **({"answer": self.answer} if self.answer is not None else {})}
         if self.is_preference:
             return {"prompt": list(self.prompt_messages), "chosen": self.response, "rejected": self.rejected}
         if self.text is not None:
@@ -246,6 +259,15 @@ def _content_text(content, index: int, role: str) -> str:
 
 def _preference(value: dict) -> tuple[tuple[dict, ...], str, str]:
     """(prompt messages, chosen answer, rejected answer) of a preference pair."""
+    prompt = _prompt(value)
+    chosen, rejected = _answer(value, "chosen"), _answer(value, "rejected")
+    if chosen.strip() == rejected.strip():
+        raise LineError("'chosen' and 'rejected' are the same answer: the pair prefers nothing")
+    return prompt, chosen, rejected
+
+
+def _prompt(value: dict) -> tuple[dict, ...]:
+    """A prompt to answer: a string, or messages that end where the answer begins; with its "system" field."""
     raw_prompt = value.get("prompt")
     if raw_prompt is None:
         raise LineError("missing field 'prompt'")
@@ -260,10 +282,19 @@ def _preference(value: dict) -> tuple[tuple[dict, ...], str, str]:
         prompt = ({"role": "system", "content": system}, *prompt)
     if prompt[-1]["role"] == "assistant":
         raise LineError("the prompt ends on an assistant turn; it must end where the answers begin")
-    chosen, rejected = _answer(value, "chosen"), _answer(value, "rejected")
-    if chosen.strip() == rejected.strip():
-        raise LineError("'chosen' and 'rejected' are the same answer: the pair prefers nothing")
-    return prompt, chosen, rejected
+    return prompt
+
+
+def _grpo_answer(value: dict) -> str | None:
+    """A GRPO prompt's reference answer: text, or a number (as written); absent or null: none."""
+    raw = value.get("answer")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise LineError(f"field 'answer' must be a string or a number, not {_json_type(raw)}")
+    if isinstance(raw, str) and not raw.strip():
+        raise LineError("field 'answer' is empty (leave it out for a prompt with no answer)")
+    return raw if isinstance(raw, str) else json.dumps(raw)
 
 
 def _answer(value: dict, key: str) -> str:
@@ -288,6 +319,8 @@ def detect_format(value) -> str:
         return "chat"
     if "chosen" in value or "rejected" in value:
         return "preference"
+    if "prompt" in value and "completion" not in value:
+        return "grpo"
     if "prompt" in value or "completion" in value:
         return "completion"
     if "instruction" in value or "output" in value:
@@ -299,7 +332,7 @@ def detect_format(value) -> str:
     hint = f"; map them with --columns {format_columns(proposal)}" if proposal else ""
     raise LineError(
         f"unknown format (keys: {keys}); expected messages, text, prompt/completion, instruction/output "
-        f"or prompt/chosen/rejected{hint}"
+        f"prompt/chosen/rejected or prompt/answer (GRPO){hint}"
     )
 
 
@@ -316,6 +349,8 @@ def to_record(line: int, value, kind: str, place: str = "") -> Record:
         return Record(
             line, messages=(*prompt, {"role": "assistant", "content": chosen}), rejected=rejected, place=place
         )
+    if kind == "grpo":
+        return Record(line, messages=_prompt(value), prompt_only=True, answer=_grpo_answer(value), place=place)
     if kind == "completion":
         prompt, completion = _string_field(value, "prompt"), _string_field(value, "completion")
         turns = ({"role": "user", "content": prompt}, {"role": "assistant", "content": completion})

@@ -146,6 +146,8 @@ class TokenCounter:
             return self.plain_count(record.text)
         if record.is_preference:
             return pair_length(self.count_pair(record))
+        if record.is_prompt:  # the prompt as generation reads it; the answers are the model's own
+            return self.conversation_count(list(record.messages), add_generation_prompt=True, line=record.line)
         return self.conversation_count(list(record.messages), line=record.line, tools=record.tools)
 
     def plain_count(self, text: str) -> int:

@@ -44,6 +44,9 @@ def describe_summary(summary: dict) -> list[str]:
     lines.append(f"  regressions: {summary['regressions']}")
     if summary.get("preference"):
         lines.append("  " + describe_rewards(summary["preference"]))
+    for side in summary["summary"]:
+        if side.get("rewards"):
+            lines.append("  " + describe_side_rewards(side["label"], side["rewards"]))
     if summary.get("drift"):
         drift = summary["drift"]
         kept = f", {drift['kept']} of {drift['known']} facts kept" if drift.get("known") else ""
@@ -57,3 +60,8 @@ def describe_rewards(rewards: dict) -> str:
         f"margin {rewards['reward_margin']:.3f} (chosen {rewards['chosen_reward']:.3f}, "
         f"rejected {rewards['rejected_reward']:.3f})"
     )
+
+
+def describe_side_rewards(label: str, rewards: dict) -> str:
+    each = ", ".join(f"{name} {mean:.2f}" for name, mean in rewards["by_reward"].items())
+    return f"{label}: held-out reward {rewards['total']:.3f} ({each}), greedy"

@@ -27,8 +27,9 @@ from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_set
 from lora_tui.core.evaluation.scores import score
 from lora_tui.core.inference.generate import Generator, Turn, greedy_batch
 from lora_tui.core.training.batching import Example, make_batch, tokenize
-from lora_tui.core.training.forward import forward
+from lora_tui.core.training.forward import token_losses
 from lora_tui.core.training.preference import PreferenceMetrics, pair_logps, pair_rewards, tokenize_pairs
+from lora_tui.core.training.rewards import parse_rewards, score_completions
 
 LOSS_BATCH = 8
 
@@ -42,6 +43,7 @@ class Side:
     answers: list[str | None] = field(default_factory=list)  # None where the record has no reference
     tokens_per_second: float = 0.0
     pair_logps: np.ndarray | None = None  # preference pairs: (pairs, 2) chosen and rejected log-probabilities
+    rewards: dict | None = None  # GRPO prompts: {"total": mean, "by_reward": {name: mean}} of its greedy answers
 
     def mean_loss(self) -> float | None:
         tokens = sum(count for _, count in self.losses)
@@ -62,6 +64,7 @@ class Side:
             "chrf": mean([s.chrf for s in scored]),
             "answered": len(scored),
             "tokens_per_second": self.tokens_per_second,
+            **({"rewards": self.rewards} if self.rewards is not None else {}),
         }
 
 
@@ -75,7 +78,7 @@ class Evaluation:
 
     @property
     def references(self) -> list[str | None]:
-        return [r.response if r.is_chat else None for r in self.records]
+        return [r.answer if r.is_prompt else r.response if r.is_chat else None for r in self.records]
 
     def regressions(self) -> list[int]:
         """Records the base answered right (reference contained) and the adapter does not."""
@@ -154,15 +157,20 @@ def evaluate(
     progress: Callable[[int, int], None] = lambda done, total: None,
     beta: float = 0.1,
     phase: Callable[[str], None] = lambda text: None,
+    rewards: list[str] = (),
 ) -> Evaluation:
     """Loss and greedy answers of the base model with each of `adapters` (None: the base itself).
 
     `progress(done, total)` is told after each batch of answers (total: answers over all the models);
     `phase(text)` what it is doing now. After `stop` it measures nothing more: what was measured is returned.
+    On GRPO prompts there is no loss (no reference answer to score tokens of): each side's greedy answers
+    are scored by `rewards` instead.
     """
+    prompts_only = bool(records) and all(r.is_prompt for r in records)
+    scoring = parse_rewards(list(rewards)) if prompts_only else []
     phase("loading the model")
     generator = Generator(model_path)
-    examples, _ = tokenize(records, generator.tokenizer, max_seq_length)
+    examples, _ = tokenize([] if prompts_only else records, generator.tokenizer, max_seq_length)
     prompts = [generator.prompt_tokens(_turns(r.prompt_messages)) if r.is_chat else None for r in records]
     answered = sum(prompt is not None for prompt in prompts)
     pairs = None
@@ -174,7 +182,10 @@ def evaluate(
             break
         generator.use_adapter(adapter)
         phase(f"{label}: loss on {len(examples)} records")
-        side = Side(label, losses=record_losses(generator.model, examples, mask_prompt, stop))
+        losses = (
+            [(0.0, 0)] * len(records) if prompts_only else record_losses(generator.model, examples, mask_prompt, stop)
+        )
+        side = Side(label, losses=losses)
         if stop is not None and stop.is_set():  # stopped during the loss pass: this side is not whole
             break
         if pairs is not None:
@@ -186,8 +197,22 @@ def evaluate(
 
         phase(f"{label}: answering {answered} prompts")
         side.answers, side.tokens_per_second = greedy_answers(generator, prompts, max_tokens, batch_size, stop, told)
+        if scoring and None not in side.answers:
+            side.rewards = reward_means(scoring, records, side.answers, generator.tokenizer)
         sides.append(side)
     return Evaluation(data_name, records, sides, beta)
+
+
+def reward_means(rewards, records: list[Record], answers: list[str], tokenizer) -> dict:
+    """Each reward's mean over the answers, and the weighted total's."""
+    prompts = [next((m["content"] for m in reversed(r.messages) if m["role"] == "user"), "") for r in records]
+    lengths = [len(tokenizer.encode(answer)) for answer in answers]
+    table = score_completions(
+        rewards, prompts, answers, [r.answer for r in records], lengths, [r.where for r in records]
+    )
+    means = {reward.name: float(np.mean(scores)) for reward, scores in zip(rewards, table, strict=True)}
+    total = sum(reward.weight * means[reward.name] for reward in rewards)
+    return {"total": total, "by_reward": means}
 
 
 def _turns(messages) -> list[Turn]:
@@ -200,7 +225,6 @@ def record_losses(
     """Per example, its summed cross-entropy over the tokens training learns from, and how many there are
     (after `stop`, the examples not reached yet count (0.0, 0))."""
     import mlx.core as mx
-    import mlx.nn as nn
 
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
     results: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
@@ -209,8 +233,7 @@ def record_losses(
             break
         rows = tuple((i,) for i in order[start : start + LOSS_BATCH])
         batch = make_batch(examples, rows, mask_prompt, packed=False)
-        logits = forward(model, mx.array(batch.inputs), None).astype(mx.float32)
-        losses = nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mx.array(batch.loss_mask)
+        losses = token_losses(model, mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.loss_mask), None)
         sums = losses.sum(axis=1).tolist()
         for position, (index,) in enumerate(rows):
             results[index] = (sums[position], int(batch.loss_mask[position].sum()))

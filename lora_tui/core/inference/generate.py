@@ -199,3 +199,46 @@ def greedy_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int) ->
         Answer(text, len(ids), len(ids) < max_tokens)
         for text, ids in zip(response.texts, response.token_ids, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class Sampled:
+    tokens: list[int]  # the answer's tokens, with the stop token when it ended on its own
+    text: str  # without the stop token
+    ended: bool
+
+
+def sample_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int, temperature: float) -> list[Sampled]:
+    """Sampled answers to token prompts, generated together through the KV cache (mlx-lm's BatchGenerator).
+
+    Unlike batch_generate it keeps the token an answer stopped on: training on it teaches the model to stop.
+    """
+    from mlx_lm.generate import BatchGenerator
+    from mlx_lm.sample_utils import make_sampler
+
+    if not prompts:
+        return []
+    generator = BatchGenerator(
+        model,
+        stop_tokens=[[token] for token in tokenizer.eos_token_ids],
+        sampler=make_sampler(temp=temperature),
+        completion_batch_size=len(prompts),
+        prefill_batch_size=len(prompts),
+    )
+    uids = generator.insert(prompts, [max_tokens] * len(prompts))
+    tokens: dict[int, list[int]] = {uid: [] for uid in uids}
+    ended: dict[int, bool] = {}
+    try:
+        while responses := generator.next_generated():
+            for response in responses:
+                tokens[response.uid].append(response.token)
+                if response.finish_reason is not None:
+                    ended[response.uid] = response.finish_reason == "stop"
+    finally:
+        generator.close()
+    results = []
+    for uid in uids:
+        stopped = ended.get(uid, False)
+        text_tokens = tokens[uid][:-1] if stopped else tokens[uid]
+        results.append(Sampled(tokens[uid], tokenizer.decode(text_tokens), stopped))
+    return results

@@ -55,16 +55,26 @@ class Step(Event):
     rejected_reward: float | None = None
     reward_margin: float | None = None
     reward_accuracy: float | None = None
+    # grpo: the total reward of the step's sampled answers (mean and spread), each reward's, the KL from the base
+    # per answer token, the answers' mean length in tokens, and the share of groups whose answers all scored alike
+    reward: float | None = None
+    reward_std: float | None = None
+    rewards: dict | None = None  # name -> {"mean": ..., "std": ...}
+    kl: float | None = None
+    completion_tokens: float | None = None
+    flat_groups: float | None = None
 
 
 @dataclass(frozen=True)
 class Validation(Event):
     step: int
-    val_loss: float
+    val_loss: float  # grpo: minus the held-out reward, so lower is better as for the other methods
     chosen_reward: float | None = None  # preference methods: as on Step, over the held-out pairs
     rejected_reward: float | None = None
     reward_margin: float | None = None
     reward_accuracy: float | None = None
+    reward: float | None = None  # grpo: the mean total reward of greedy answers to held-out prompts
+    rewards: dict | None = None  # name -> mean
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class Sample(Event):
     step: int
     prompts: list
     answers: list
+    rewards: list | None = None  # grpo: each answer's total reward (the step's best and worst answer of a group)
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,12 @@ def describe(event: Event) -> str:
     if isinstance(event, Checkpoint):
         return f"checkpoint step {event.step}: {event.path}"
     if isinstance(event, Sample):
+        if event.rewards is not None:
+            answers = "".join(
+                f"\n  {label} ({reward:.2f}): {answer}"
+                for label, answer, reward in zip(("best", "worst"), event.answers, event.rewards, strict=False)
+            )
+            return f"sample step {event.step}: {event.prompts[0]}{answers}"
         answers = "".join(f"\n  Q: {q}\n  A: {a}" for q, a in zip(event.prompts, event.answers, strict=True))
         return f"sample step {event.step}:{answers}"
     if isinstance(event, Finished):
@@ -163,11 +180,26 @@ def describe(event: Event) -> str:
 
 
 def _rewards_text(event: Step | Validation) -> str:
+    if event.reward is not None:
+        return _grpo_text(event)
     if event.reward_margin is None:
         return ""
     return (
         f" margin {event.reward_margin:.3f} accuracy {event.reward_accuracy:.2f} "
         f"(chosen {event.chosen_reward:.3f}, rejected {event.rejected_reward:.3f})"
+    )
+
+
+def _grpo_text(event: Step | Validation) -> str:
+    each = ", ".join(
+        f"{name} {value['mean'] if isinstance(value, dict) else value:.2f}"
+        for name, value in (event.rewards or {}).items()
+    )
+    if isinstance(event, Validation):
+        return f" reward {event.reward:.3f} ({each})"
+    return (
+        f" reward {event.reward:.3f}±{event.reward_std:.3f} ({each}) kl {event.kl:.4f} "
+        f"length {event.completion_tokens:.1f} flat groups {event.flat_groups:.0%}"
     )
 
 

@@ -1,10 +1,6 @@
-"""The forward pass training and evaluation share, and the supervised loss."""
+"""The forward pass training and evaluation share."""
 
 from __future__ import annotations
-
-STATS = (
-    4  # what a loss sums over its batch besides the loss: chosen rewards, rejected rewards, pairs ranked right, pairs
-)
 
 
 def forward(model, inputs, mask):
@@ -19,19 +15,10 @@ def forward(model, inputs, mask):
     return model.lm_head(hidden) if "lm_head" in model else inner.embed_tokens.as_linear(hidden)
 
 
-def loss_function(model, inputs, targets, loss_mask, mask):
+def token_losses(model, inputs, targets, loss_mask, mask):
+    """Per position, the cross-entropy of its target, zero where the target is not trained."""
     import mlx.core as mx
     import mlx.nn as nn
 
     logits = forward(model, inputs, mask).astype(mx.float32)
-    losses = nn.losses.cross_entropy(logits, targets) * loss_mask
-    count = loss_mask.sum()
-    return losses.sum() / mx.maximum(count, 1), count
-
-
-def sft_loss(model, inputs, targets, loss_mask, mask, reference=None):
-    """The supervised loss in the shape every objective's loss has: (loss, count, STATS sums, all zero here)."""
-    import mlx.core as mx
-
-    loss, count = loss_function(model, inputs, targets, loss_mask, mask)
-    return loss, count, mx.zeros((STATS,))
+    return nn.losses.cross_entropy(logits, targets) * loss_mask

@@ -45,16 +45,12 @@ from lora_tui.core.adapters.lock import AdapterBusy, adapter_lock
 from lora_tui.core.data.records import Record, dataset_files, load_records
 from lora_tui.core.data.rendering import render_tokens
 from lora_tui.core.errors import UserError
-from lora_tui.core.evaluation.drift import DRIFT_TOKENS, drift_from, drift_set
-from lora_tui.core.files import building_dir, folder_size, prompt_lines
+from lora_tui.core.files import building_dir, folder_size
 from lora_tui.core.inference.generate import greedy_batch
-from lora_tui.core.locations import Locations
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
-from lora_tui.core.training.batching import Batch, BatchPlan, make_batch, plan_epoch, tokenize
 from lora_tui.core.training.events import (
     Cancelled,
     Checkpoint,
-    DriftCheck,
     Event,
     Failed,
     Finished,
@@ -63,28 +59,12 @@ from lora_tui.core.training.events import (
     Step,
     Validation,
 )
-from lora_tui.core.training.forward import STATS, sft_loss
 from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.methods import RunContext, check_method_fits_data, method_class
 from lora_tui.core.training.params import MODULE_KEYS
-from lora_tui.core.training.preference import (
-    PREFERENCE_METHODS,
-    Objective,
-    PreferenceMetrics,
-    check_method_fits_data,
-    pair_logps,
-    tokenize_pairs,
-)
 from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
-from lora_tui.core.training.replay import (
-    REPLAY_PROMPTS,
-    REPLAY_TOKENS,
-    answer_questions,
-    base_answers,
-    epoch_sample,
-    replay_count,
-    replay_pool,
-)
-from lora_tui.core.units import counted, human_bytes
+from lora_tui.core.training.rewards import RewardError
+from lora_tui.core.units import human_bytes
 
 SAMPLE_TOKENS = 48  # per sample answer: enough to see its shape change
 OUT_OF_MEMORY_ADVICE = "Try a smaller batch size or max sequence length, or turn on gradient checkpointing."
@@ -102,8 +82,8 @@ class Progress:
     evals_without_improvement: int = 0
     last_train_loss: float | None = None
     checkpoint_losses: dict | None = None  # checkpoint name -> val loss
-    last_preference: dict | None = None  # pairs: the last step's rewards, margin and accuracy
-    last_val_preference: dict | None = None  # and the last validation's
+    last_preference: dict | None = None  # the method's metrics of the last step (pairs: rewards, margin, accuracy)
+    last_val_preference: dict | None = None  # and of the last validation
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -187,7 +167,7 @@ def _train(job: TrainingJob, listener: Callable[[Event], None], stop: threading.
         with mx.stream(mx.new_stream(mx.default_device())):
             return _Run(job, emit, stop or threading.Event(), ranks).run()
     except UserError as error:
-        return emit(Failed(reason=str(error)))
+        return emit(Failed(reason=str(error), advice=getattr(error, "advice", "")))
     except MemoryError:
         return emit(Failed(reason="Out of memory.", advice=OUT_OF_MEMORY_ADVICE))
     except OSError as error:
@@ -222,13 +202,6 @@ class _Run:
         self.ranks = ranks
         self.notes: list[str] = []
         self.validations = 0
-        self.replay_pool = self.replay_per_epoch = 0  # replayed answers: all of them, and those each epoch takes
-        self.drift_questions: list[str] = []  # checked at validations when replaying
-        self.preference = (
-            Objective(self.params.method, self.params.beta, self.params.dpo_loss, self.params.chosen_nll)
-            if self.params.method in PREFERENCE_METHODS
-            else None
-        )
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # Setup ---------------------------------------------------------------------
@@ -261,6 +234,8 @@ class _Run:
                 raise UserError(f"The adapter this run starts from is gone: {self.job.from_adapter}.")
             self.model.load_weights(str(self.job.from_adapter / ADAPTER_WEIGHTS), strict=False)
             self.notes.append(f"Started from the adapter {self.job.from_adapter.name}.")
+        self.context = RunContext(self.job, self.model, self.tokenizer, self.ranks, self.emit, self.notes)
+        self.method = method_class(self.params.method)(self.context)
 
     def lora_config(self) -> dict:
         return {
@@ -282,84 +257,18 @@ class _Run:
         check_method_fits_data(self.params.method, train, files["train"])
         if valid:
             check_method_fits_data(self.params.method, valid, files["valid"])
-        if self.preference is not None:
-            self.prepare_pairs(train, valid)
-        else:
-            self.prepare_records(train, valid)
+        self.context.files = files
+        self.method.prepare(train, valid)
+        self.has_validation = self.method.valid_records() > 0
         self.sample_conversations = self.sample_prompts(valid)
         if not valid:
             self.notes.append(
                 "No valid.jsonl beside the training data: no validation loss. Hold some records out "
                 "with --valid-fraction 0.1 (the Train screen: validation), or `lora-tui data split`."
             )
-        self.batches_per_epoch = len(self.plan(0).rows)
+        self.batches_per_epoch = len(self.method.plan("train", 0).rows)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.params.grad_accumulation_steps)
         self.total_steps = self.steps_per_epoch * self.params.epochs
-
-    def prepare_records(self, train: list[Record], valid: list[Record]) -> None:
-        has_prompts = any(r.is_chat for r in train)
-        self.mask_prompt = has_prompts if self.params.mask_prompt is None else self.params.mask_prompt
-        self.train_examples, truncated = tokenize(train, self.tokenizer, self.params.max_seq_length)
-        self.valid_examples, _ = tokenize(valid, self.tokenizer, self.params.max_seq_length)
-        if truncated:
-            self.notes.append(
-                f"Cut to the max sequence length ({self.params.max_seq_length} tokens): {counted(truncated, 'record')}."
-            )
-        self.replay(len(train))
-
-    def prepare_pairs(self, train: list[Record], valid: list[Record]) -> None:
-        """Both sides of each pair, and for DPO the reference log-probabilities (the model before training)."""
-        p = self.params
-        self.mask_prompt = True
-        self.pairs = {}
-        for split, records in (("train", train), ("valid", valid)):
-            self.pairs[split], shortened = tokenize_pairs(records, self.tokenizer, p.max_seq_length)
-            if shortened:
-                self.notes.append(
-                    f"{split}: {counted(shortened, 'pair')} over the max sequence length ({p.max_seq_length} tokens) "
-                    "lost tokens from the start of the prompt."
-                )
-        self.train_examples, self.valid_examples = self.pairs["train"].longer(), self.pairs["valid"].longer()
-        if p.pack:
-            self.notes.append("Packing does not apply to preference pairs: each pair is its own two rows.")
-        if p.replay:
-            self.notes.append("Replay applies to supervised training (--method sft): off for pairs.")
-        self.reference = {split: np.zeros((len(pairs), 2), dtype=np.float32) for split, pairs in self.pairs.items()}
-        if p.method == "dpo":  # the LoRA update is still zero: this is the base model
-            self.reference = {split: pair_logps(self.model, pairs, p.batch_size) for split, pairs in self.pairs.items()}
-
-    def replay(self, own_records: int) -> None:
-        """Add the base model's own answers to the examples (each epoch replays a sample); prepare the drift check."""
-        self.own_examples = len(self.train_examples)
-        if not self.params.replay:
-            return
-        pool = replay_pool(self.shared_base_answers(prompt_lines(REPLAY_PROMPTS), REPLAY_TOKENS))
-        if not pool:
-            self.notes.append("Replay is on, but the base model finished none of its general answers: no replay.")
-            return
-        examples, _ = tokenize(pool, self.tokenizer, self.params.max_seq_length)
-        self.train_examples += examples
-        self.replay_pool = len(pool)
-        self.replay_per_epoch = replay_count(own_records, self.params.replay)
-        self.notes.append(
-            f"Replay: {self.replay_per_epoch} of the base model's own answers to {self.replay_pool} general prompts "
-            f"join each epoch ({self.params.replay:.0%} of it), another sample each epoch."
-        )
-        if self.valid_examples:
-            self.drift_questions, self.drift_keys = (list(column) for column in zip(*drift_set(), strict=True))
-            self.drift_base = [a["answer"] for a in self.shared_base_answers(self.drift_questions, DRIFT_TOKENS)]
-
-    def shared_base_answers(self, questions: list[str], max_tokens: int) -> list[dict]:
-        """The base's cached answers, generated by the writing rank and sent to the others."""
-        answers = None
-        if self.ranks.is_writer:
-            cache = Locations.from_environment().cache_dir
-            answers = base_answers(
-                self.model, self.tokenizer, self.job.model_path, questions, max_tokens, cache, self.job.from_adapter
-            )
-        if self.ranks.size == 1:
-            return answers
-        return json.loads(self.ranks.share_bytes(json.dumps(answers).encode() if answers is not None else None))
 
     def sample_prompts(self, valid: list[Record]) -> list[tuple[dict, ...]]:
         """The conversations samples answer: from --sample-from, else the validation set's."""
@@ -378,17 +287,6 @@ class _Run:
         except UnicodeDecodeError:
             raise UserError(f"{source}: the sample prompts are not UTF-8 text.") from None
         return [({"role": "user", "content": line},) for line in lines[: p.sample_prompts]]
-
-    def plan(self, epoch: int) -> BatchPlan:
-        """The epoch's batches: every record of the user's own, and the epoch's sample of replayed answers."""
-        p = self.params
-        pack = p.pack and self.preference is None
-        if not self.replay_per_epoch:
-            return plan_epoch(self.train_examples, p.batch_size, p.seed, epoch, pack, p.max_seq_length)
-        replayed = epoch_sample(self.replay_pool, self.replay_per_epoch, p.seed, epoch)
-        chosen = list(range(self.own_examples)) + [self.own_examples + i for i in replayed]
-        plan = plan_epoch([self.train_examples[i] for i in chosen], p.batch_size, p.seed, epoch, pack, p.max_seq_length)
-        return BatchPlan(tuple(tuple(tuple(chosen[i] for i in row) for row in batch) for batch in plan.rows))
 
     def make_optimizer(self):
         import mlx.optimizers as optim
@@ -412,11 +310,6 @@ class _Run:
     # The loop ------------------------------------------------------------------
 
     def run(self) -> Event:
-        import mlx.core as mx
-        import mlx.nn as nn
-        import mlx.optimizers as optim
-        from mlx.utils import tree_map
-
         self.load()
         self.prepare_data()
         optimizer = self.make_optimizer()
@@ -424,36 +317,44 @@ class _Run:
         restore_call = self.enable_grad_checkpoint()
         try:
             self.model.train()
-            value_and_grad = nn.value_and_grad(self.model, self.preference.loss if self.preference else sft_loss)
-            max_norm = self.params.max_grad_norm
-            state = [self.model.state, optimizer.state, mx.random.state]
-
-            group = self.ranks.group if self.ranks.size > 1 else None
-
-            @partial(mx.compile, inputs=state, outputs=state)
-            def step(inputs, targets, loss_mask, mask, reference, previous, update, group_size):
-                (loss, count, stats), grad = value_and_grad(self.model, inputs, targets, loss_mask, mask, reference)
-                if group is not None:
-                    # The global batch's mean is the sum of each rank's mean weighted by its share of the
-                    # target tokens; average_gradients sends all gradients in one all-reduce, and divides by size.
-                    total = mx.distributed.all_sum(count, group=group)
-                    share = count / mx.maximum(total, 1)
-                    grad = nn.average_gradients(tree_map(lambda g: g * (share * group.size()), grad), group=group)
-                    loss, count = mx.distributed.all_sum(loss * share, group=group), total
-                    stats = mx.distributed.all_sum(stats, group=group)
-                if previous is not None:
-                    grad = tree_map(lambda a, b: a + b, grad, previous)
-                if update:
-                    grad = tree_map(lambda g: g / group_size, grad)
-                    if max_norm > 0:
-                        grad, _ = optim.clip_grad_norm(grad, max_norm)
-                    optimizer.update(self.model, grad)
-                    grad = None
-                return loss, count, stats, grad
-
-            return self.loop(step, optimizer, progress)
+            return self.loop(self.compiled_step(optimizer), optimizer, progress)
         finally:
             restore_call()
+
+    def compiled_step(self, optimizer):
+        """One micro-batch: the method's loss and its gradient, added to the group's; the update on its last."""
+        import mlx.core as mx
+        import mlx.nn as nn
+        import mlx.optimizers as optim
+        from mlx.utils import tree_map
+
+        value_and_grad = nn.value_and_grad(self.model, self.method.loss)
+        max_norm = self.params.max_grad_norm
+        state = [self.model.state, optimizer.state, mx.random.state]
+        group = self.ranks.group if self.ranks.size > 1 else None
+
+        @partial(mx.compile, inputs=state, outputs=state)
+        def step(previous, update, group_size, *arrays):
+            (loss, count, stats), grad = value_and_grad(self.model, *arrays)
+            if group is not None:
+                # The global batch's mean is the sum of each rank's mean weighted by its share of what the
+                # loss is a mean over; average_gradients sends all gradients in one all-reduce, and divides by size.
+                total = mx.distributed.all_sum(count, group=group)
+                share = count / mx.maximum(total, 1)
+                grad = nn.average_gradients(tree_map(lambda g: g * (share * group.size()), grad), group=group)
+                loss, count = mx.distributed.all_sum(loss * share, group=group), total
+                stats = mx.distributed.all_sum(stats, group=group)
+            if previous is not None:
+                grad = tree_map(lambda a, b: a + b, grad, previous)
+            if update:
+                grad = tree_map(lambda g: g / group_size, grad)
+                if max_norm > 0:
+                    grad, _ = optim.clip_grad_norm(grad, max_norm)
+                optimizer.update(self.model, grad)
+                grad = None
+            return loss, count, stats, grad
+
+        return step
 
     def enable_grad_checkpoint(self) -> Callable[[], None]:
         """mlx-lm's grad_checkpoint patches the block class; undo it after the run."""
@@ -472,13 +373,13 @@ class _Run:
         p = self.params
         self.emit(
             Started(
-                parameters={**p.to_json(), "mask_prompt": self.mask_prompt},
+                parameters={**p.to_json(), **self.method.reported_parameters()},
                 trainable_parameters=self.count_parameters(True),
                 total_parameters=self.count_parameters(False),
                 total_steps=self.total_steps,
                 steps_per_epoch=self.steps_per_epoch,
-                train_records=len(self.train_examples) - self.replay_pool + self.replay_per_epoch,
-                valid_records=len(self.valid_examples),
+                train_records=self.method.train_records(),
+                valid_records=self.method.valid_records(),
                 resumed_from_step=progress.step,
                 notes=self.notes,
                 ranks=self.ranks.size,
@@ -486,35 +387,25 @@ class _Run:
         )
         step_seconds: list[float] = []
         for epoch in range(progress.epoch, p.epochs):
-            plan = self.plan(epoch)
+            plan = self.method.plan("train", epoch)
             grad, group_losses, group_tokens, group_count, started = None, [], 0, 0, time.perf_counter()
-            group_stats = np.zeros(STATS)
+            micro_count, group_stats = 0, np.zeros(self.method.stats_size)
             for index in range(progress.next_batch if epoch == progress.epoch else 0, len(plan.rows)):
-                batch, reference = self.my_batch("train", plan.rows[index])
-                # Dropout draws depend only on the position in the run: a resumed run repeats them.
+                # Dropout draws (and sampling) depend only on the position in the run: a resumed run repeats them.
                 mx.random.seed((p.seed * 1_000_003 + epoch * 100_003 + index) % 2**32)
+                micro_batches = self.micro_batches(plan.rows[index], progress, optimizer)
                 group_count += 1
                 last_in_group = group_count == p.grad_accumulation_steps or index == len(plan.rows) - 1
-                if self.preference is None:
-                    mask = batch.attention_mask()
-                    loss, count, stats, grad = step(
-                        mx.array(batch.inputs),
-                        mx.array(batch.targets),
-                        mx.array(batch.loss_mask),
-                        None if mask is None else mx.array(mask),
-                        None,
-                        grad,
-                        last_in_group,
-                        group_count,
-                    )
-                    mx.eval(loss, count, stats, grad, self.model.state, optimizer.state)
-                else:
-                    loss, stats, grad = self.pair_step(
-                        step, optimizer, batch, reference, grad, last_in_group, group_count
-                    )
-                group_losses.append(float(loss))
-                group_stats += np.array(stats)
-                group_tokens += batch.tokens
+                batch_losses = []
+                for number, micro in enumerate(micro_batches):
+                    micro_count += 1  # micro-batches so far: the optimizer averages them
+                    update = last_in_group and number == len(micro_batches) - 1
+                    loss, _, stats, grad = step(grad, update, micro_count, *micro.arrays)
+                    mx.eval(loss, stats, grad, self.model.state, optimizer.state)
+                    batch_losses.append(float(loss))
+                    group_stats += np.array(stats)
+                    group_tokens += micro.tokens
+                group_losses.append(float(np.mean(batch_losses)))
                 if not last_in_group:
                     continue
                 group_tokens = int(self.ranks.sum([float(group_tokens)])[0])  # all ranks' tokens
@@ -524,8 +415,8 @@ class _Run:
                 progress.trained_tokens += group_tokens
                 progress.last_train_loss = float(np.mean(group_losses))
                 progress.epoch, progress.next_batch = epoch, index + 1
-                pairs = PreferenceMetrics.from_sums(group_stats)
-                progress.last_preference = pairs.to_json() if pairs else None
+                metrics = self.method.metrics(group_stats)
+                progress.last_preference = metrics or None
                 self.emit(
                     Step(
                         step=progress.step,
@@ -537,11 +428,12 @@ class _Run:
                         trained_tokens=progress.trained_tokens,
                         peak_memory_bytes=peak_memory_bytes(),
                         eta_seconds=float(np.mean(step_seconds[-20:])) * (self.total_steps - progress.step),
-                        **(pairs.to_json() if pairs else {}),
+                        **metrics,
                     )
                 )
+                self.method.after_step(progress.step)
                 grad, group_losses, group_tokens, group_count = None, [], 0, 0
-                group_stats = np.zeros(STATS)
+                micro_count, group_stats = 0, np.zeros(self.method.stats_size)
                 outcome = self.after_step(progress, optimizer, end_of_epoch=index == len(plan.rows) - 1)
                 if outcome is not None:
                     return outcome
@@ -549,56 +441,18 @@ class _Run:
             progress.epoch, progress.next_batch = epoch + 1, 0
         return self.finish(progress, "completed")
 
-    def pair_step(self, step, optimizer, batch: Batch, reference, grad, update: bool, group_count: int):
-        """One batch of pairs, in two halves when every rank has an even number: the loss is a mean over pairs, so
-        accumulating the halves' gradients makes the same update as one pass, with half the activations.
-
-        Returns the loss, the STATS summed, and the gradient (None once the optimizer has used it).
-        """
-        import mlx.core as mx
-
-        pairs = batch.inputs.shape[0] // 2
-        even = self.ranks.sum([float(pairs % 2)])[0] == 0  # every rank must make as many passes as the others
-        halves = [range(pairs // 2), range(pairs // 2, pairs)] if even else [range(pairs)]
-        losses, stats = [], np.zeros(STATS)
-        for number, half in enumerate(halves):
-            rows = [*half, *(pairs + i for i in half)]  # its chosen rows, then its rejected rows
-            last = number == len(halves) - 1
-            loss, _, half_stats, grad = step(
-                mx.array(batch.inputs[rows]),
-                mx.array(batch.targets[rows]),
-                mx.array(batch.loss_mask[rows]),
-                None,
-                reference[mx.array(list(half))],
-                grad,
-                update and last,
-                (group_count - 1) * len(halves) + number + 1,  # micro-batches so far: the optimizer averages them
+    def micro_batches(self, rows, progress: Progress, optimizer):
+        """The method's micro-batches of a batch; a reward that fails stops the run with what was trained saved."""
+        try:
+            return self.method.micro_batches("train", rows)
+        except RewardError as error:
+            if progress.step:
+                self.save_checkpoint(progress, optimizer, None)
+                self.save_adapter(progress, "failed")
+            error.advice = f"Training stopped at step {progress.step}" + (
+                "; what it trained is saved: fix the reward, then resume the run." if progress.step else "."
             )
-            mx.eval(loss, half_stats, grad, self.model.state, optimizer.state)
-            losses.append(float(loss))
-            stats += np.array(half_stats)
-        return float(np.mean(losses)), stats, grad
-
-    def my_batch(self, split: str, rows) -> tuple[Batch, object]:
-        """This rank's rows of a batch of the split, and for pairs their reference log-probabilities.
-
-        A rank left without rows trains on a stand-in row that counts for nothing.
-        """
-        import mlx.core as mx
-
-        mine, stand_in = self.ranks.shard(rows)
-        reference = None
-        if self.preference is None:
-            examples = self.train_examples if split == "train" else self.valid_examples
-            batch = make_batch(examples, mine, self.mask_prompt, self.params.pack)
-        else:
-            pairs = [row[0] for row in mine]
-            batch = self.pairs[split].batch(pairs)
-            reference = mx.array(self.reference[split][pairs])
-        if stand_in:
-            batch.loss_mask[:] = 0
-            batch.tokens = 0
-        return batch, reference
+            raise
 
     def stop_requested(self) -> bool:
         """The stop flag, or a stop file (how `train --hosts` asks its ranks to stop), seen on any rank."""
@@ -609,14 +463,14 @@ class _Run:
         p = self.params
         val_loss = None
         last_step = progress.step == self.total_steps
-        if self.valid_examples and (progress.step % p.steps_per_eval == 0 or end_of_epoch or last_step):
-            val_loss, pairs = self.evaluate()
-            progress.last_val_preference = pairs.to_json() if pairs else None
-            self.emit(Validation(step=progress.step, val_loss=val_loss, **(pairs.to_json() if pairs else {})))
+        if self.has_validation and (progress.step % p.steps_per_eval == 0 or end_of_epoch or last_step):
+            val_loss, metrics = self.method.validate(p.val_batches)
+            progress.last_val_preference = metrics or None
+            self.emit(Validation(step=progress.step, val_loss=val_loss, **metrics))
             self.validations += 1
             if p.sample_every and self.validations % p.sample_every == 0:
                 self.sample(progress.step)
-            self.check_drift(progress.step)
+            self.method.after_validation(progress.step)
             if progress.best_val_loss is None or val_loss < progress.best_val_loss:
                 progress.best_val_loss, progress.evals_without_improvement = val_loss, 0
             else:
@@ -643,14 +497,6 @@ class _Run:
         questions = [messages[-1]["content"] for messages in self.sample_conversations]
         self.emit(Sample(step=step, prompts=questions, answers=answers))
 
-    def check_drift(self, step: int) -> None:
-        """How far the answers to the drift prompts moved from the base's (training with replay only)."""
-        if not self.ranks.is_writer or not self.drift_questions:
-            return
-        answers = answer_questions(self.model, self.tokenizer, self.drift_questions, DRIFT_TOKENS)
-        drift = drift_from([answer.text.strip() for answer in answers], self.drift_base, self.drift_keys)
-        self.emit(DriftCheck(step=step, **drift.to_json()))
-
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         return render_tokens(self.tokenizer, messages, add_generation_prompt=True)
 
@@ -659,36 +505,6 @@ class _Run:
         answers = greedy_batch(self.model, self.tokenizer, prompts, max_tokens)
         self.model.train()
         return [answer.text.strip() for answer in answers]
-
-    def evaluate(self) -> tuple[float, PreferenceMetrics | None]:
-        """The validation loss (and for pairs, the reward metrics) over up to val_batches batches."""
-        import mlx.core as mx
-
-        p = self.params
-        self.model.eval()
-        plan = plan_epoch(
-            self.valid_examples, p.batch_size, p.seed, 0, p.pack and self.preference is None, p.max_seq_length
-        )
-        loss_of = self.preference.loss if self.preference else sft_loss
-        total, count, stats = 0.0, 0.0, np.zeros(STATS)
-        for rows in plan.rows[: p.val_batches]:
-            batch, reference = self.my_batch("valid", rows)
-            mask = batch.attention_mask()
-            loss, n, batch_stats = loss_of(
-                self.model,
-                mx.array(batch.inputs),
-                mx.array(batch.targets),
-                mx.array(batch.loss_mask),
-                None if mask is None else mx.array(mask),
-                reference,
-            )
-            mx.eval(loss, n, batch_stats)
-            total += float(loss) * float(n)
-            count += float(n)
-            stats += np.array(batch_stats)
-        self.model.train()
-        summed = self.ranks.sum([total, count, *stats.tolist()])
-        return summed[0] / max(summed[1], 1.0), PreferenceMetrics.from_sums(summed[2:])
 
     def count_parameters(self, trainable: bool) -> int:
         from mlx.utils import tree_flatten
@@ -778,6 +594,7 @@ class _Run:
         if not self.ranks.is_writer:
             return
         folder = self.job.adapter_dir
+        metrics_name = self.method.metrics_name or "preference"
         temporary = folder / f".{ADAPTER_WEIGHTS}.tmp.safetensors"
         mx.save_safetensors(str(temporary), self.adapter_weights())
         os.replace(temporary, folder / ADAPTER_WEIGHTS)
@@ -792,11 +609,11 @@ class _Run:
                 "dataset_sha256": dataset_sha256(self.job.data),
                 "from_adapter": self.job.from_adapter.name if self.job.from_adapter else None,
                 "created": self.started,
-                "parameters": {**self.params.to_json(), "mask_prompt": self.mask_prompt},
+                "parameters": {**self.params.to_json(), **self.method.reported_parameters()},
                 "final_train_loss": progress.last_train_loss,
                 "best_val_loss": progress.best_val_loss,
-                "final_preference": progress.last_preference,
-                "final_val_preference": progress.last_val_preference,
+                f"final_{metrics_name}": progress.last_preference,
+                f"final_val_{metrics_name}": progress.last_val_preference,
                 "steps": progress.step,
                 "epochs": round(progress.epoch + progress.next_batch / max(self.batches_per_epoch, 1), 4),
                 "tokens_seen": progress.trained_tokens,

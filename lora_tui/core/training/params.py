@@ -14,6 +14,7 @@ from pathlib import Path
 from lora_tui.core.data.columns import parse_columns
 from lora_tui.core.errors import UserError
 from lora_tui.core.toml import read_toml, to_toml
+from lora_tui.core.training.rewards import absolute_reward_files, check_rewards, split_rewards
 
 TARGET_MODULES = ("q", "k", "v", "o", "gate", "up", "down")
 MODULE_KEYS = {
@@ -39,10 +40,13 @@ class Param:
     optional: bool = False  # None allowed (means "decide from the data / other params")
     shape: str = ""  # what a text value looks like, where it is not a file name
     check: Callable[[str], object] | None = None  # raises UserError for a text value of the wrong shape
+    split: Callable[[str], list[str]] | None = None  # a list parameter's text into items (default: at commas)
+    normalise: Callable[[object], object] | None = None  # the checked value as it is kept (e.g. absolute paths)
+    repeated_flag: str = ""  # a list parameter given as a repeatable flag (--reward A --reward B)
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.repeated_flag or self.name).replace("_", "-")
 
     @property
     def label(self) -> str:
@@ -70,7 +74,7 @@ class Param:
         except (TypeError, ValueError):
             raise UserError(f"{self.label} must be {_kind_word(self.kind)} (got {value!r}).") from None
         self._check(value)
-        return value
+        return self.normalise(value) if self.normalise else value
 
     def _convert(self, value):
         if self.kind is bool:
@@ -83,7 +87,8 @@ class Param:
                 raise TypeError(value)
             return value
         if self.kind is list:
-            items = value.split(",") if isinstance(value, str) else value
+            split = self.split or (lambda text: text.split(","))
+            items = split(value) if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)):
                 raise TypeError(value)
             return [str(item).strip() for item in items if str(item).strip()]
@@ -180,8 +185,9 @@ PARAMS: tuple[Param, ...] = (
         "method",
         str,
         "sft",
-        "sft: learn the answers; dpo or orpo: learn to prefer chosen over rejected answers (preference pairs).",
-        choices=("sft", "dpo", "orpo"),
+        "sft: learn the answers; dpo or orpo: learn to prefer chosen over rejected answers (preference pairs); "
+        "grpo: learn from rewards of its own sampled answers to prompts.",
+        choices=("sft", "dpo", "orpo", "grpo"),
     ),
     Param(
         "beta",
@@ -206,6 +212,38 @@ PARAMS: tuple[Param, ...] = (
         "dpo: weight of the chosen answers' own loss, which keeps them intact (TRL's rpo_alpha); 0 is plain DPO.",
         0.0,
         10.0,
+    ),
+    Param(
+        "rewards",
+        list,
+        [],
+        "grpo: reward functions, weighted NAME=W: exact, contains, number (vs the answer), format:REGEX, length:N, "
+        "or FILE.py:FUNCTION of your own.",
+        shape="NAME[=W],...",
+        check=check_rewards,
+        split=split_rewards,
+        normalise=absolute_reward_files,
+        repeated_flag="reward",
+    ),
+    Param("group_size", int, 4, "grpo: answers sampled per prompt, scored against each other.", 2, 64),
+    Param("completion_length", int, 128, "grpo: most tokens in a sampled answer.", 4, 4096),
+    Param("temperature", float, 0.9, "grpo: sampling temperature of the answers (higher explores more).", 0.1, 2.0),
+    Param(
+        "kl_beta",
+        float,
+        0.04,
+        "grpo: weight of the KL pull toward the base (the LoRA switched off); 0 drops it (Dr. GRPO, DAPO).",
+        0.0,
+        1.0,
+    ),
+    Param("epsilon", float, 0.2, "grpo: how far the probability ratio may move before it is clipped.", 0.01, 1.0),
+    Param(
+        "grpo_loss",
+        str,
+        "grpo",
+        "grpo: each answer's mean token loss (grpo); tokens over the longest answer, no std (dr_grpo); "
+        "one mean over all tokens (dapo).",
+        choices=("grpo", "dr_grpo", "dapo"),
     ),
     Param("steps_per_eval", int, 50, "Validate every N steps.", 1, 100000),
     Param("val_batches", int, 25, "Validation batches each time (the whole set if smaller).", 1, 10000),
@@ -249,6 +287,21 @@ PARAMS: tuple[Param, ...] = (
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
 
+GRPO_PRESET = {
+    "method": "grpo",
+    "epochs": 1,
+    "learning_rate": 3e-4,
+    "rank": 16,
+    "batch_size": 4,
+    "group_size": 6,
+    "completion_length": 64,
+    "temperature": 1.0,
+    "kl_beta": 0.1,
+    "steps_per_eval": 8,
+    "lr_schedule": "constant",
+}
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -273,6 +326,11 @@ PRESETS: dict[str, Preset] = {
             "preference",
             "habits and style from chosen/rejected pairs (dpo)",
             {"method": "dpo", "epochs": 2, "learning_rate": 2e-4, "beta": 0.1, "chosen_nll": 1.0},
+        ),
+        Preset(
+            "grpo",
+            "rewarded behaviour from prompts (give the rewards with --reward)",
+            GRPO_PRESET,
         ),
     )
 }
@@ -346,6 +404,8 @@ def add_arguments(parser) -> None:
             parser.add_argument(
                 param.flag, dest=param.name, action=argparse.BooleanOptionalAction, default=None, help=label
             )
+        elif param.repeated_flag:
+            parser.add_argument(param.flag, dest=param.name, action="append", default=None, metavar="SPEC", help=label)
         else:
             metavar = "A,B,..." if param.kind is list else "N" if param.kind in (int, float) else "NAME"
             metavar = "FILE" if param.kind is str and not param.choices else metavar
@@ -366,4 +426,8 @@ def _shown(value) -> str:
 
 
 def from_arguments(args) -> dict:
-    return {param.name: getattr(args, param.name) for param in PARAMS if getattr(args, param.name, None) is not None}
+    values = {param.name: getattr(args, param.name) for param in PARAMS if getattr(args, param.name, None) is not None}
+    for param in PARAMS:
+        if param.repeated_flag and param.name in values:  # each --reward may itself list several
+            values[param.name] = [item for text in values[param.name] for item in param.split(text)]
+    return values

@@ -1,21 +1,11 @@
-"""Preference tuning: DPO and ORPO on LoRA, with no second model in memory.
+"""Preference pairs: their tokens, batches, log-probabilities and reward metrics (methods/dpo.py, orpo.py).
 
 A batch of pairs is one forward pass over 2B rows: the B chosen answers, then the B
 rejected ones, each after its prompt; only answer tokens count. Each row gives the
 sequence log-probability of its answer.
 
-DPO compares the policy with a reference. The reference is the model before training:
-the same weights with the LoRA update still zero, so its log-probabilities are computed
-once, before the first step, and kept (two numbers a pair), never a second copy of the
-weights. The reward of an answer is beta x (policy - reference) log-probability. The
-loss is -log sigmoid(reward margin) (`sigmoid`) or IPO's squared distance of the
-length-normalised margin from 1/(2 beta) (`ipo`), plus `chosen_nll` x the chosen answers'
-mean token loss (averaged per pair): without it, the answer both sides share cancels out of the DPO loss and
-nothing holds it in place (answers degenerate into the preferred addition repeated).
-
-ORPO needs no reference: the chosen answers' mean token loss plus beta (ORPO's lambda) x
--log sigmoid of the log odds ratio of the two answers' mean token probabilities. Its
-rewards are beta x the answers' mean token log-probabilities.
+DPO's reference log-probabilities are the model before training: the same weights with the
+LoRA update still zero, computed once, before the first step (two numbers a pair).
 """
 
 from __future__ import annotations
@@ -25,11 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lora_tui.core.data.records import Record
-from lora_tui.core.errors import UserError
 from lora_tui.core.training.batching import Batch, Example, make_batch, tokenize
-from lora_tui.core.training.forward import forward
-
-PREFERENCE_METHODS = ("dpo", "orpo")
+from lora_tui.core.training.forward import token_losses
 
 
 @dataclass(frozen=True)
@@ -49,35 +36,6 @@ class Pairs:
         examples = self.chosen + self.rejected
         rows = tuple((i,) for i in pair_indices) + tuple((len(self) + i,) for i in pair_indices)
         return make_batch(examples, rows, mask_prompt=True, packed=False)
-
-
-PAIR_EXAMPLE = 'a pair: {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "I cannot say."}'
-RECORD_EXAMPLE = (
-    'a record: {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]}'
-)
-
-
-def check_method_fits_format(method: str, data_format: str | None, path) -> None:
-    """Before a run: SFT data for a preference method (and the reverse) is refused with what the method needs."""
-    if method in PREFERENCE_METHODS and data_format not in (None, "preference"):
-        raise UserError(
-            f"{path}: --method {method} trains on preference pairs, not {data_format} records; {PAIR_EXAMPLE}"
-        )
-    if method not in PREFERENCE_METHODS and data_format == "preference":
-        raise UserError(f"{path}: these are preference pairs; train them with --method dpo or orpo ({RECORD_EXAMPLE}).")
-
-
-def check_method_fits_data(method: str, records: list[Record], path) -> None:
-    """The same, line by line, for the records a run loads."""
-    wrong = next((r for r in records if r.is_preference != (method in PREFERENCE_METHODS)), None)
-    if wrong is None:
-        return
-    if method in PREFERENCE_METHODS:
-        raise UserError(f"{path}, line {wrong.line}: --method {method} trains on preference pairs; {PAIR_EXAMPLE}")
-    raise UserError(
-        f"{path}, line {wrong.line}: this is a preference pair; train pairs with --method dpo or orpo "
-        f"({RECORD_EXAMPLE})."
-    )
 
 
 def tokenize_pairs(records: list[Record], tokenizer, max_seq_length: int) -> tuple[Pairs, int]:
@@ -133,72 +91,10 @@ def pair_logps(model, pairs: Pairs, batch_size: int) -> np.ndarray:
     return result
 
 
-@dataclass(frozen=True)
-class Objective:
-    method: str  # dpo or orpo
-    beta: float
-    dpo_loss: str = "sigmoid"
-    chosen_nll: float = 0.0
-
-    def loss(self, model, inputs, targets, loss_mask, mask, reference):
-        """(mean loss over the batch's pairs, pairs, STATS sums); rows: B chosen, then B rejected."""
-        logps, tokens = row_logps(model, inputs, targets, loss_mask, mask)
-        return self.from_logps(logps, tokens, reference)
-
-    def from_logps(self, logps, tokens, reference):
-        """The loss, the pairs and the STATS sums from each row's answer log-probability and token count."""
-        import mlx.core as mx
-        import mlx.nn as nn
-
-        half = logps.shape[0] // 2
-        chosen, rejected = logps[:half], logps[half:]
-        chosen_tokens, rejected_tokens = tokens[:half], tokens[half:]
-        real = (chosen_tokens > 0).astype(mx.float32)  # a stand-in row of a rank without pairs counts for nothing
-        pairs = real.sum()
-        chosen_mean = chosen / mx.maximum(chosen_tokens, 1)
-        rejected_mean = rejected / mx.maximum(rejected_tokens, 1)
-        # a mean over pairs like every other term, so ranks that split a batch add up to the whole batch
-        nll = -(chosen_mean * real).sum() / mx.maximum(pairs, 1)
-        if self.method == "orpo":
-            log_odds = _log_odds(chosen_mean) - _log_odds(rejected_mean)
-            pair_losses = -nn.log_sigmoid(log_odds)
-            chosen_rewards, rejected_rewards = self.beta * chosen_mean, self.beta * rejected_mean
-            total = nll + self.beta * (pair_losses * real).sum() / mx.maximum(pairs, 1)
-        else:
-            chosen_ratio, rejected_ratio = chosen - reference[:, 0], rejected - reference[:, 1]
-            chosen_rewards, rejected_rewards = self.beta * chosen_ratio, self.beta * rejected_ratio
-            if self.dpo_loss == "ipo":
-                margin = chosen_ratio / mx.maximum(chosen_tokens, 1) - rejected_ratio / mx.maximum(rejected_tokens, 1)
-                pair_losses = (margin - 1 / (2 * self.beta)) ** 2
-            else:
-                pair_losses = -nn.log_sigmoid(chosen_rewards - rejected_rewards)
-            total = (pair_losses * real).sum() / mx.maximum(pairs, 1) + self.chosen_nll * nll
-        stats = mx.stack(
-            [
-                (chosen_rewards * real).sum(),
-                (rejected_rewards * real).sum(),
-                ((chosen_rewards > rejected_rewards).astype(mx.float32) * real).sum(),
-                pairs,
-            ]
-        )
-        return total, pairs, stats
-
-
 def row_logps(model, inputs, targets, loss_mask, mask):
     """Each row's summed answer log-probability, and its answer tokens."""
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    logits = forward(model, inputs, mask).astype(mx.float32)
-    token_logps = -nn.losses.cross_entropy(logits, targets) * loss_mask
+    token_logps = -token_losses(model, inputs, targets, loss_mask, mask)
     return token_logps.sum(axis=1), loss_mask.sum(axis=1)
-
-
-def _log_odds(mean_logp):
-    """log(p / (1 - p)) of a mean token probability p = exp(mean_logp) < 1."""
-    import mlx.core as mx
-
-    return mean_logp - mx.log1p(-mx.exp(mx.minimum(mean_logp, -1e-6)))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from lora_tui.core.adapters.registry import get_adapter, read_adapter_config, re
 from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.data.columns import format_columns, parse_columns
 from lora_tui.core.data.convert import convert_dataset
+from lora_tui.core.data.records import dataset_files, load_records
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
@@ -27,8 +28,9 @@ from lora_tui.core.stopping import stop_on_signals
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
+from lora_tui.core.training.methods import check_method_fits_format
 from lora_tui.core.training.params import MODULE_KEYS, build_params, load_config, preset_values
-from lora_tui.core.training.preference import check_method_fits_format
+from lora_tui.core.training.rewards import check_answers, parse_rewards
 
 
 def prepare_job(
@@ -80,6 +82,8 @@ def prepare_job(
     if not report.ok:
         return None, report
     check_method_fits_format(parameters.method, report.format, data_path)
+    if parameters.method == "grpo":
+        check_grpo_rewards(parameters, data_path, columns)
     _check_writable(locations.adapters_dir)
     if valid_fraction:
         _check_hold_out(data_path, report, valid_fraction)
@@ -95,6 +99,15 @@ def prepare_job(
             shutil.rmtree(adapter_dir)
     job = TrainingJob(model_path, data_path, adapter_dir, parameters, model_name, from_adapter=start, sweep=sweep)
     return job, None
+
+
+def check_grpo_rewards(parameters, data_path: Path, columns: dict[str, str] | None) -> None:
+    """GRPO needs rewards, and answers for the rewards that score against one: refused before anything is written."""
+    if not parameters.rewards:
+        raise UserError("--method grpo needs at least one --reward (e.g. --reward number, --reward format:REGEX).")
+    rewards = parse_rewards(parameters.rewards)
+    for file in dataset_files(data_path).values():
+        check_answers(rewards, load_records(file, columns), file)
 
 
 def starting_adapter(adapters_dir: Path, name: str, model_path: Path) -> Path:
