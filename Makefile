@@ -44,6 +44,7 @@ bench: setup-dev blas tmux
 	$(BIN)/python bench/replay.py
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/dpo.py
+	$(BIN)/python bench/grpo.py
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev

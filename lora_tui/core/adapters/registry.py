@@ -57,6 +57,7 @@ class AdapterInfo:
     method: str = "sft"
     reward_margin: float | None = None  # preference runs: the last validation's (else the last step's)
     reward_accuracy: float | None = None
+    reward: float | None = None  # grpo: the last validation's held-out reward (else the last step's)
     problem: str | None = None  # why it cannot be used (status broken, failed or no weights yet)
 
     @property
@@ -149,7 +150,12 @@ def describe_adapter(path: Path) -> AdapterInfo:
 
 def _final_rewards(meta: dict) -> dict:
     rewards = meta.get("final_val_preference") or meta.get("final_preference") or {}
-    return {"reward_margin": rewards.get("reward_margin"), "reward_accuracy": rewards.get("reward_accuracy")}
+    grpo = meta.get("final_val_rewards") or meta.get("final_rewards") or {}
+    return {
+        "reward_margin": rewards.get("reward_margin"),
+        "reward_accuracy": rewards.get("reward_accuracy"),
+        "reward": _or_none(grpo.get("reward"), _number),
+    }
 
 
 def _being_trained(path: Path) -> bool:

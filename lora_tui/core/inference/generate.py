@@ -7,6 +7,7 @@ shape differs), never by reloading the base from disk.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -218,6 +219,25 @@ def sample_batch(model, tokenizer, prompts: list[list[int]], max_tokens: int, te
 
     if not prompts:
         return []
+    with cache_grows_by(max(len(prompt) for prompt in prompts) + max_tokens):
+        return _sample(BatchGenerator, make_sampler, model, tokenizer, prompts, max_tokens, temperature)
+
+
+@contextlib.contextmanager
+def cache_grows_by(positions: int):
+    """mlx-lm's batched KV cache grows 256 positions at a time; answers as short as GRPO's need far fewer,
+    and in float32 (a CPU) the unused rest was most of a step's peak memory. Only allocation changes."""
+    from mlx_lm.models.cache import BatchKVCache
+
+    saved = BatchKVCache.step
+    BatchKVCache.step = min(saved, -(-positions // 32) * 32)
+    try:
+        yield
+    finally:
+        BatchKVCache.step = saved
+
+
+def _sample(BatchGenerator, make_sampler, model, tokenizer, prompts, max_tokens, temperature) -> list[Sampled]:
     generator = BatchGenerator(
         model,
         stop_tokens=[[token] for token in tokenizer.eos_token_ids],

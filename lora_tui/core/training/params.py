@@ -384,7 +384,7 @@ def _parse(param: Param, value, origin: str):
     except UserError as exc:
         message = str(exc)
         if origin == "flags":
-            message = param.flag + message.removeprefix(param.name)
+            message = param.flag + message.removeprefix(param.label)
         elif origin != "parameters":
             message = f"{origin}: {message}"
         raise UserError(message) from None

@@ -30,7 +30,7 @@ SHORT = {
     "max_seq_length": "len",
     "target_modules": "m",
 }
-NOT_SWEPT = {"columns", "sample_from"}
+NOT_SWEPT = {"columns", "sample_from", "rewards"}  # their commas and semicolons are their own
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from lora_tui.core.data.records import Record
 from lora_tui.core.data.rendering import render_tokens
 from lora_tui.core.errors import UserError
 from lora_tui.core.inference.generate import greedy_batch, sample_batch
-from lora_tui.core.training.batching import BatchPlan, Example, make_batch, plan_epoch
+from lora_tui.core.training.batching import PAD_MULTIPLE, BatchPlan, Example, make_batch, plan_epoch
 from lora_tui.core.training.events import Sample
 from lora_tui.core.training.forward import token_losses
 from lora_tui.core.training.methods.base import Method, MicroBatch
@@ -116,9 +116,8 @@ class GroupRelative(Method):
     # A step -------------------------------------------------------------------------
 
     def micro_batches(self, split: str, rows, whole: bool = False) -> list[MicroBatch]:
-        """Sample each prompt's group of answers, score them, and make the batch that trains on them."""
-        import mlx.core as mx
-
+        """Sample each prompt's group of answers, score them, and make one micro-batch of each group
+        (the activations of one group at a time; the update is the same as for the whole batch)."""
         p = self.params
         mine, stand_in = self.ranks.shard(rows)
         prompts = [self.prompts[split][row[0]] for row in mine]
@@ -130,32 +129,52 @@ class GroupRelative(Method):
         self.model.train()
         texts = [answer.text for answer in sampled]
         lengths = np.array([len(answer.tokens) for answer in sampled])
+        places = [x.place for x in each]
+        answers = [x.answer for x in each]
         scores = np.array(
-            score_completions(
-                self.rewards,
-                [x.text for x in each],
-                texts,
-                [x.answer for x in each],
-                lengths.tolist(),
-                [x.place for x in each],
-            )
+            score_completions(self.rewards, [x.text for x in each], texts, answers, lengths.tolist(), places)
         )
         totals = self.weights @ scores
         advantages = self.advantages(totals)
-        examples = [
-            Example(x.tokens + tuple(answer.tokens), len(x.tokens)) for x, answer in zip(each, sampled, strict=True)
-        ]
-        batch = make_batch(examples, tuple((i,) for i in range(len(examples))), mask_prompt=True, packed=False)
-        if stand_in:  # a rank left without prompts trains on a group that counts for nothing
-            batch.loss_mask[:] = 0
-            batch.tokens = 0
-            advantages[:] = 0
-        else:
+        if not stand_in:
             self.scored.append(Scored(scores, totals, lengths, texts, prompts))
             self.last_group = (prompts[-1], texts[-p.group_size :], totals[-p.group_size :])
-        arrays = (mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.loss_mask))
-        reference = self.reference_logps(*arrays) if p.kl_beta > 0 else mx.zeros(batch.loss_mask.shape)
-        return [MicroBatch((*arrays, mx.array(advantages.astype(np.float32)), reference), batch.tokens)]
+        examples = [Example(x.tokens + tuple(a.tokens), len(x.tokens)) for x, a in zip(each, sampled, strict=True)]
+        groups = [range(start, start + p.group_size) for start in range(0, len(examples), p.group_size)]
+        # every rank makes as many passes as the one with the most prompts (stand-ins count for nothing)
+        passes = -(-len(rows) // self.ranks.size)
+        groups += [groups[-1]] * (passes - len(groups))
+        trained = float(sum(lengths)) / len(groups)  # dapo's mean is over the whole batch's answer tokens
+        return [
+            self.group_batch(
+                [examples[i] for i in group], advantages[list(group)], trained, stand_in or n >= len(prompts)
+            )
+            for n, group in enumerate(groups)
+        ]
+
+    def group_batch(self, examples: list[Example], advantages: np.ndarray, trained: float, stand_in: bool):
+        """One group's micro-batch. Only the positions from the last multiple of PAD_MULTIPLE before the
+        answers get logits: the prompt's trains nothing, and few distinct widths keep compilations few."""
+        import mlx.core as mx
+
+        batch = make_batch(examples, tuple((i,) for i in range(len(examples))), mask_prompt=True, packed=False)
+        if stand_in:
+            batch.loss_mask[:] = 0
+            batch.tokens = 0
+        first_trained = min(example.prompt_length for example in examples) - 1
+        width = batch.inputs.shape[1] - PAD_MULTIPLE * (first_trained // PAD_MULTIPLE)
+        inputs = mx.array(batch.inputs)
+        targets, loss_mask = mx.array(batch.targets[:, -width:]), mx.array(batch.loss_mask[:, -width:])
+        reference = self.reference_logps(inputs, targets, loss_mask) if self.params.kl_beta > 0 else None
+        arrays = (
+            inputs,
+            targets,
+            loss_mask,
+            mx.array(advantages.astype(np.float32)),
+            mx.zeros(loss_mask.shape) if reference is None else reference,
+            mx.array(max(trained, 1.0)),
+        )
+        return MicroBatch(arrays, batch.tokens)
 
     def advantages(self, totals: np.ndarray) -> np.ndarray:
         """Each answer's reward against its group's mean (and, but for Dr. GRPO, over the group's spread)."""
@@ -174,7 +193,7 @@ class GroupRelative(Method):
             mx.eval(reference)
         return reference
 
-    def loss(self, model, inputs, targets, loss_mask, advantages, reference):
+    def loss(self, model, inputs, targets, loss_mask, advantages, reference, trained_tokens):
         import mlx.core as mx
 
         p = self.params
@@ -192,8 +211,8 @@ class GroupRelative(Method):
             loss, count = (per_token.sum(axis=1) / mx.maximum(answer_tokens, 1)).sum() / mx.maximum(answers, 1), answers
         elif p.grpo_loss == "dr_grpo":
             loss, count = per_token.sum() / (mx.maximum(answers, 1) * p.completion_length), answers
-        else:
-            loss, count = per_token.sum() / mx.maximum(tokens, 1), tokens
+        else:  # a share of the batch's mean over all answer tokens: the group micro-batches add up to it
+            loss, count = per_token.sum() / trained_tokens, tokens
         return loss, count, mx.stack([kl.sum(), tokens])
 
     # What it reports ------------------------------------------------------------------
