@@ -234,3 +234,14 @@ def test_two_ranks_train_dpo_exactly_like_one_process(tiny_model_dir, isolated_h
         np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
     valid = {name: [e.reward_margin for e in events[name] if e.type == "validation"] for name in events}
     np.testing.assert_allclose(valid["two"], valid["one"], rtol=1e-4, atol=1e-6)
+
+
+def test_two_ranks_train_grpo_each_on_its_share_of_the_prompts(tiny_model_dir, isolated_home, tmp_path):
+    rows = [{"prompt": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(10)]
+    data = write_dataset(tmp_path / "prompts", rows, rows[:4])
+    grpo = ["--method", "grpo", "--reward", "number", "--reward", "length:4", "--completion-length", "6"]
+    assert main(_train("rl", tiny_model_dir, data, *grpo, "--epochs", "1", "--ranks", "2")) == 0
+    events = read_events(isolated_home.adapters_dir / "rl" / "events.jsonl")
+    steps = [e for e in events if e.type == "step"]
+    assert [e.step for e in steps] == [1, 2] and all(e.reward is not None and e.kl >= 0 for e in steps)
+    assert events[-1].type == "finished" and (isolated_home.adapters_dir / "rl" / "adapters.safetensors").is_file()

@@ -306,3 +306,12 @@ def test_logits_of_the_last_positions_only_are_those_of_the_whole_pass(tiny_mode
     inputs = mx.array([[5, 9, 2, 7, 1, 3, 8, 4]])
     whole = np.array(model(inputs))
     np.testing.assert_allclose(np.array(forward(model, inputs, None, last=3)), whole[:, -3:], atol=1e-5)
+
+
+def test_reward_help_says_what_each_reward_does(capsys):
+    from lora_tui.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "number" in out and "the last number in the completion equals the answer" in out and "FILE.py:FUNC" in out

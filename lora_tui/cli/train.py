@@ -18,6 +18,7 @@ from lora_tui.core.training.events import Cancelled, Event, Failed, Finished, de
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.queue import RunQueue
 from lora_tui.core.training.ranks import check_batch_split
+from lora_tui.core.training.rewards import reward_help
 from lora_tui.core.training.setup import prepare_job, run_with_interrupt
 from lora_tui.core.training.sweeps import expand_grid, parse_sweep
 from lora_tui.core.units import counted
@@ -237,11 +238,15 @@ def _presets_help() -> str:
     )
 
 
+def _indented(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
 def add_commands(commands) -> None:
     train_parser = commands.add_parser(
         "train",
         help="train a LoRA adapter (headless)",
-        epilog=_presets_help(),
+        epilog=_presets_help() + "\n\nrewards (grpo; --reward SPEC[=WEIGHT], repeatable):\n" + _indented(reward_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_arguments(train_parser)

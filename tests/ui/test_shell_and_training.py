@@ -466,3 +466,31 @@ async def test_samples_at_80x24_leave_the_chart_and_numbers_their_rows(home):
         await pilot.pause()
         assert app.screen.query_one("#dashboard-top").region.height >= 12
         assert "tok/s" in str(app.screen.query_one("#run-numbers", Static).render())
+
+
+async def test_a_grpo_run_charts_its_rewards_and_shows_the_groups_best_and_worst_answer(home):
+    from lora_tui.core.training.events import Sample, Validation
+    from lora_tui.messages import TrainingEventPosted
+    from lora_tui.widgets.loss_chart import LossChart
+
+    grpo = {"reward": 0.5, "reward_std": 0.25, "rewards": {"exact": {"mean": 0.5, "std": 0.25}}, "kl": 0.01}
+    events = (
+        a_step(step=1, **grpo, completion_tokens=9.5, flat_groups=0.25),
+        Validation(step=1, val_loss=-0.75, reward=0.75, rewards={"exact": 0.75}),
+        Sample(step=1, prompts=["Opposite of hot?"] * 2, answers=["Cold.", "Warm, I think."], rewards=[1.0, 0.0]),
+    )
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        for event in events:
+            app.post_message(TrainingEventPosted(event, live=False))
+        await pilot.pause()
+        chart = app.screen.query_one(LossChart)
+        assert chart.view == "rewards" and chart.rewards == {"train": [(1, 0.5)], "valid": [(1, 0.75)]}
+        numbers = str(app.screen.query_one("#run-numbers", Static).render())
+        assert "reward 0.500±0.250  kl 0.0100" in numbers and "flat groups 25%" in numbers
+        assert "valid reward 0.750 (greedy)" in numbers
+        samples = str(app.screen.query_one("#run-samples", Static).render())
+        assert "best (1.00) Cold." in samples and "worst (0.00) Warm, I think." in samples
+        await pilot.press("r")  # the loss, on the same key
+        assert chart.view == "loss"

@@ -218,7 +218,7 @@ PARAMS: tuple[Param, ...] = (
         list,
         [],
         "grpo: reward functions, weighted NAME=W: exact, contains, number (vs the answer), format:REGEX, length:N, "
-        "or FILE.py:FUNCTION of your own.",
+        "or FILE.py:FUNCTION of your own (train --help says what each does).",
         shape="NAME[=W],...",
         check=check_rewards,
         split=split_rewards,
