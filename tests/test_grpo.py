@@ -229,7 +229,9 @@ def test_a_failing_user_reward_stops_the_run_and_saves_what_it_trained(tiny_mode
     settings = {**GRPO, "rewards": [f"{tmp_path}/late.py:late"], "batch_size": 2}
     outcome = train(tiny_model_dir, prompts, tmp_path / "run", **settings)
     assert isinstance(outcome, Failed)
-    assert re.search(r"late.py:late failed on line \d: ZeroDivisionError: late \(late.py, line 7\)", outcome.reason)
+    assert re.search(
+        r"late.py:late failed on train.jsonl, line \d: ZeroDivisionError: late \(late.py, line 7\)", outcome.reason
+    )
     assert "Training stopped at step 1; what it trained is saved" in outcome.advice
     assert (tmp_path / "run" / "checkpoints" / "step-0000001").is_dir()
     assert json.loads((tmp_path / "run" / "lora_tui.json").read_text())["status"] == "failed"
@@ -243,6 +245,11 @@ def test_a_failing_user_reward_stops_the_run_and_saves_what_it_trained(tiny_mode
         (["--reward", "exact"], [{"prompt": "no answer"}], "line 1: no 'answer', which --reward exact scores against"),
         (["--reward", "format:[", "--group-size", "4"], prompt_rows(4), "the regular expression does not compile"),
         (["--reward", "exact", "--group-size", "1"], prompt_rows(4), "--group-size must be between 2 and 64"),
+        (
+            ["--reward", "number", "--fine-tune-type", "dora"],
+            prompt_rows(4),
+            "use --fine-tune-type lora, or --kl-beta 0",
+        ),
     ],
 )
 def test_grpo_mistakes_are_refused_before_anything_is_written(

@@ -29,6 +29,7 @@ from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.methods import check_method_fits_format
+from lora_tui.core.training.methods.grpo import check_reference
 from lora_tui.core.training.params import MODULE_KEYS, build_params, load_config, preset_values
 from lora_tui.core.training.rewards import check_answers, parse_rewards
 
@@ -105,6 +106,7 @@ def check_grpo_rewards(parameters, data_path: Path, columns: dict[str, str] | No
     """GRPO needs rewards, and answers for the rewards that score against one: refused before anything is written."""
     if not parameters.rewards:
         raise UserError("--method grpo needs at least one --reward (e.g. --reward number, --reward format:REGEX).")
+    check_reference(parameters)
     rewards = parse_rewards(parameters.rewards)
     for file in dataset_files(data_path).values():
         check_answers(rewards, load_records(file, columns), file)

@@ -44,18 +44,16 @@ class Prompt:
     tokens: tuple[int, ...]  # the rendered prompt, with the generation prompt
     text: str  # the last user turn, as reward functions read it
     answer: str | None
-    place: str  # "line 4" (rewards that fail name it)
+    place: str  # "train.jsonl, line 4" (a reward that fails names it)
 
 
 @dataclass
 class Scored:
-    """One micro-batch's sampled answers and their scores (kept for the step's metrics and samples)."""
+    """One batch's sampled answers' scores, kept for the step's metrics."""
 
     scores: np.ndarray  # (rewards, answers), unweighted
     totals: np.ndarray  # (answers,) weighted sum
     lengths: np.ndarray  # (answers,) tokens
-    texts: list[str]
-    prompts: list[Prompt]  # one per group
 
 
 class GroupRelative(Method):
@@ -73,11 +71,7 @@ class GroupRelative(Method):
         for split, records in (("train", train), ("valid", valid)):
             if records:
                 check_answers(self.rewards, records, self.context.files[split])
-        if p.fine_tune_type == "dora" and p.kl_beta > 0:
-            raise UserError(
-                "GRPO's KL term reads the base with the LoRA switched off, which DoRA's learned magnitudes do not "
-                "allow: use --fine-tune-type lora, or --kl-beta 0."
-            )
+        check_reference(p)
         for name, on in (("Packing", p.pack), ("Replay", p.replay)):
             if on:
                 self.notes.append(f"{name} applies to supervised training (--method sft): off for GRPO.")
@@ -94,7 +88,8 @@ class GroupRelative(Method):
             if len(tokens) > room:
                 tokens, cut = tokens[-room:], cut + 1
             text = next((m["content"] for m in reversed(record.messages) if m["role"] == "user"), "")
-            prompts.append(Prompt(tuple(tokens), text, record.answer, record.where))
+            place = f"{self.context.files[split].name}, {record.where}" if split in self.context.files else record.where
+            prompts.append(Prompt(tuple(tokens), text, record.answer, place))
         if cut:
             self.notes.append(
                 f"{split}: {counted(cut, 'prompt')} over the max sequence length less the completion length "
@@ -137,7 +132,7 @@ class GroupRelative(Method):
         totals = self.weights @ scores
         advantages = self.advantages(totals)
         if not stand_in:
-            self.scored.append(Scored(scores, totals, lengths, texts, prompts))
+            self.scored.append(Scored(scores, totals, lengths))
             self.last_group = (prompts[-1], texts[-p.group_size :], totals[-p.group_size :])
         examples = [Example(x.tokens + tuple(a.tokens), len(x.tokens)) for x, a in zip(each, sampled, strict=True)]
         groups = [range(start, start + p.group_size) for start in range(0, len(examples), p.group_size)]
@@ -295,6 +290,14 @@ class GroupRelative(Method):
             "reward": total,
             "rewards": {r.name: float(m) for r, m in zip(self.rewards, means, strict=True)},
         }
+
+
+def check_reference(params) -> None:
+    if params.fine_tune_type == "dora" and params.kl_beta > 0:
+        raise UserError(
+            "GRPO's KL term reads the base with the LoRA switched off, which DoRA's learned magnitudes do not "
+            "allow: use --fine-tune-type lora, or --kl-beta 0."
+        )
 
 
 @contextlib.contextmanager
