@@ -1,8 +1,10 @@
 """The MLX LoRA training loop.
 
 Built on mlx-lm's model loading and LoRA layers; what mlx-lm's own trainer
-lacks is here: epochs, sequence packing, prompt masking, schedules, clipping,
+lacks is here: epochs, schedules, clipping, gradient accumulation, ranks,
 cancel (a stop flag), checkpoints with optimizer state, and exact resume.
+What is trained and how (data, batches, loss, metrics) is the method's:
+methods/ holds one module per method (sft, dpo, orpo, grpo).
 It knows nothing of Textual: it reports typed events through a callback and
 appends each to the adapter's events.jsonl. It runs in any thread.
 """
