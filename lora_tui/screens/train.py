@@ -22,6 +22,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.files import atomic_write_text
 from lora_tui.core.names import validate_name
 from lora_tui.core.threads import mlx_worker_thread
+from lora_tui.core.training.adapted import model_projections, short_names
 from lora_tui.core.training.estimate import estimate_run
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.launch import check_hosts, read_hostfile
@@ -66,6 +67,7 @@ class ParamField(Horizontal):
         super().__init__(classes="param-field", id=f"field-{param.name}")
         self.param = param
         self.error: str | None = None
+        self.available: list[str] | None = None  # target modules: the projections the chosen model has
 
     def compose(self) -> ComposeResult:
         yield Label(self.param.label, classes="param-name")
@@ -100,13 +102,25 @@ class ParamField(Horizontal):
 
     def validate_now(self) -> bool:
         try:
-            self.axis() if self.swept() else self.value()
+            value = self.axis() if self.swept() else self.value()
+            self.check_available(value)
             self.error = None
         except UserError as exc:
             self.error = str(exc)
         self.set_class(self.error is not None, "-invalid")
-        self.query_one(".param-help", Static).update(self.error or f"[{self.param.range_text}] {self.param.help}")
+        self.query_one(".param-help", Static).update(self.error or self.help_text())
         return self.error is None
+
+    def help_text(self) -> str:
+        has = f" This model has: {', '.join(self.available)}." if self.available else ""
+        return f"[{self.param.range_text}] {self.param.help}{has}"
+
+    def check_available(self, value) -> None:
+        if not self.available or not isinstance(value, list):
+            return
+        missing = [name for name in value if name not in self.available]
+        if missing:
+            raise UserError(f"This model has no {', '.join(missing)}; it has {', '.join(self.available)}.")
 
 
 @dataclass
@@ -279,7 +293,17 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             field.validate_now()
         if event.control.id in ("pick-data", "param-columns"):
             self.check_dataset_box(self.dataset_text(), self.columns_text())
+        if event.control.id == "pick-model":
+            self.show_model_projections()
         self.refresh_start()
+
+    def show_model_projections(self) -> None:
+        """The target-module field offers what the chosen model has (a Phi-3: qkv, o, gate_up, down)."""
+        value = self.query_one("#pick-model", Select).value
+        folder = Path(str(value)) if value is not Select.NULL else None
+        field = self.query_one("#field-target_modules", ParamField)
+        field.available = short_names(model_projections(folder)) or None if folder and folder.is_dir() else None
+        field.validate_now()
 
     @work(thread=True, exclusive=True, group="train-data-check", exit_on_error=False)
     def check_dataset_box(self, text: str, columns: str) -> None:

@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 
+from lora_tui.core.training.adapted import describe_adapted
 from lora_tui.core.units import human_bytes, human_duration
 
 
@@ -37,6 +38,7 @@ class Started(Event):
     resumed_from_step: int = 0
     notes: list = field(default_factory=list)
     ranks: int = 1  # processes training together (data parallel)
+    adapted: list = field(default_factory=list)  # where the LoRA went: adapted.Adapted.to_json() per projection
 
 
 @dataclass(frozen=True)
@@ -145,11 +147,16 @@ def describe(event: Event) -> str:
     """The event as one line for people: the headless log prints it, the dashboard's log shows it."""
     if isinstance(event, Started):
         notes = "".join(f"note: {note}\n" for note in event.notes)
+        adapted = (
+            f"\nadapted: {describe_adapted(event.adapted, event.trainable_parameters, event.total_parameters)}"
+            if event.adapted
+            else ""
+        )
         return (
             f"{notes}started: {event.train_records} train / {event.valid_records} valid records, "
             f"{event.total_steps} steps, "
             f"{event.trainable_parameters:,} trainable of {event.total_parameters:,} parameters"
-        )
+        ) + adapted
     if isinstance(event, Step):
         return (
             f"step {event.step} epoch {event.epoch:.2f} loss {event.train_loss:.4f} lr {event.learning_rate:.2e} "

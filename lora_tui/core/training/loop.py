@@ -50,6 +50,7 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.files import building_dir, folder_size
 from lora_tui.core.inference.generate import greedy_batch
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
+from lora_tui.core.training.adapted import adapted_modules, unadapted_experts
 from lora_tui.core.training.events import (
     Cancelled,
     Checkpoint,
@@ -231,6 +232,12 @@ class _Run:
         linear_to_lora_layers(
             self.model, self.num_layers, self.lora_config(), use_dora=self.params.fine_tune_type == "dora"
         )
+        self.adapted = adapted_modules(self.model)
+        if experts := unadapted_experts(self.model):
+            self.notes.append(
+                f"A mixture of experts: its experts ({', '.join(experts)}) are not adapted; only "
+                "the projections listed under 'adapted' are."
+            )
         if self.job.from_adapter is not None:  # before the DPO reference: it is this adapter, frozen
             if not (self.job.from_adapter / ADAPTER_WEIGHTS).is_file():
                 raise UserError(f"The adapter this run starts from is gone: {self.job.from_adapter}.")
@@ -385,6 +392,7 @@ class _Run:
                 resumed_from_step=progress.step,
                 notes=self.notes,
                 ranks=self.ranks.size,
+                adapted=[group.to_json() for group in self.adapted],
             )
         )
         step_seconds: list[float] = []

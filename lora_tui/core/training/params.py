@@ -16,7 +16,8 @@ from lora_tui.core.errors import UserError
 from lora_tui.core.toml import read_toml, to_toml
 from lora_tui.core.training.rewards import absolute_reward_files, check_rewards, split_rewards
 
-TARGET_MODULES = ("q", "k", "v", "o", "gate", "up", "down")
+SEPARATE_PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")  # llama, qwen, mistral, gemma
+TARGET_MODULES = (*SEPARATE_PROJECTIONS, "qkv", "gate_up")
 MODULE_KEYS = {
     "q": "self_attn.q_proj",
     "k": "self_attn.k_proj",
@@ -25,6 +26,8 @@ MODULE_KEYS = {
     "gate": "mlp.gate_proj",
     "up": "mlp.up_proj",
     "down": "mlp.down_proj",
+    "qkv": "self_attn.qkv_proj",  # Phi-3's fused attention projection
+    "gate_up": "mlp.gate_up_proj",  # and its fused MLP one
 }
 
 
@@ -151,7 +154,7 @@ PARAMS: tuple[Param, ...] = (
         "target_modules",
         list,
         ["q", "k", "v", "o"],
-        "Projections that get LoRA: q, k, v, o, gate, up, down.",
+        "Projections that get LoRA: q, k, v, o, gate, up, down (Phi-3: qkv, o, gate_up, down).",
         choices=TARGET_MODULES,
     ),
     Param("max_seq_length", int, 2048, "Longest sequence in tokens; longer records are truncated.", 32, 32768),
@@ -320,7 +323,13 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "knowledge",
             "new facts; more capacity and passes, every projection, replay to keep general answers",
-            {"rank": 32, "epochs": 8, "learning_rate": 2e-4, "target_modules": list(TARGET_MODULES), "replay": 0.25},
+            {
+                "rank": 32,
+                "epochs": 8,
+                "learning_rate": 2e-4,
+                "target_modules": list(SEPARATE_PROJECTIONS),
+                "replay": 0.25,
+            },
         ),
         Preset(
             "preference",

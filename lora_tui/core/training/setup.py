@@ -25,6 +25,7 @@ from lora_tui.core.locations import Locations
 from lora_tui.core.models.store import resolve_model
 from lora_tui.core.names import validate_name
 from lora_tui.core.stopping import stop_on_signals
+from lora_tui.core.training.adapted import check_targets
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
@@ -77,6 +78,7 @@ def prepare_job(
         start = starting_adapter(locations.adapters_dir, from_adapter, model_path)
         parameters = build_params(parameters.to_json(), adapter_layout(start))
         log(f"Starting from the adapter {from_adapter!r}: its rank, scale, layers and projections.")
+    check_targets(model_path, {m: MODULE_KEYS[m] for m in parameters.target_modules})
     data_path = Path(data).expanduser()
     columns = parse_columns(parameters.columns)
     report = check_dataset(data_path, max_seq_length=parameters.max_seq_length, columns=columns)
