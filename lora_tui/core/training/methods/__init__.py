@@ -23,7 +23,6 @@ METHODS: dict[str, type[Method]] = {
         GroupRelative,
     )
 }
-PREFERENCE_METHODS = tuple(name for name, method in METHODS.items() if method.data == "pairs")
 
 # What each kind of data looks like, and the methods that train on it.
 EXAMPLES = {
@@ -92,4 +91,12 @@ def check_method_fits_data(method: str, records: list[Record], path) -> None:
     )
 
 
-__all__ = ["METHODS", "PREFERENCE_METHODS", "Method", "MicroBatch", "RunContext", "method_class"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "MicroBatch",
+    "RunContext",
+    "check_method_fits_data",
+    "check_method_fits_format",
+    "method_class",
+]
