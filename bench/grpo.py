@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mlx_lm_lora_setup import policy_and_reference
 from report import write_section
 
 WARMUP_STEPS = 2
@@ -62,24 +63,11 @@ def lora_tui_side(model: Path, data: Path, steps: int) -> dict:
 def mlx_lm_lora_side(model_path: Path, data: Path, steps: int) -> dict:
     import mlx.core as mx
     import mlx.optimizers as optim
-    from mlx_lm import load
     from mlx_lm.tuner.callbacks import TrainingCallback
-    from mlx_lm.tuner.utils import linear_to_lora_layers
     from mlx_lm_lora.trainer.datasets import GRPODataset
     from mlx_lm_lora.trainer.grpo_trainer import GRPOTrainingArgs, train_grpo
 
-    from lora_tui.core.models.store import expand_for_cpu
-
-    device_info = mx.device_info
-    mx.device_info = lambda: {"max_recommended_working_set_size": 1 << 40, **device_info()}
-    mx.reset_peak_memory()
-    model, tokenizer = load(str(model_path))
-    expand_for_cpu(model)
-    model.freeze()
-    linear_to_lora_layers(model, 16, {"rank": RANK, "scale": 2.0, "dropout": 0.0, "keys": KEYS})
-    reference, _ = load(str(model_path))
-    expand_for_cpu(reference)
-    reference.freeze()
+    model, reference, tokenizer = policy_and_reference(model_path, RANK, KEYS)
     rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
 
     def exact_reward(prompts, completions, answer, types=None):
