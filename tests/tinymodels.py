@@ -40,7 +40,7 @@ TINY_CONFIG = {
 }
 
 
-def train_tokenizer(vocab_size: int = 384):
+def train_tokenizer(vocab_size: int = 384, specials: list[str] = SPECIAL_TOKENS):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -48,7 +48,7 @@ def train_tokenizer(vocab_size: int = 384):
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -83,7 +83,10 @@ def make_tiny_model(
     mx.random.seed(seed)
     if config["model_type"] == "qwen3":
         config.setdefault("head_dim", config["hidden_size"] // config["num_attention_heads"])
-    architecture = importlib.import_module(f"mlx_lm.models.{config['model_type']}")
+    from mlx_lm.utils import MODEL_REMAPPING
+
+    module = MODEL_REMAPPING.get(config["model_type"], config["model_type"])  # mistral is llama's class
+    architecture = importlib.import_module(f"mlx_lm.models.{module}")
     model = architecture.Model(architecture.ModelArgs.from_dict(config))
     # Random init at a scale that gives non-trivial, distinct logits.
     weights = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -12,7 +13,9 @@ from lora_tui.core.data.columns import SavedColumns
 from lora_tui.core.data.convert import convert_dataset, resolve_columns
 from lora_tui.core.data.demo import GRPO_REWARDS, write_demo_dataset, write_demo_grpo, write_demo_pairs
 from lora_tui.core.data.documents import CHUNKINGS, DEFAULT_CHUNK_TOKENS, ModelTokens, documents_to_jsonl
+from lora_tui.core.data.masks import mask_summary, part_text, token_pieces
 from lora_tui.core.data.pii import CATEGORIES, NER_SKIPPED_NOTE, make_redactor, redact_file
+from lora_tui.core.data.records import record_at
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.data.synth import (
     DEFAULT_PAIRS_PER_CHUNK,
@@ -50,6 +53,8 @@ def dataset_columns(args, context: Context, path) -> dict[str, str] | None:
 
 
 def data_check(args, context: Context) -> int:
+    if args.show_mask is not None:
+        return show_mask(args, context)
     counter = None
     if args.model:
         counter = load_token_counter(
@@ -61,6 +66,31 @@ def data_check(args, context: Context) -> int:
     else:
         print("\n".join(report.describe()))
     return 0 if report.ok else 1
+
+
+def show_mask(args, context: Context) -> int:
+    """`data check FILE --model M --show-mask LINE`: the record as the model reads it, what trains, per part."""
+    if not args.model:
+        raise UserError("--show-mask needs --model: what trains depends on the model's chat template.")
+    counter = load_token_counter(
+        resolve_model_path(args.model, context.locations.models_dir, context.extra_model_dirs())
+    )
+    record = record_at(Path(args.file), args.show_mask, dataset_columns(args, context, args.file))
+    masked = counter.mask(record)
+    if args.json:
+        print_json(token_pieces(counter.hf, masked))
+        return 0
+    colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    print(f"{record.where} as the model reads it: {mask_summary(masked)}")
+    for part in masked.parts:
+        state = "trained" if part.trained else "masked"
+        print(_styled(f"── {part.label} · {counted(part.length, 'token')} · {state}", "1", colour))
+        print(_styled(part_text(counter.hf, masked, part), "1;32" if part.trained else "2", colour))
+    return 0
+
+
+def _styled(text: str, sgr: str, colour: bool) -> str:
+    return f"\x1b[{sgr}m{text}\x1b[0m" if colour else text
 
 
 def data_split(args, context: Context) -> int:
@@ -188,6 +218,13 @@ def add_commands(commands) -> None:
     check.add_argument("--max-seq-length", type=int, default=2048, metavar="N")
     check.add_argument("--columns", metavar="KEY=COL,...", help=COLUMNS_HELP)
     check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.add_argument(
+        "--show-mask",
+        type=int,
+        metavar="LINE",
+        help="print the record on LINE as the model reads it: its parts, their tokens, trained or masked "
+        "(needs --model; with --json, each token with whether it trains)",
+    )
     check.set_defaults(handler=data_check)
     split = sub.add_parser("split", help="write train/valid(/test).jsonl")
     split.add_argument("file")

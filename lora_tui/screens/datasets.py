@@ -25,6 +25,7 @@ from lora_tui.core.data.check import DatasetReport, check_dataset
 from lora_tui.core.data.columns import SavedColumns, format_columns
 from lora_tui.core.data.demo import write_demo_dataset
 from lora_tui.core.data.documents import ModelTokens, documents_to_jsonl
+from lora_tui.core.data.masks import mask_summary, part_text
 from lora_tui.core.data.pii import NER_SKIPPED_NOTE, make_redactor, redact_file
 from lora_tui.core.data.recent import RecentFiles
 from lora_tui.core.data.records import (
@@ -85,7 +86,7 @@ class DatasetChecked(Message):
     path: Path
     report: DatasetReport
     entries: list  # core.datasets.Entry
-    render: object | None  # record -> the chat-template text, when a model's tokenizer loaded
+    counter: object | None  # the model's TokenCounter: the record as the model reads it, when one loaded
     note: str | None
     recent: list[Path]
 
@@ -159,7 +160,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.path: Path | None = None
         self.entries: list = []
         self.entry_index = 0
-        self.render_record = None
+        self.record_counter = None  # the checked dataset's TokenCounter: what each record trains
         self.counters: dict[str, object] = {}  # model path -> TokenCounter, loaded once each
         self.problem_targets: dict[str, tuple[str | None, int]] = {}
         self.synth_stop: threading.Event | None = None  # set while pairs are being written
@@ -288,7 +289,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         except OSError as exc:
             self.post_message(DatasetUnreadable(path, f"{path}: cannot read it ({exc.strerror or exc})."))
             return
-        self.post_message(DatasetChecked(path, report, entries, counter.render if counter else None, note, recent))
+        self.post_message(DatasetChecked(path, report, entries, counter, note, recent))
 
     def saved_columns(self) -> SavedColumns:
         return SavedColumns(self.app.locations.column_maps_file)
@@ -389,7 +390,7 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
         self.show_summary("\n".join(lines))
         self.show_problems(report)
         self.show_tokens(report.tokens)
-        self.entries, self.render_record, self.entry_index = message.entries, message.render, 0
+        self.entries, self.record_counter, self.entry_index = message.entries, message.counter, 0
         self.show_entry()
 
     def show_problems(self, report: DatasetReport) -> None:
@@ -450,9 +451,22 @@ class DatasetsScreen(ReportsWorkerErrors, Screen):
                 text.append(message["content"] + "\n\n")
         else:
             text.append(record.text + "\n\n")
-        if self.render_record is not None and record.is_chat:
-            text.append("as the model sees it (its chat template)\n", style="bold underline")
-            text.append(self.render_record(record))
+        if self.record_counter is not None and not record.is_prompt:
+            text.append_text(self.masked_text(record))
+        return text
+
+    def masked_text(self, record) -> Text:
+        """The record as the model reads it: each part with its tokens, trained text plain, masked text dim."""
+        text = Text()
+        try:
+            masked = self.record_counter.mask(record)
+        except UserError as problem:
+            return Text(f"as the model reads it: {problem}\n", style="bold")
+        text.append(f"as the model reads it: {mask_summary(masked)}\n", style="bold underline")
+        for part in masked.parts:
+            state = "trained" if part.trained else "masked"
+            text.append(f"{part.label} · {counted(part.length, 'token')} · {state}\n", style="bold")
+            text.append(part_text(self.record_counter.hf, masked, part) + "\n", style="" if part.trained else "dim")
         return text
 
     @on(OptionList.OptionSelected, "#problem-list")

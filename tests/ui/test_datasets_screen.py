@@ -107,7 +107,11 @@ async def test_token_budget_and_chat_template_for_the_chosen_model(isolated_home
         assert rows["counted by"] == expected["tokenizer"]
         shown = _text(screen.query_one("#record-view", Static))
         assert "user\nWhere does Ada live?" in shown and "assistant\nIn Lisbon." in shown
-        assert "<|im_start|>user\nWhere does Ada live?<|im_end|>" in shown  # the template, as the model sees it
+        # the template as the model reads it: the prompt masked, the answer and its end of turn trained
+        assert "as the model reads it: " in shown and "1 trained part" in shown
+        assert "<|im_start|>user\nWhere does Ada live?<|im_end|>" in shown
+        assert "· masked\n<|im_start|>user\nWhere does Ada live?" in shown
+        assert "assistant 1 · " in shown and "· trained\nIn Lisbon.<|im_end|>\n" in shown
     assert app.locations.recent_datasets_file.exists()
 
 

@@ -8,11 +8,16 @@ from pathlib import Path
 from lora_tui.core.data.columns import format_columns
 from lora_tui.core.data.lint import Linter, LintWarning
 from lora_tui.core.data.records import Problem, ReadState, dataset_files, iter_records
+from lora_tui.core.data.rendering import system_prompt_dropped
 from lora_tui.core.data.tokens import TokenCounter, TokenStats, pair_length, token_stats
 from lora_tui.core.errors import UserError
 from lora_tui.core.units import counted
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
+SYSTEM_DROPPED = (
+    "the model's chat template has no place for this record's system prompt, so training leaves it out "
+    "(and from every record; `--show-mask LINE` shows what the model reads)"
+)
 
 
 @dataclass
@@ -108,6 +113,10 @@ def read_dataset_report(
         raise UserError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
 
 
+def _has_system(record) -> bool:
+    return record.is_chat and any(m["role"] == "system" for m in record.messages)
+
+
 def check_dataset(
     path: Path,
     counter: TokenCounter | None = None,
@@ -126,6 +135,8 @@ def check_dataset(
     splits: dict[str, int] = {}
     linter = Linter()
     state = ReadState(path)
+    dropped: list[LintWarning] = []
+    system_checked = counter is None  # one record with a system prompt tells what the template does with it
     for split, file in files.items():
         state = ReadState(file)
         label = file.name if len(files) > 1 or file != path else None
@@ -138,6 +149,10 @@ def check_dataset(
                 counts.append(pair_length(parts))
             elif counter is not None:
                 counts.append(counter.count(record))
+            if not system_checked and _has_system(record):
+                system_checked = True
+                if system_prompt_dropped(counter.hf, list(record.messages)):
+                    dropped.append(LintWarning(record.line, "system-dropped", SYSTEM_DROPPED, label))
         errors += [Problem(p.line, p.message, label, p.place) for p in state.problems]
         error_count += state.problem_count
         bad_lines += state.problem_count
@@ -157,7 +172,7 @@ def check_dataset(
         valid_records=valid,
         errors=errors,
         error_count=error_count,
-        warnings=linter.finish(),
+        warnings=dropped + linter.finish(),
         tokens=token_stats(counter, counts, max_seq_length, pair_parts) if counter is not None else None,
         splits=splits,
         source=state.source,

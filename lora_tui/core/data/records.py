@@ -507,6 +507,20 @@ def iter_records(path: Path, state: ReadState | None = None, columns: dict[str, 
         yield record
 
 
+def record_at(path: Path, line: int, columns: dict[str, str] | None = None) -> Record:
+    """The record on line `line` (a table's row number) of a file, or of a dataset folder's train file."""
+    files = dataset_files(Path(path))
+    file = files.get("train", next(iter(files.values())))
+    state = ReadState(file)
+    for record in iter_records(file, state, columns):
+        if record.line == line:
+            return record
+    problem = next((p for p in state.problems if p.line == line), None)
+    if problem is not None:
+        raise UserError(f"{file}, {problem.where}: {problem.message}.")
+    raise UserError(f"{file} has no record on line {line}.")
+
+
 def _to_record(item: Item, state: ReadState) -> Record:
     if state.source == "text":
         state.format = "plain-text"

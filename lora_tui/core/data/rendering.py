@@ -41,6 +41,34 @@ def _template_arguments(tools) -> dict:
     return {"tools": list(tools)} if tools else {}
 
 
+def _apply_template(
+    tokenizer, messages: list[dict], line: int | None, tokenize: bool, add_generation_prompt: bool, tools
+):
+    from jinja2 import TemplateError
+
+    extra = {"return_dict": False} if tokenize else {}
+    try:
+        return tokenizer.apply_chat_template(
+            messages,
+            tokenize=tokenize,
+            add_generation_prompt=add_generation_prompt,
+            **extra,
+            **_template_arguments(tools),
+        )
+    except TemplateError as refusal:  # the template's own raise_exception: "roles must alternate", "no system role"
+        where = f"line {line}: " if line else ""
+        raise UserError(f"{where}the model's chat template refuses this conversation: {refusal}") from None
+
+
+def system_prompt_dropped(tokenizer, messages: list[dict]) -> bool:
+    """Whether the chat template leaves out the conversation's system prompt (a template with no system role
+    that does not fold it into the first user turn, as Gemma's does)."""
+    system = next((m["content"] for m in messages if m["role"] == "system"), None)
+    if not system or not has_chat_template(tokenizer):
+        return False
+    return system.strip() not in render_text(tokenizer, messages)
+
+
 def plain_text(messages: list[dict], line: int | None = None) -> str:
     """A one-turn conversation as a base model continues it: system, blank line, prompt, completion."""
     users = sum(1 for m in messages if m["role"] == "user")
@@ -62,8 +90,8 @@ def render_text(
     """The text the model reads, special tokens written out (no BOS or EOS in the plain form)."""
     _check_tools(tokenizer, messages, tools, line)
     if has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt, **_template_arguments(tools)
+        return _apply_template(
+            tokenizer, messages, line, tokenize=False, add_generation_prompt=add_generation_prompt, tools=tools
         )
     return plain_text(messages, line)
 
@@ -77,12 +105,8 @@ def render_tokens(
     _check_tools(tokenizer, messages, tools, line)
     if has_chat_template(tokenizer):
         return list(
-            tokenizer.apply_chat_template(
-                messages,
-                tokenize=True,
-                add_generation_prompt=add_generation_prompt,
-                return_dict=False,
-                **_template_arguments(tools),
+            _apply_template(
+                tokenizer, messages, line, tokenize=True, add_generation_prompt=add_generation_prompt, tools=tools
             )
         )
     tokens = list(tokenizer.encode(plain_text(messages, line)))

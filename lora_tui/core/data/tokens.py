@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lora_tui.core.data.masks import MaskedRecord, mask_record
 from lora_tui.core.data.records import Record
 from lora_tui.core.data.rendering import has_chat_template, render_text
 from lora_tui.core.units import human_count
@@ -123,9 +124,10 @@ class TokenStats:
 class TokenCounter:
     """Counts a record's tokens the way training will tokenize it."""
 
-    def __init__(self, hf_tokenizer, encoding=None) -> None:
+    def __init__(self, hf_tokenizer, encoding=None, stops: set[int] = frozenset()) -> None:
         self.hf = hf_tokenizer
         self.encoding = encoding
+        self.stops = set(stops)  # the tokens that end a turn
         self.name = "tiktoken" if encoding is not None else "model tokenizer"
         self.bos_added = len(hf_tokenizer("", add_special_tokens=True)["input_ids"])
         self.eos_id = hf_tokenizer.eos_token_id
@@ -140,6 +142,10 @@ class TokenCounter:
         if record.text is not None:
             return record.text
         return render_text(self.hf, list(record.messages), line=record.line, tools=record.tools)
+
+    def mask(self, record: Record) -> MaskedRecord:
+        """The record's tokens as training reads them, trained and masked (data/masks.py)."""
+        return mask_record(self.hf, record, last_turn_only=record.is_preference, stops=self.stops)
 
     def count(self, record: Record) -> int:
         if record.text is not None:
@@ -180,7 +186,19 @@ def load_token_counter(model_path: Path) -> TokenCounter:
 
     hf = AutoTokenizer.from_pretrained(str(model_path))
     encoding = tiktoken_encoding(Path(model_path) / "tokenizer.json", hf)
-    return TokenCounter(hf, encoding)
+    return TokenCounter(hf, encoding, turn_stops(Path(model_path), hf))
+
+
+def turn_stops(model_path: Path, hf_tokenizer) -> set[int]:
+    """The tokens that end a turn: EOS, and the eos_token_id lists of config.json and generation_config.json."""
+    stops = {hf_tokenizer.eos_token_id} - {None}
+    for name in ("config.json", "generation_config.json"):
+        try:
+            value = json.loads((model_path / name).read_text()).get("eos_token_id")
+        except (OSError, ValueError, AttributeError):
+            continue
+        stops |= {value} if isinstance(value, int) else {v for v in value or () if isinstance(v, int)}
+    return stops
 
 
 def _bytes_decoder() -> dict[str, int]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lora_tui.core.data.masks import mask_record
 from lora_tui.core.data.records import Record
-from lora_tui.core.data.rendering import render_tokens
 
 PAD_MULTIPLE = 32  # pad lengths to a multiple of this: few distinct shapes to compile
 
@@ -26,7 +26,11 @@ PAD_MULTIPLE = 32  # pad lengths to a multiple of this: few distinct shapes to c
 @dataclass(frozen=True)
 class Example:
     tokens: tuple[int, ...]
-    prompt_length: int  # tokens that belong to the prompt (0 for plain text)
+    prompt_length: int  # tokens before the first trained one (0 for plain text)
+    spans: tuple[tuple[int, int], ...] | None = None  # the trained [start, end) runs; None: all from prompt_length
+
+    def trained_spans(self) -> tuple[tuple[int, int], ...]:
+        return self.spans if self.spans is not None else ((self.prompt_length, len(self.tokens)),)
 
 
 @dataclass(frozen=True)
@@ -36,35 +40,21 @@ class BatchPlan:
     rows: tuple[tuple[tuple[int, ...], ...], ...]  # batches -> rows -> example indices
 
 
-def tokenize(records: list[Record], tokenizer, max_seq_length: int) -> tuple[list[Example], int]:
-    """Examples, and how many records were truncated to max_seq_length."""
+def tokenize(
+    records: list[Record], tokenizer, max_seq_length: int, last_turn_only: bool = False
+) -> tuple[list[Example], int]:
+    """Examples (every assistant turn trained; see data/masks.py), and how many records were truncated to
+    max_seq_length. `last_turn_only`: a preference pair's earlier turns are its prompt."""
     examples, truncated = [], 0
     for record in records:
-        if record.text is not None:
-            tokens = list(tokenizer.encode(record.text))
-            if tokenizer.eos_token_id is not None and (not tokens or tokens[-1] != tokenizer.eos_token_id):
-                tokens.append(tokenizer.eos_token_id)
-            prompt_length = 0
-        else:
-            tokens = render_tokens(tokenizer, list(record.messages), line=record.line, tools=record.tools)
-            prompt = render_tokens(
-                tokenizer, list(record.prompt_messages), add_generation_prompt=True, tools=record.tools
-            )
-            prompt_length = _common_prefix(tokens, prompt)
+        masked = mask_record(tokenizer, record, last_turn_only)
+        tokens, spans = masked.tokens, masked.spans
         if len(tokens) > max_seq_length:
             truncated += 1
             tokens = tokens[:max_seq_length]
-        examples.append(Example(tuple(tokens), min(prompt_length, len(tokens))))
+            spans = tuple((start, min(end, max_seq_length)) for start, end in spans if start < max_seq_length)
+        examples.append(Example(tokens, min(masked.prompt_length, len(tokens)), spans))
     return examples, truncated
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    length = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        length += 1
-    return length
 
 
 def plan_epoch(
@@ -140,8 +130,9 @@ def make_batch(examples: list[Example], rows: tuple[tuple[int, ...], ...], mask_
             end = cursor + len(example.tokens)
             sequence[r, cursor:end] = example.tokens
             segment[r, cursor:end] = s
-            first_trained = cursor + (example.prompt_length if mask_prompt else 0)
-            trained[r, max(first_trained, cursor + 1) : end] = True
+            spans = example.trained_spans() if mask_prompt else ((0, len(example.tokens)),)
+            for first, last in spans:
+                trained[r, max(cursor + first, cursor + 1) : cursor + last] = True
             cursor = end
     # Position t predicts token t+1: trained if t+1 is trained and in the same record.
     loss_mask = trained[:, 1:] & (segment[:, 1:] == segment[:, :-1])

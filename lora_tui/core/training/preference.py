@@ -46,8 +46,8 @@ def tokenize_pairs(records: list[Record], tokenizer, max_seq_length: int) -> tup
     rejected_records = [
         Record(r.line, messages=(*r.prompt_messages, {"role": "assistant", "content": r.rejected})) for r in records
     ]
-    chosen, _ = tokenize(records, tokenizer, 10**9)
-    rejected, _ = tokenize(rejected_records, tokenizer, 10**9)
+    chosen, _ = tokenize(records, tokenizer, 10**9, last_turn_only=True)
+    rejected, _ = tokenize(rejected_records, tokenizer, 10**9, last_turn_only=True)
     cut = [_fit(c, max_seq_length) for c in chosen], [_fit(r, max_seq_length) for r in rejected]
     shortened = sum(a != c or b != r for a, b, c, r in zip(*cut, chosen, rejected, strict=True))
     return Pairs(*cut), shortened
