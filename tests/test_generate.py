@@ -156,3 +156,15 @@ def test_chat_cli_takes_the_base_from_the_adapter(tiny_model_dir, tiny_adapter, 
     assert without_model.strip() and without_model == capsys.readouterr().out
     assert main(["chat", "--prompt", "x"]) == 1
     assert "Name a model (--model M), an adapter (--adapter NAME), or both." in capsys.readouterr().err
+
+
+def test_thinking_is_off_by_default_for_a_template_with_the_switch(tmp_path):
+    from familytemplates import make_chat_family_model
+
+    generator = Generator(make_chat_family_model(tmp_path / "qwen3", "qwen3"))
+    decode = generator.tokenizer.decode
+    question = [Turn("user", "What is 2 + 2?")]
+    assert decode(generator.prompt_tokens(question)).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert decode(generator.prompt_tokens(question, thinking=True)).endswith("<|im_start|>assistant\n")
+    pieces = list(generator.stream(question, Sampling(max_tokens=3, temperature=0, thinking=True)))
+    assert pieces  # a real model streams real tokens either way

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
+from textual.widgets import Checkbox, Input, Label, Markdown, Select, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
 from lora_tui.core.adapters.packages import training_system_prompt
@@ -38,6 +38,7 @@ from lora_tui.worker_errors import ReportsWorkerErrors
 
 ADAPTER_PREFIX = "lora:"
 SERVED_PREFIX = "served:"  # a model of lora-tui's running server, talked to over HTTP as any client does
+THINKING_TIP = "for a model whose chat template can think first (Qwen3); off: it answers at once"
 SAMPLING_FIELDS = [  # (Sampling field, label, parser)
     ("temperature", "temperature", float),
     ("top_p", "top-p", float),
@@ -191,6 +192,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
                         compact=True,
                         classes="sampling-input",
                     )
+                yield Checkbox("thinking", id="sampling-thinking", compact=True, tooltip=THINKING_TIP)
                 yield Static("", id="sampling-problem")
         yield Input(placeholder="message (enter sends; esc stops a reply, or leaves this box)", id="chat-input")
         yield AppFooter()
@@ -211,6 +213,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
 
     def sampling(self) -> Sampling:
         values = {name: self.sampling_value(name) for name, _, _ in SAMPLING_FIELDS}
+        values["thinking"] = self.query_one("#sampling-thinking", Checkbox).value
         return Sampling(**{name: value for name, value in values.items() if value is not None}).check()
 
     def sampling_value(self, name: str):

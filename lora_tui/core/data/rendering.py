@@ -24,6 +24,11 @@ def template_takes_tools(tokenizer) -> bool:
     return "tools" in template or "tool_calls" in template
 
 
+def template_thinks(tokenizer) -> bool:
+    """Whether the chat template has a thinking switch (Qwen3's `enable_thinking`; on unless told off)."""
+    return "enable_thinking" in (getattr(tokenizer, "chat_template", None) or "")
+
+
 def _uses_tools(messages: list[dict], tools) -> bool:
     return bool(tools) or any("tool_calls" in m or m["role"] == "tool" for m in messages)
 

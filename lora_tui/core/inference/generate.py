@@ -17,6 +17,7 @@ from pathlib import Path
 from lora_tui.core.adapters.layout import ADAPTER_WEIGHTS
 from lora_tui.core.adapters.registry import is_adapter_dir, read_adapter_config, refuse_other_base
 from lora_tui.core.adapters.weights import load_adapter_weights, remove_adapter_layers
+from lora_tui.core.data.rendering import template_thinks
 from lora_tui.core.errors import UserError
 from lora_tui.core.models.store import expand_for_cpu, load_model
 
@@ -32,6 +33,7 @@ class Sampling:
     repetition_penalty: float = 1.0
     max_tokens: int = 512
     seed: int | None = None
+    thinking: bool = False  # a template with a thinking switch (Qwen3): think before answering
 
     def check(self) -> Sampling:
         problems = [
@@ -108,13 +110,14 @@ class Generator:
 
     # Generation -------------------------------------------------------------------
 
-    def prompt_tokens(self, history: list[Turn], system: str | None = None) -> list[int]:
+    def prompt_tokens(self, history: list[Turn], system: str | None = None, thinking: bool = False) -> list[int]:
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": t.role, "content": t.content} for t in history
         ]
         if getattr(self.tokenizer, "chat_template", None):
+            switch = {"enable_thinking": thinking} if template_thinks(self.tokenizer) else {}
             tokens = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=False
+                messages, add_generation_prompt=True, tokenize=True, return_dict=False, **switch
             )
         else:
             tokens = self.tokenizer.encode("\n\n".join(m["content"] for m in messages))
@@ -138,7 +141,7 @@ class Generator:
 
         sampling.check()
         stats = stats if stats is not None else GenerationStats()
-        tokens = self.prompt_tokens(history, system)
+        tokens = self.prompt_tokens(history, system, sampling.thinking)
         stats.prompt_tokens = len(tokens)
         if sampling.seed is not None:
             mx.random.seed(sampling.seed)
