@@ -21,12 +21,14 @@ from lora_tui.core.training.events import (
     Event,
     Failed,
     Finished,
+    Notice,
     Sample,
     Started,
     Step,
     Validation,
     describe,
 )
+from lora_tui.core.training.memory import MemoryLimits
 from lora_tui.core.training.queue import QueueJob, RunQueue, start_runner
 from lora_tui.core.units import counted, human_bytes, human_duration
 from lora_tui.messages import AdapterChatRequested, AdapterShowRequested, TrainingCancelRequested
@@ -185,6 +187,7 @@ class DashboardScreen(Screen):
         self.last_checkpoint = "-"
         self.adapter_path: str | None = None
         self.ranks = 1
+        self.memory_limits = ""  # the MLX limits the run set ("wired 21 GB"), shown by the peak
         self.query_one(LossChart).clear()
         self.query_one(RichLog).clear()
         self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
@@ -202,6 +205,7 @@ class DashboardScreen(Screen):
                 title += f", {event.ranks} ranks"
             self.ranks = event.ranks
             self.query_one("#run-title", Static).update(title)
+            self.memory_limits = MemoryLimits(**event.memory_limits).describe() if event.memory_limits else ""
             log.write(describe(event))
         elif isinstance(event, Step):
             self.last_step = event
@@ -237,6 +241,9 @@ class DashboardScreen(Screen):
             self.adapter_path = event.adapter_path
             log.write(describe(event))
             log.write("c: chat with it; a: see it in Adapters")
+        elif isinstance(event, Notice):
+            log.write(describe(event))
+            self.notify(event.message, title="Memory", severity="warning", timeout=30)
         elif isinstance(event, Failed):
             log.write(describe(event))
         self.show_numbers()
@@ -288,7 +295,8 @@ class DashboardScreen(Screen):
                 f"{step.tokens_per_second:.0f} tok/s{' (all ranks)' if self.ranks > 1 else ''}  "
                 f"{step.iterations_per_second:.2f} it/s\n"
                 f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
-                f"checkpoint {self.last_checkpoint}"
+                + (f"limits {self.memory_limits}\n" if self.memory_limits else "")
+                + f"checkpoint {self.last_checkpoint}"
             )
             if step.reward_margin is not None:
                 text += f"\nmargin {step.reward_margin:.3f}  accuracy {step.reward_accuracy:.2f}"

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 from lora_tui.core.training.adapted import describe_adapted
+from lora_tui.core.training.memory import MemoryLimits
 from lora_tui.core.units import human_bytes, human_duration
 
 
@@ -39,6 +40,7 @@ class Started(Event):
     notes: list = field(default_factory=list)
     ranks: int = 1  # processes training together (data parallel)
     adapted: list = field(default_factory=list)  # where the LoRA went: adapted.Adapted.to_json() per projection
+    memory_limits: dict = field(default_factory=dict)  # memory.MemoryLimits.to_json(): what was set for MLX
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,14 @@ class Finished(Event):
 
 
 @dataclass(frozen=True)
+class Notice(Event):
+    """Something the person should know now, during the run (the system started swapping)."""
+
+    step: int
+    message: str
+
+
+@dataclass(frozen=True)
 class Cancelled(Event):
     step: int
     adapter_path: str
@@ -139,6 +149,7 @@ _TYPE_NAMES = {
     Finished: "finished",
     Cancelled: "cancelled",
     Failed: "failed",
+    Notice: "notice",
 }
 _BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 
@@ -152,6 +163,8 @@ def describe(event: Event) -> str:
             if event.adapted
             else ""
         )
+        limits = MemoryLimits(**event.memory_limits).describe() if event.memory_limits else ""
+        adapted += f"\nmemory limits: {limits}" if limits else ""
         return (
             f"{notes}started: {event.train_records} train / {event.valid_records} valid records, "
             f"{event.total_steps} steps, "
@@ -169,6 +182,8 @@ def describe(event: Event) -> str:
         return f"drift step {event.step}: {_drift_text(event)}"
     if isinstance(event, Checkpoint):
         return f"checkpoint step {event.step}: {event.path}"
+    if isinstance(event, Notice):
+        return f"warning at step {event.step}: {event.message}"
     if isinstance(event, Sample):
         if event.rewards is not None:
             answers = "".join(

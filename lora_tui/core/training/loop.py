@@ -57,12 +57,14 @@ from lora_tui.core.training.events import (
     Event,
     Failed,
     Finished,
+    Notice,
     Sample,
     Started,
     Step,
     Validation,
 )
 from lora_tui.core.training.job import TrainingJob
+from lora_tui.core.training.memory import SwapWatch, apply_memory_limits
 from lora_tui.core.training.methods import RunContext, check_method_fits_data, method_class
 from lora_tui.core.training.params import MODULE_KEYS
 from lora_tui.core.training.ranks import Ranks, check_batch_split, package_versions
@@ -213,6 +215,8 @@ class _Run:
         import mlx.core as mx
         from mlx_lm.tuner.utils import linear_to_lora_layers
 
+        self.memory_limits = apply_memory_limits(self.params.wired_limit, self.params.cache_limit)
+        self.swap = SwapWatch()
         self.model, self.tokenizer = load_model(self.job.model_path)
         quantized = is_quantized(self.model)
         if expand_for_cpu(self.model) and quantized:
@@ -393,6 +397,7 @@ class _Run:
                 notes=self.notes,
                 ranks=self.ranks.size,
                 adapted=[group.to_json() for group in self.adapted],
+                memory_limits=self.memory_limits.to_json(),
             )
         )
         step_seconds: list[float] = []
@@ -442,6 +447,9 @@ class _Run:
                     )
                 )
                 self.method.after_step(progress.step)
+                swapping = self.swap.check()
+                if swapping:
+                    self.emit(Notice(progress.step, swapping))
                 grad, group_losses, group_tokens, group_count = None, [], 0, 0
                 micro_count, group_stats = 0, np.zeros(self.method.stats_size)
                 outcome = self.after_step(progress, optimizer, end_of_epoch=index == len(plan.rows) - 1)
