@@ -4,6 +4,7 @@ import json
 
 import pytest
 from trainkit import arithmetic_rows, train, write_dataset
+from uikit import settle
 
 from lora_tui.cli import main
 from lora_tui.core.training import memory
@@ -66,3 +67,22 @@ def test_a_run_that_starts_swapping_says_so_in_its_events(tiny_model_dir, tmp_pa
     [notice] = [e for e in events if e.type == "notice"]
     assert notice.step == 1 and "1.0 GB of swap in use" in notice.message
     assert json.loads((tmp_path / "adapter" / "events.jsonl").read_text().splitlines()[0])["memory_limits"]
+
+
+async def test_the_dashboard_shows_the_limits_and_warns_of_swapping(isolated_home):
+    from lora_tui.app import make_app
+    from lora_tui.core.training.events import Step
+    from lora_tui.messages import TrainingEventPosted
+
+    started = Started({}, 1, 10, 10, 10, 8, 0, memory_limits=MemoryLimits(21 * 10**9, None).to_json())
+    step = Step(1, 0.1, 2.5, 1e-4, 100.0, 1.0, 64, 3 * 10**9, 9.0)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        for event in (started, step, Notice(1, "The system is swapping: 1.0 GB of swap in use.")):
+            app.post_message(TrainingEventPosted(event, live=False))
+        await settle(pilot)
+        assert "limits wired 21.0 GB" in str(app.screen.query_one("#run-numbers").render())
+        log = "".join(str(line.text) for line in app.screen.query_one("#run-log").lines)
+        assert "warning at step 1: The system is swapping" in log
+        assert any("The system is swapping" in str(n.message) for n in app._notifications)
