@@ -168,3 +168,23 @@ def test_thinking_is_off_by_default_for_a_template_with_the_switch(tmp_path):
     assert decode(generator.prompt_tokens(question, thinking=True)).endswith("<|im_start|>assistant\n")
     pieces = list(generator.stream(question, Sampling(max_tokens=3, temperature=0, thinking=True)))
     assert pieces  # a real model streams real tokens either way
+
+
+def test_chat_thinking_flag_reaches_the_template(tmp_path, isolated_home, monkeypatch, capsys):
+    from familytemplates import make_chat_family_model
+
+    prompts = []
+    real = Generator.prompt_tokens
+
+    def recorded(self, history, system=None, thinking=False):
+        tokens = real(self, history, system, thinking)
+        prompts.append(self.tokenizer.decode(tokens))
+        return tokens
+
+    monkeypatch.setattr(Generator, "prompt_tokens", recorded)
+    model = make_chat_family_model(tmp_path / "qwen3", "qwen3")
+    for extra in ([], ["--thinking"]):
+        args = ["chat", "--model", str(model), "--prompt", "Hi", "--max-tokens", "2", "--temp", "0", *extra]
+        assert main(args) == 0
+    assert prompts[0].endswith("assistant\n<think>\n\n</think>\n\n") and prompts[1].endswith("assistant\n")
+    assert capsys.readouterr().out  # the replies, streamed

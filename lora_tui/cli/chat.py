@@ -21,6 +21,7 @@ def chat(args, context: Context) -> int:
         repetition_penalty=args.repetition_penalty,
         max_tokens=args.max_tokens,
         seed=args.seed,
+        thinking=args.thinking,
     ).check()
     model_path, model_name, adapter = _chat_model(args, context)
     generator = Generator(model_path, model_name)
@@ -99,4 +100,9 @@ def add_commands(commands) -> None:
         "--repetition-penalty", type=float, default=defaults.repetition_penalty, metavar="R", help="default %(default)s"
     )
     chat_parser.add_argument("--seed", type=int, default=None, metavar="S", help="for repeatable sampling")
+    chat_parser.add_argument(
+        "--thinking",
+        action="store_true",
+        help="let a model whose chat template has a thinking switch (Qwen3) think before it answers (default: off)",
+    )
     chat_parser.set_defaults(handler=chat)
