@@ -188,3 +188,14 @@ def test_chat_thinking_flag_reaches_the_template(tmp_path, isolated_home, monkey
         assert main(args) == 0
     assert prompts[0].endswith("assistant\n<think>\n\n</think>\n\n") and prompts[1].endswith("assistant\n")
     assert capsys.readouterr().out  # the replies, streamed
+
+
+def test_a_base_model_chats_as_plain_completion_and_says_so(tmp_path, isolated_home, capsys):
+    from familytemplates import make_chat_family_model
+
+    model = make_chat_family_model(tmp_path / "base", "base")
+    stats = GenerationStats()
+    list(Generator(model).stream([Turn("user", "The capital of France is")], GREEDY, stats=stats))
+    assert stats.plain_completion
+    assert main(["chat", "--model", str(model), "--prompt", "The capital of France is", "--max-tokens", "2"]) == 0
+    assert "no chat template: plain completion" in capsys.readouterr().err

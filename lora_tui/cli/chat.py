@@ -8,7 +8,7 @@ from pathlib import Path
 from lora_tui.cli.output import Context, say
 from lora_tui.core.adapters.registry import adapter_base_path, adapter_path, describe_adapter
 from lora_tui.core.errors import UserError
-from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
+from lora_tui.core.inference.generate import PLAIN_COMPLETION_NOTE, GenerationStats, Generator, Sampling, Turn
 from lora_tui.core.models.store import resolve_model_path
 
 
@@ -40,7 +40,8 @@ def chat(args, context: Context) -> int:
         history.append(Turn("assistant", "".join(pieces)))
         say(
             f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
-            f"first token {stats.time_to_first_token:.2f} s]"
+            f"first token {stats.time_to_first_token:.2f} s"
+            + (f"; {PLAIN_COMPLETION_NOTE}]" if stats.plain_completion else "]")
         )
 
     if args.prompt is not None:

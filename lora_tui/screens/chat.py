@@ -26,7 +26,7 @@ from lora_tui.core.adapters.packages import training_system_prompt
 from lora_tui.core.adapters.registry import adapter_base_path, get_adapter, list_adapters
 from lora_tui.core.data.records import append_chat_example, append_preference_pair
 from lora_tui.core.errors import UserError
-from lora_tui.core.inference.generate import GenerationStats, Generator, Sampling, Turn
+from lora_tui.core.inference.generate import PLAIN_COMPLETION_NOTE, GenerationStats, Generator, Sampling, Turn
 from lora_tui.core.serving.client import stream_chat
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.gc_pauses import freeze_long_lived_objects
@@ -416,7 +416,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         line = (
             f"{stats.generated_tokens} tokens, first after {stats.time_to_first_token * 1000:.0f} ms, "
             f"{stats.tokens_per_second:.1f} tok/s ({stats.finish_reason or 'stop'})"
-        )
+        ) + (f"; {PLAIN_COMPLETION_NOTE}" if stats.plain_completion else "")
         self.stats_lines[side] = f"{side}: {line}" if self.compare else line
         # Side by side, each side's numbers on a line of their own: one line cuts the second at 80 columns.
         self.query_one("#chat-stats", Static).update(

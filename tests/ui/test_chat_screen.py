@@ -321,3 +321,15 @@ async def test_bad_settings_are_marked_as_typed_and_an_adapters_system_prompt_is
         screen.query_one("#chat-model-a", Select).value = "lora:arith"
         await settle(pilot)
         assert screen.query_one("#system-prompt", TextArea).text == "You are terse."
+
+
+async def test_a_base_model_chats_as_plain_completion_and_the_stats_say_so(chat_home, tmp_path):
+    from familytemplates import make_chat_family_model
+
+    base = make_chat_family_model(tmp_path / "base", "base")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _chat(pilot, str(base))
+        await _ask(pilot, "The capital of France is")
+        assert screen.sides["a"].history[-1].role == "assistant"
+        assert "no chat template: plain completion" in str(screen.query_one("#chat-stats").render())

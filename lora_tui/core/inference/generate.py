@@ -50,6 +50,9 @@ class Sampling:
         return self
 
 
+PLAIN_COMPLETION_NOTE = "no chat template: plain completion, the model continues the text as written"
+
+
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
@@ -57,6 +60,7 @@ class GenerationStats:
     time_to_first_token: float = 0.0
     tokens_per_second: float = 0.0
     finish_reason: str = ""  # "stop", "length" or "cancelled"
+    plain_completion: bool = False  # the model has no chat template: it continued the text as written
 
 
 @dataclass
@@ -143,6 +147,7 @@ class Generator:
         stats = stats if stats is not None else GenerationStats()
         tokens = self.prompt_tokens(history, system, sampling.thinking)
         stats.prompt_tokens = len(tokens)
+        stats.plain_completion = not getattr(self.tokenizer, "chat_template", None)
         if sampling.seed is not None:
             mx.random.seed(sampling.seed)
         sampler = make_sampler(sampling.temperature, sampling.top_p, sampling.min_p, top_k=sampling.top_k)
