@@ -245,3 +245,12 @@ def test_data_check_warns_once_when_the_template_drops_system_prompts(tmp_path, 
     assert warning.line == 1 and "has no place for this record's system prompt" in warning.message
     gemma = load_token_counter(make_chat_family_model(folder / "gemma3", "gemma3"))
     assert not [w for w in check_dataset(path, gemma).warnings if w.kind == "system-dropped"]
+
+
+def test_a_config_that_names_only_endoftext_still_ends_phi3_turns_at_end(tmp_path_factory, tmp_path):
+    from transformers import AutoTokenizer
+
+    folder = make_chat_family_model(tmp_path_factory.mktemp("phi3") / "phi3", "phi3")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))  # no eos_token_ids list: EOS is <|endoftext|>
+    [record] = read(tmp_path, {"messages": TWO_TURNS})
+    assert trained_texts(tokenizer, mask_record(tokenizer, record)) == TRAINED_TURNS["phi3"]

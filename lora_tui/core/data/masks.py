@@ -22,6 +22,7 @@ from lora_tui.core.data.records import Record
 from lora_tui.core.data.rendering import has_chat_template, render_tokens, system_prompt_dropped
 from lora_tui.core.errors import UserError
 
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
 BOUNDARY_SLACK = 2  # tokens at the end of a rendered prompt that may tokenize otherwise once an answer follows
 
 
@@ -65,8 +66,8 @@ class MaskedRecord:
 
 
 def mask_record(tokenizer, record: Record, last_turn_only: bool = False, stops=None) -> MaskedRecord:
-    """The record's tokens as training reads them, split into trained and masked parts. `stops`: the tokens
-    that end a turn (default: the tokenizer's EOS ids)."""
+    """The record's tokens as training reads them, split into trained and masked parts. `stops`: more tokens
+    that end a turn than `turn_enders` finds."""
     if record.text is not None:
         tokens = _text_tokens(tokenizer, record.text)
         return MaskedRecord(tuple(tokens), (Part("text", 0, len(tokens), True),))
@@ -78,11 +79,20 @@ def mask_record(tokenizer, record: Record, last_turn_only: bool = False, stops=N
     answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     if last_turn_only or not has_chat_template(tokenizer):
         answers = answers[-1:]
-    stops = set(stops or getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
+    stops = turn_enders(tokenizer, stops or ())
     spans = [_turn_span(tokenizer, record, messages, whole, i, stops) for i in answers]
     _check_in_order(record, spans)
     parts = _parts(messages, answers, spans, len(whole), has_chat_template(tokenizer))
     return MaskedRecord(tuple(whole), parts, dropped)
+
+
+def turn_enders(tokenizer, extra=()) -> set[int]:
+    """The ids that may end a turn: EOS, the model's eos_token_ids, and the known end-of-turn tokens the
+    tokenizer has (a config may name only <|endoftext|> where the template ends turns with <|end|>)."""
+    listed = getattr(tokenizer, "eos_token_ids", None)  # mlx-lm's set; a transformers tokenizer may answer an int
+    ids = set(extra) | ({listed} if isinstance(listed, int) else set(listed or ())) | {tokenizer.eos_token_id}
+    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+    return {added[token] for token in END_OF_TURN_TOKENS if token in added} | ids - {None}
 
 
 def _text_tokens(tokenizer, text: str) -> list[int]:
