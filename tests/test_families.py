@@ -133,3 +133,20 @@ def test_the_fused_model_computes_what_base_and_adapter_do_and_keeps_the_templat
     assert alone.prompt_tokens([Turn("user", "What is 3 plus 3?")]) == tokens  # the same chat template
     logits = lambda g: np.array(g.model(mx.array([tokens]))[0].astype(mx.float32))  # noqa: E731
     np.testing.assert_allclose(logits(alone), logits(with_adapter), atol=1e-4, rtol=1e-4)
+
+
+def test_a_family_mlx_lm_cannot_load_is_refused_in_one_sentence_before_anything_is_written(
+    tiny_model_dir, isolated_home, tmp_path, capsys
+):
+    import shutil
+
+    from lora_tui.cli import main
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "model_type": "llama9000"}))
+    data = write_dataset(tmp_path / "data", rows_for("llama"))
+    assert main(["train", "--model", str(model), "--data", str(data), "--name", "new"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "mlx-lm has no model class for the 'llama9000' family" in error and error.count("\n") == 0
+    assert not (isolated_home.adapters_dir / "new").exists()

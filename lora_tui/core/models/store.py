@@ -196,6 +196,30 @@ def load_model(path: Path):
         raise UserError(f"{path}: cannot load this model ({_first_line(exc)}).") from None
 
 
+def check_family(path: Path) -> None:
+    """Refuse, before anything is written, a model whose family mlx-lm has no class for."""
+    import importlib.util
+
+    from mlx_lm.utils import MODEL_REMAPPING
+
+    try:
+        model_type = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return  # load_model says what is wrong with the folder
+    if not isinstance(model_type, str):
+        return
+    module = MODEL_REMAPPING.get(model_type, model_type)
+    try:
+        found = importlib.util.find_spec(f"mlx_lm.models.{module}") is not None
+    except (ImportError, ValueError):  # a model_type that is no module name at all
+        found = False
+    if not found:
+        raise UserError(
+            f"{path}: mlx-lm has no model class for the {model_type!r} family, so it cannot be trained or chatted "
+            "with here; a newer mlx-lm may have it (pip install -U mlx-lm)."
+        )
+
+
 def is_quantized(model) -> bool:
     import mlx.nn as nn
 

@@ -22,7 +22,7 @@ from lora_tui.core.data.records import dataset_files, load_records
 from lora_tui.core.data.split import split_dataset
 from lora_tui.core.errors import UserError
 from lora_tui.core.locations import Locations
-from lora_tui.core.models.store import resolve_model
+from lora_tui.core.models.store import check_family, resolve_model
 from lora_tui.core.names import validate_name
 from lora_tui.core.stopping import stop_on_signals
 from lora_tui.core.training.adapted import check_targets
@@ -78,6 +78,7 @@ def prepare_job(
         start = starting_adapter(locations.adapters_dir, from_adapter, model_path)
         parameters = build_params(parameters.to_json(), adapter_layout(start))
         log(f"Starting from the adapter {from_adapter!r}: its rank, scale, layers and projections.")
+    check_family(model_path)
     check_targets(model_path, {m: MODULE_KEYS[m] for m in parameters.target_modules})
     data_path = Path(data).expanduser()
     columns = parse_columns(parameters.columns)
