@@ -49,7 +49,9 @@ async def test_token_budget_of_the_demo_model(demo_home, demo_model_dir, tmp_pat
         table = app.screen.query_one("#token-table", DataTable)
         rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1] for i in range(table.row_count)}
         assert rows["total"] == f"{expected['total']:,}" and rows["counted by"] == "tiktoken"
-        assert "<|im_start|>assistant\n0.<|im_end|>" in str(app.screen.query_one("#record-view").render())
+        shown = str(app.screen.query_one("#record-view").render())
+        assert "<|im_start|>assistant\n\nassistant 1 · " in shown  # the prompt masked up to the answer
+        assert "· trained\n0.<|im_end|>\n" in shown  # then the answer and its end of turn, trained
 
 
 async def test_chat_answers_with_the_demo_model(demo_home):
