@@ -111,6 +111,7 @@ async def test_rename_then_delete_with_confirmation(two_adapters):
         await settle(pilot)
         assert (two_adapters.adapters_dir / "sums").is_dir() and not (two_adapters.adapters_dir / "arith").exists()
         table = app.screen.query_one(DataTable)
+        await wait_until(lambda: "sums" in _names(table), "the table to list the new name")  # it reloads in a worker
         table.move_cursor(row=_names(table).index("sums"))
         await pilot.press("d")
         await pilot.pause()
