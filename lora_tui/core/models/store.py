@@ -234,7 +234,6 @@ def expand_for_cpu(model) -> bool:
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten, tree_map
-    from mlx_lm.utils import dequantize_model
 
     if mx.default_device() != mx.cpu:
         return False
@@ -243,16 +242,54 @@ def expand_for_cpu(model) -> bool:
     if not (quantized or half) or _float32_bytes(model) > _physical_memory() // 2:
         return False
     if quantized:
-        for _, module in model.named_modules():  # float32 scales: dequantized straight to float32, 4x faster
-            for key in ("scales", "biases"):
-                if module.get(key) is not None:
-                    module[key] = module[key].astype(mx.float32)
-        dequantize_model(model)
+        _dequantize_layer_by_layer(model)
     model.update(
         tree_map(lambda w: w.astype(mx.float32) if w.dtype in (mx.float16, mx.bfloat16) else w, model.parameters())
     )
     mx.eval(model.parameters())
     return True
+
+
+def _dequantize_layer_by_layer(model) -> None:
+    """Each quantized layer replaced by a float32 one, one at a time, so that the quantized copy goes as its
+    float32 twin comes: the peak stays under the two copies (dequantizing all at once held a third, measured
+    on Gemma 3 270M). Scales go to float32 first: dequantized straight to float32, 4x faster."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_unflatten
+    from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
+
+    kinds = {nn.QuantizedLinear: nn.Linear, nn.QuantizedEmbedding: nn.Embedding, QuantizedSwitchLinear: SwitchLinear}
+    names = [name for name, module in model.named_modules() if type(module) in kinds]
+    modules = dict(model.named_modules())
+    for name in names:
+        twin = _float32_twin(modules.pop(name), kinds)
+        model.update_modules(tree_unflatten([(name, twin)]))
+        mx.eval(twin.parameters())
+
+
+def _float32_twin(module, kinds: dict):
+    """A quantized layer's float32 twin (its weight lazily dequantized)."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    biases = module.get("biases")
+    weight = mx.dequantize(
+        module.weight,
+        module.scales.astype(mx.float32),
+        None if biases is None else biases.astype(mx.float32),
+        module.group_size,
+        module.bits,
+        module.mode,
+    )
+    has_bias = "bias" in module
+    twin = kinds[type(module)](
+        *weight.shape[::-1], **({} if isinstance(module, nn.QuantizedEmbedding) else {"bias": has_bias})
+    )
+    twin.weight = weight
+    if has_bias:
+        twin.bias = module.bias
+    return twin
 
 
 def _float32_bytes(model) -> int:
