@@ -65,7 +65,7 @@ def plan_epoch(
         lengths = [len(e.tokens) for e in examples]
         # Rows as wide as the longest record's padded row (attention costs the square of the row length),
         # filled up to that width: the positions are computed anyway.
-        rows = _pack_rows(lengths, min(max_seq_length, padded_length(max(lengths, default=1))), rng)
+        rows = pack_rows(lengths, min(max_seq_length, padded_length(max(lengths, default=1))), rng)
     else:
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
         rows = [(i,) for i in order]
@@ -75,13 +75,25 @@ def plan_epoch(
     return BatchPlan(tuple(tuple(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)))
 
 
+def longest_first(plan: BatchPlan, examples: list[Example]) -> BatchPlan:
+    """The plan with its heaviest batch (rows x widest row) first: where a run peaks in memory."""
+    if not plan.rows:
+        return plan
+
+    def weight(batch) -> int:
+        return len(batch) * max(sum(len(examples[i].tokens) for i in row) for row in batch)
+
+    heaviest = max(range(len(plan.rows)), key=lambda b: weight(plan.rows[b]))
+    return BatchPlan((plan.rows[heaviest], *plan.rows[:heaviest], *plan.rows[heaviest + 1 :]))
+
+
 def padded_length(tokens: int) -> int:
     """The row a sequence of this many tokens is padded to: inputs (all but the last token) fill whole
     multiples of PAD_MULTIPLE."""
     return PAD_MULTIPLE * max(1, -(-(tokens - 1) // PAD_MULTIPLE)) + 1
 
 
-def _pack_rows(lengths: list[int], capacity: int, rng) -> list[tuple[int, ...]]:
+def pack_rows(lengths: list[int], capacity: int, rng) -> list[tuple[int, ...]]:
     """First-fit decreasing; ties in length are broken by a seeded shuffle."""
     shuffled = rng.permutation(len(lengths))
     order = sorted(shuffled, key=lambda i: -lengths[i])

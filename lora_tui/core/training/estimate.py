@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import Failed, Started, Step
+from lora_tui.core.training.fit import estimate_memory, read_shape, training_lengths
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.params import build_params
@@ -32,6 +33,7 @@ class Estimate:
     epochs: int
     tokens_per_second: float
     peak_memory_bytes: int
+    predicted_peak_bytes: int | None = None  # what fit.py said before anything loaded
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -42,12 +44,13 @@ class Estimate:
         return self.seconds_per_epoch * self.epochs
 
     def describe(self) -> str:
+        predicted = f", predicted {human_bytes(self.predicted_peak_bytes)}" if self.predicted_peak_bytes else ""
         return (
             f"{human_duration(self.seconds_per_epoch)} per epoch ({self.steps_per_epoch} steps of "
             f"{self.seconds_per_step:.2f} s, {self.tokens_per_second:.0f} tok/s), "
             f"{human_duration(self.total_seconds)} for {counted(self.epochs, 'epoch')}; peak memory "
-            f"{human_bytes(self.peak_memory_bytes)} "
-            f"(measured over {self.steps_measured} steps; validation not included)"
+            f"{human_bytes(self.peak_memory_bytes)}{predicted} "
+            f"(measured over {self.steps_measured} steps, the first on the longest batch; validation not included)"
         )
 
     def to_json(self) -> dict:
@@ -55,7 +58,8 @@ class Estimate:
 
 
 def estimate_run(job: TrainingJob, steps: int = TRIAL_STEPS) -> Estimate:
-    """Train `steps` real steps of `job` in a scratch folder and time them (validation time not included)."""
+    """Train `steps` real steps of `job` in a scratch folder, the first on its longest batch, and time them
+    (validation time not included)."""
     started: list[Started] = []
     measured: list[Step] = []
     stop = threading.Event()
@@ -71,7 +75,7 @@ def estimate_run(job: TrainingJob, steps: int = TRIAL_STEPS) -> Estimate:
     trial_params = build_params({**job.params.to_json(), "steps_per_eval": 100000, "save_every": 0})
     scratch = Path(tempfile.mkdtemp(prefix="lora-tui-estimate-"))
     try:
-        trial = replace(job, adapter_dir=scratch / "trial", params=trial_params, resume=False)
+        trial = replace(job, adapter_dir=scratch / "trial", params=trial_params, resume=False, longest_first=True)
         outcome = run_training(trial, listen, stop)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -87,4 +91,13 @@ def estimate_run(job: TrainingJob, steps: int = TRIAL_STEPS) -> Estimate:
         epochs=job.params.epochs,
         tokens_per_second=statistics.median(s.tokens_per_second for s in timed),
         peak_memory_bytes=max(s.peak_memory_bytes for s in measured),
+        predicted_peak_bytes=predicted_peak(job),
     )
+
+
+def predicted_peak(job: TrainingJob) -> int | None:
+    try:
+        shape = read_shape(job.model_path)
+        return estimate_memory(shape, job.params, training_lengths(job.model_path, job.data)).total
+    except (UserError, KeyError, TypeError, ValueError, OSError):  # a layout fit.py cannot read: the trial stands
+        return None

@@ -21,6 +21,7 @@ class TrainingJob:
     resume: bool = False
     from_adapter: Path | None = None  # an adapter to start from (and, for DPO, the reference)
     sweep: dict | None = None  # the sweep this run belongs to: {"name": ..., "values": {parameter: value}}
+    longest_first: bool = False  # a trial (train --estimate): its first batch is the run's longest
 
     def to_json(self) -> dict:
         return {

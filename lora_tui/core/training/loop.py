@@ -51,6 +51,7 @@ from lora_tui.core.files import building_dir, folder_size
 from lora_tui.core.inference.generate import greedy_batch
 from lora_tui.core.models.store import expand_for_cpu, is_quantized, load_model
 from lora_tui.core.training.adapted import adapted_modules, unadapted_experts
+from lora_tui.core.training.batching import longest_first
 from lora_tui.core.training.events import (
     Cancelled,
     Checkpoint,
@@ -402,7 +403,7 @@ class _Run:
         )
         step_seconds: list[float] = []
         for epoch in range(progress.epoch, p.epochs):
-            plan = self.method.plan("train", epoch)
+            plan = self.epoch_plan(epoch, first=epoch == progress.epoch)
             grad, group_losses, group_tokens, group_count, started = None, [], 0, 0, time.perf_counter()
             micro_count, group_stats = 0, np.zeros(self.method.stats_size)
             for index in range(progress.next_batch if epoch == progress.epoch else 0, len(plan.rows)):
@@ -458,6 +459,14 @@ class _Run:
                 started = time.perf_counter()
             progress.epoch, progress.next_batch = epoch + 1, 0
         return self.finish(progress, "completed")
+
+    def epoch_plan(self, epoch: int, first: bool):
+        """The epoch's batches; a trial's first epoch starts with its longest batch (its peak is the run's)."""
+        plan = self.method.plan("train", epoch)
+        examples = self.method.train_examples_planned()
+        if self.job.longest_first and first and examples is not None:
+            return longest_first(plan, examples)
+        return plan
 
     def micro_batches(self, rows, progress: Progress, optimizer):
         """The method's micro-batches of a batch; a reward that fails stops the run with what was trained saved."""

@@ -27,6 +27,7 @@ from lora_tui.core.names import validate_name
 from lora_tui.core.stopping import stop_on_signals
 from lora_tui.core.training.adapted import check_targets
 from lora_tui.core.training.events import Event
+from lora_tui.core.training.fit import check_run_fits
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.methods import check_method_fits_format
@@ -88,6 +89,9 @@ def prepare_job(
     check_method_fits_format(parameters.method, report.format, data_path)
     if parameters.method == "grpo":
         check_grpo_rewards(parameters, data_path, columns)
+    estimate = check_run_fits(model_path, parameters, data_path, columns)
+    if estimate is not None:
+        log(f"Memory: {estimate.describe()}.")
     _check_writable(locations.adapters_dir)
     if valid_fraction:
         _check_hold_out(data_path, report, valid_fraction)

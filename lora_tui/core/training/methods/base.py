@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from lora_tui.core.data.records import Record
-from lora_tui.core.training.batching import BatchPlan
+from lora_tui.core.training.batching import BatchPlan, Example
 from lora_tui.core.training.events import Event
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.params import TrainingParams
@@ -76,6 +76,10 @@ class Method:
 
     def plan(self, split: str, epoch: int) -> BatchPlan:
         raise NotImplementedError
+
+    def train_examples_planned(self) -> list[Example] | None:
+        """The examples the training plan's indices name (to find its longest batch); None: not by length."""
+        return None
 
     def micro_batches(self, split: str, rows, whole: bool = False) -> list[MicroBatch]:
         """This rank's share of a batch as micro-batches (`whole`: one, for validation)."""

@@ -56,6 +56,9 @@ class PairMethod(Method):
         epoch = epoch if split == "train" else 0
         return plan_epoch(self.pairs[split].longer(), p.batch_size, p.seed, epoch, False, p.max_seq_length)
 
+    def train_examples_planned(self) -> list:
+        return self.pairs["train"].longer()
+
     def micro_batches(self, split: str, rows, whole: bool = False) -> list[MicroBatch]:
         import mlx.core as mx
 

@@ -101,6 +101,9 @@ class Supervised(Method):
         )
         return BatchPlan(tuple(tuple(tuple(chosen[i] for i in row) for row in batch) for batch in plan.rows))
 
+    def train_examples_planned(self) -> list:
+        return self.train_examples
+
     def micro_batches(self, split: str, rows, whole: bool = False) -> list[MicroBatch]:
         import mlx.core as mx
 
