@@ -158,3 +158,41 @@ class ConfirmDialog(Dialog):
 
     def request(self) -> bool:
         return True
+
+
+class FitDialog(Dialog):
+    """A run that would not fit in memory: what it needs, and one button (and number key) per change that
+    makes it fit; dismisses with the chosen change's parameter values, or None."""
+
+    ok_label = "Back to the form"
+
+    def __init__(self, problem: str, fixes: list) -> None:
+        super().__init__()
+        self.heading, self.fixes = problem, fixes
+        for number in range(1, len(fixes) + 1):
+            self._bindings.bind(str(number), f"apply({number - 1})", f"Fix {number}")
+
+    def fields(self) -> ComposeResult:
+        yield Static("Apply one of these to the form, then start again:", classes="dialog-preview")
+        for number, fix in enumerate(self.fixes, start=1):
+            yield Button(f"{number}  {_setting_words(fix.values)}", id=f"fix-{number - 1}", classes="fit-fix")
+
+    def on_mount(self) -> None:
+        self.query_one("#ok", Button).display = False
+        self.query_one("#cancel", Button).label = "Back to the form"
+        (self.query_one("#fix-0", Button) if self.fixes else self.query_one("#cancel", Button)).focus()
+
+    @on(Button.Pressed, ".fit-fix")
+    def pressed(self, event: Button.Pressed) -> None:
+        self.action_apply(int(event.button.id.removeprefix("fix-")))
+
+    def action_apply(self, index: int) -> None:
+        self.dismiss(self.fixes[index].values)
+
+    def request(self):
+        return None
+
+
+def _setting_words(values: dict) -> str:
+    """{"batch_size": 2, "grad_checkpoint": True} -> "batch size 2, grad checkpoint on"."""
+    return ", ".join(f"{name.replace('_', ' ')} {'on' if value is True else value}" for name, value in values.items())

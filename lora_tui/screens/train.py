@@ -24,6 +24,7 @@ from lora_tui.core.names import validate_name
 from lora_tui.core.threads import mlx_worker_thread
 from lora_tui.core.training.adapted import model_projections, short_names
 from lora_tui.core.training.estimate import estimate_run
+from lora_tui.core.training.fit import DoesNotFit
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.launch import check_hosts, read_hostfile
 from lora_tui.core.training.params import PARAMS, PRESETS, Param, build_params
@@ -33,6 +34,7 @@ from lora_tui.core.training.setup import prepare_job
 from lora_tui.core.training.sweeps import NOT_SWEPT, expand_grid, parse_sweep
 from lora_tui.core.units import counted
 from lora_tui.messages import TrainingRequested
+from lora_tui.screens.dialogs import FitDialog
 from lora_tui.widgets.app_footer import AppFooter
 from lora_tui.widgets.area_bar import AreaBar
 from lora_tui.widgets.model_picker import ModelPicker
@@ -129,6 +131,7 @@ class StartChecked(Message):
     problem: str | None
     estimate_only: bool = False
     hostfile: Path | None = None
+    fixes: tuple = ()  # a run that would not fit: the changes that make it fit (fit.Fix)
 
 
 @dataclass
@@ -506,6 +509,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         """Off the UI thread: resolving (maybe downloading) the model, checking every line of the data
         and reaching every host take time."""
         app = self.app
+        fixes = ()
         try:
             if hostfile is not None:
                 check_hosts(hostfile)
@@ -521,12 +525,18 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             problem = None
             if report is not None:
                 problem = f"The dataset has {report.first_error()}"
+        except DoesNotFit as exc:
+            job, problem, fixes = None, str(exc), tuple(exc.fixes)
         except UserError as exc:
             job, problem = None, str(exc)
-        self.post_message(StartChecked(job, problem, estimate_only, hostfile))
+        self.post_message(StartChecked(job, problem, estimate_only, hostfile, fixes))
 
     @on(StartChecked)
     def started(self, message: StartChecked) -> None:
+        if message.problem and message.fixes:
+            self.refresh_start()
+            self.app.push_screen(FitDialog(message.problem, list(message.fixes)), self.apply_fix)
+            return
         if message.problem:
             self.refresh_start()
             self.notify(message.problem, severity="error", timeout=8)
@@ -537,6 +547,15 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             return
         self.refresh_start()
         self.app.post_message(TrainingRequested(message.job, message.hostfile))
+
+    def apply_fix(self, values: dict | None) -> None:
+        """A change from the fit dialog, written into the form's fields (then checked as if typed)."""
+        if not values:
+            return
+        for name, value in values.items():
+            self.query_one(f"#param-{name}", Input).value = shown(value)
+        applied = ", ".join(f"{name.replace('_', ' ')} {shown(value)}" for name, value in values.items())
+        self.notify(f"Applied {applied}. Start (ctrl+s) trains with it.")
 
     @work(thread=True, exclusive=True, group="train-estimate", exit_on_error=False)
     def measure(self, job) -> None:

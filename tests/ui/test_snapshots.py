@@ -156,6 +156,30 @@ def test_dialog(snap_compare, fixed_home, dialog, size):
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fit_dialog(snap_compare, fixed_home, size):
+    """A run that would not fit: the figures, and a button (and number key) per change that fits."""
+    from lora_tui.core.training.fit import Budget, DoesNotFit, Fix, LongestBatch, MemoryEstimate
+    from lora_tui.screens.dialogs import FitDialog
+
+    estimate = MemoryEstimate(
+        538_000_000, 7_900_000, 24_750_000_000, 7_650_000_000, 750_000_000, LongestBatch(32, 3040, 3040), "float32"
+    )
+    fixes = [
+        Fix({"batch_size": 2, "grad_accumulation_steps": 16}, 20_800_000_000),
+        Fix({"max_seq_length": 384}, 21_500_000_000, "cuts 8 records to 384 tokens"),
+    ]
+    refusal = DoesNotFit(estimate, Budget(23_300_000_000, "available memory"), fixes, None)
+
+    async def run_before(pilot):
+        await pilot.press(str(AREA_KEYS["train"]))
+        await still(pilot)
+        pilot.app.push_screen(FitDialog(str(refusal), fixes))
+        await still(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
 def test_chat_compare_snapshot(snap_compare, fixed_home):
     async def run_before(pilot):
         await pilot.press("5")
