@@ -176,7 +176,8 @@ the default LoRA (rank 8 on q, k, v, o of the last 16 blocks), computing in floa
 - activations, per token, for each block from the lowest adapted one (17 with the one in flight):
   2 norms x 2 x 4096 + 2 x 4096 (q, attention output) + 2 x 1024 (k, v) + 4 x 14336 (MLP)
   + 32 heads x the row length (attention probabilities) values, x 2 bytes; with checkpointing,
-  4096 values per block plus two blocks' worth;
+  4096 values per block plus two blocks' worth; beside them the final norm (2 x 4096) and one
+  block's probability gradients (32 x the row length);
 - logits: rows x tokens x 32,768 x 4 bytes x 4 copies.
 
 | batch (rows x tokens) | grad checkpoint | weights GB | adapter GB | activations GB | logits GB | total GB |

@@ -12,13 +12,15 @@ data's token counts, the run's peak is the sum of:
   attention output, the MLP's four intermediates, and one attention row per head (MLX
   materialises the probabilities for the backward pass); with gradient checkpointing, each
   block's input plus one block's worth, recomputed. One more block's worth is in flight
-  below the adapted ones;
+  below the adapted ones, and the backward pass holds one block's probability gradients;
 - the logits of that batch in float32, four copies alive at the peak of the loss's
   backward pass (logits, softmax, the one-hot scatter and their sum).
 
 bench/fit.py measures predicted against measured peaks (BENCHMARKS.md). At load time,
-expanding a quantized model to float32 briefly holds both copies (and a third of the layer
-being dequantized); the peak is the larger of that and training's.
+expanding a quantized model to float32 briefly holds both copies (and MLX's CPU dequantize
+one more of the layer at hand); the peak is the larger of that and training's. A GRPO run is
+counted as its largest group of sampled answers trained at once; the cache its sampling
+grows is not counted.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ def estimate_memory(shape: ModelShape, params, lengths: list[int], on_cpu: bool 
     block = _block_elements(shape, batch.width)
     # With checkpointing each block keeps its input; one block is recomputed and one is in flight.
     kept = adapted_layers * shape.hidden + 2 * block if params.grad_checkpoint else (adapted_layers + 1) * block
-    activations = batch.tokens * (kept + 2 * shape.hidden) * element
+    # Beside them: the final norm's input and output, and the gradient of one block's attention probabilities.
+    activations = batch.tokens * (kept + 2 * shape.hidden + shape.heads * batch.width) * element
     logits = batch.rows * batch.logit_width * shape.vocab * 4 * LOGIT_COPIES
     # Dequantizing layer by layer holds both copies, and MLX's CPU dequantize one more of the layer at hand.
     loading = shape.stored_bytes + weights + shape.largest_quantized * 4 if expands else weights
@@ -423,12 +426,19 @@ def training_lengths(model_path: Path, data: Path, columns: dict[str, str] | Non
 
 
 def check_run_fits(
-    model_path: Path, params, data: Path, columns: dict[str, str] | None = None
+    model_path: Path, params, data: Path, columns: dict[str, str] | None = None, ranks: int = 1
 ) -> MemoryEstimate | None:
     """Before anything loads: the run's predicted peak, refused (DoesNotFit) when this machine cannot give it;
-    None for a config this estimate cannot read (a layout without the usual sizes)."""
+    None for a config this estimate cannot read (a layout without the usual sizes). With several ranks, the
+    peak of one (its share of each batch), not checked: the ranks' machines are not this one."""
+    from lora_tui.core.training.params import build_params
+
     try:
         shape = read_shape(model_path)
     except (KeyError, TypeError, ZeroDivisionError):
         return None
-    return check_fit(shape, params, training_lengths(model_path, data, columns), memory_budget())
+    lengths = training_lengths(model_path, data, columns)
+    if ranks > 1:
+        share = build_params({**params.to_json(), "batch_size": -(-params.batch_size // ranks)})
+        return estimate_memory(shape, share, lengths)
+    return check_fit(shape, params, lengths, memory_budget())
