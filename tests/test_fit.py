@@ -8,7 +8,7 @@ import threading
 import pytest
 from familytemplates import FAMILIES, make_chat_family_model
 from textual.widgets import Input, Select
-from trainkit import arithmetic_rows, write_dataset
+from trainkit import arithmetic_rows, train, write_dataset
 from uikit import settle, wait_until
 
 from lora_tui.cli import main
@@ -19,6 +19,7 @@ from lora_tui.core.training.fit import Budget, DoesNotFit, check_fit, estimate_m
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.params import build_params
 from lora_tui.core.training.queue import RunQueue
+from lora_tui.core.units import human_bytes
 
 MODEL_FAMILIES = [name for name in FAMILIES if name != "base"]
 
@@ -229,3 +230,26 @@ async def test_the_form_offers_the_changes_and_applies_the_one_chosen(
             shown = "on" if value is True else str(value)
             assert form.query_one(f"#param-{name}", Input).value == shown
     assert not (isolated_home.adapters_dir / "too-big").exists()
+
+
+def test_the_run_reports_its_prediction_beside_the_measured_peak(tiny_model_dir, tmp_path):
+    from lora_tui.core.training.events import describe
+
+    data = write_dataset(tmp_path / "data", _mixed_rows())
+    events = []
+    train(tiny_model_dir, data, tmp_path / "run", events.append, max_seq_length=1024)
+    started = events[0]
+    assert started.predicted_peak_bytes == _tiny_needs(tiny_model_dir, data, max_seq_length=1024)
+    assert f"predicted peak memory: {human_bytes(started.predicted_peak_bytes)}" in describe(started)
+    measured = max(event.peak_memory_bytes for event in events if event.type == "step")
+    assert 0.8 <= started.predicted_peak_bytes / measured <= 1.2  # MLX's own count of what it allocated
+
+
+def test_a_rank_of_several_is_estimated_for_its_share_and_not_refused(tiny_model_dir, tmp_path, small_budget):
+    data = write_dataset(tmp_path / "data", _mixed_rows())
+    params = build_params({"batch_size": 4, "max_seq_length": 1024})
+    small_budget(_tiny_needs(tiny_model_dir, data, max_seq_length=1024))
+    with pytest.raises(DoesNotFit):
+        fit.check_run_fits(tiny_model_dir, params, data)
+    share = fit.check_run_fits(tiny_model_dir, params, data, ranks=2)
+    assert share.batch.rows == 2

@@ -29,7 +29,12 @@ def train(args, context: Context) -> int:
         return sweep_or_queue(args, context)
     ranks = _checked_ranks(args)  # before anything else, so nothing is written for a bad hostfile
     job, report = _prepare(
-        args, context, resume=args.resume, log=say, sweep=json.loads(args.sweep_of) if args.sweep_of else None
+        args,
+        context,
+        resume=args.resume,
+        log=say,
+        sweep=json.loads(args.sweep_of) if args.sweep_of else None,
+        ranks=max(ranks, 1),
     )
     if report is not None:
         print("\n".join(report.describe()))

@@ -188,6 +188,7 @@ class DashboardScreen(Screen):
         self.adapter_path: str | None = None
         self.ranks = 1
         self.memory_limits = ""  # the MLX limits the run set ("wired 21 GB"), shown by the peak
+        self.predicted_peak: int | None = None  # what fit.py predicted, shown under the measured peak
         self.query_one(LossChart).clear()
         self.query_one(RichLog).clear()
         self.query_one(ProgressBar).update(total=1, progress=0)  # still, not the indeterminate animation
@@ -206,6 +207,7 @@ class DashboardScreen(Screen):
             self.ranks = event.ranks
             self.query_one("#run-title", Static).update(title)
             self.memory_limits = MemoryLimits(**event.memory_limits).describe() if event.memory_limits else ""
+            self.predicted_peak = event.predicted_peak_bytes
             log.write(describe(event))
         elif isinstance(event, Step):
             self.last_step = event
@@ -295,6 +297,7 @@ class DashboardScreen(Screen):
                 f"{step.tokens_per_second:.0f} tok/s{' (all ranks)' if self.ranks > 1 else ''}  "
                 f"{step.iterations_per_second:.2f} it/s\n"
                 f"eta {human_duration(step.eta_seconds)}  peak {human_bytes(step.peak_memory_bytes)}\n"
+                + (f"predicted {human_bytes(self.predicted_peak)}\n" if self.predicted_peak else "")
                 + (f"limits {self.memory_limits}\n" if self.memory_limits else "")
                 + f"checkpoint {self.last_checkpoint}"
             )

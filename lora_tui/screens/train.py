@@ -521,6 +521,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
                 data,
                 flags=flags,
                 valid_fraction=valid_fraction,
+                ranks=len(read_hostfile(hostfile)) if hostfile is not None else 1,
             )
             problem = None
             if report is not None:

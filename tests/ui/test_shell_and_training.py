@@ -145,7 +145,9 @@ async def test_real_training_from_the_form_to_the_dashboard(home, tmp_path):
         assert len(dashboard.query_one(LossChart).valid) >= 1
         assert dashboard.query_one(ProgressBar).progress == 8
         assert "finished (completed) at step 8" in _log_text(dashboard)
-        assert "step 8/8" in str(dashboard.query_one("#run-numbers").render())
+        numbers = str(dashboard.query_one("#run-numbers").render())
+        assert "step 8/8" in numbers and "\npredicted " in numbers  # fit.py's peak, under the measured one
+        assert "predicted peak memory: " in _log_text(dashboard)
         await pilot.press("c")  # the finished adapter, in Chat
         await _settle(app, pilot)
         assert app.current_mode == "chat" and app.screen.query_one("#chat-model-a", Select).value == "lora:from-form"

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from lora_tui.core.errors import UserError
 from lora_tui.core.training.events import Failed, Started, Step
-from lora_tui.core.training.fit import estimate_memory, read_shape, training_lengths
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.loop import run_training
 from lora_tui.core.training.params import build_params
@@ -33,7 +32,7 @@ class Estimate:
     epochs: int
     tokens_per_second: float
     peak_memory_bytes: int
-    predicted_peak_bytes: int | None = None  # what fit.py said before anything loaded
+    predicted_peak_bytes: int | None = None  # what fit.py predicts for the run
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -91,13 +90,5 @@ def estimate_run(job: TrainingJob, steps: int = TRIAL_STEPS) -> Estimate:
         epochs=job.params.epochs,
         tokens_per_second=statistics.median(s.tokens_per_second for s in timed),
         peak_memory_bytes=max(s.peak_memory_bytes for s in measured),
-        predicted_peak_bytes=predicted_peak(job),
+        predicted_peak_bytes=started[0].predicted_peak_bytes,
     )
-
-
-def predicted_peak(job: TrainingJob) -> int | None:
-    try:
-        shape = read_shape(job.model_path)
-        return estimate_memory(shape, job.params, training_lengths(job.model_path, job.data)).total
-    except (UserError, KeyError, TypeError, ValueError, OSError):  # a layout fit.py cannot read: the trial stands
-        return None

@@ -41,6 +41,7 @@ class Started(Event):
     ranks: int = 1  # processes training together (data parallel)
     adapted: list = field(default_factory=list)  # where the LoRA went: adapted.Adapted.to_json() per projection
     memory_limits: dict = field(default_factory=dict)  # memory.MemoryLimits.to_json(): what was set for MLX
+    predicted_peak_bytes: int | None = None  # fit.py's prediction for the run's records (None: not predicted)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ def describe(event: Event) -> str:
         )
         limits = MemoryLimits(**event.memory_limits).describe() if event.memory_limits else ""
         adapted += f"\nmemory limits: {limits}" if limits else ""
+        if event.predicted_peak_bytes:
+            adapted += f"\npredicted peak memory: {human_bytes(event.predicted_peak_bytes)}"
         return (
             f"{notes}started: {event.train_records} train / {event.valid_records} valid records, "
             f"{event.total_steps} steps, "

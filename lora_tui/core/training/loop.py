@@ -64,6 +64,7 @@ from lora_tui.core.training.events import (
     Step,
     Validation,
 )
+from lora_tui.core.training.fit import estimate_memory, read_shape
 from lora_tui.core.training.job import TrainingJob
 from lora_tui.core.training.memory import SwapWatch, apply_memory_limits
 from lora_tui.core.training.methods import RunContext, check_method_fits_data, method_class
@@ -399,6 +400,7 @@ class _Run:
                 ranks=self.ranks.size,
                 adapted=[group.to_json() for group in self.adapted],
                 memory_limits=self.memory_limits.to_json(),
+                predicted_peak_bytes=self.predicted_peak(),
             )
         )
         step_seconds: list[float] = []
@@ -532,6 +534,18 @@ class _Run:
         answers = greedy_batch(self.model, self.tokenizer, prompts, max_tokens)
         self.model.train()
         return [answer.text.strip() for answer in answers]
+
+    def predicted_peak(self) -> int | None:
+        """fit.py's peak for this run's tokenized records, shown beside the measured one (one process only:
+        ranks share the batch)."""
+        examples = self.method.train_examples_planned()
+        if examples is None or self.ranks.size > 1:
+            return None
+        try:
+            shape = read_shape(self.job.model_path)
+        except (KeyError, TypeError, ZeroDivisionError):  # a config without the usual sizes
+            return None
+        return estimate_memory(shape, self.params, [len(example.tokens) for example in examples]).total
 
     def count_parameters(self, trainable: bool) -> int:
         from mlx.utils import tree_flatten

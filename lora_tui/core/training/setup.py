@@ -52,6 +52,7 @@ def prepare_job(
     from_adapter: str | None = None,
     sweep: dict | None = None,
     check_only: bool = False,
+    ranks: int = 1,
 ) -> tuple[TrainingJob | None, DatasetReport | None]:
     """A checked TrainingJob, or (None, report) when the data has errors.
 
@@ -59,6 +60,8 @@ def prepare_job(
     (a held-out split, the removal of an adapter being overwritten) happens under the adapter's lock.
     With `check_only`, everything is checked and nothing is written: (None, None) means the run can start
     (a queued run, or one run of a sweep, checked before any starts). `sweep` is recorded with the run.
+    A run that would not fit in this machine's memory is refused (fit.DoesNotFit); one of several `ranks`
+    is only estimated.
     """
     name = validate_name(name, "adapter name")
     adapter_dir = locations.adapters_dir / name
@@ -89,9 +92,9 @@ def prepare_job(
     check_method_fits_format(parameters.method, report.format, data_path)
     if parameters.method == "grpo":
         check_grpo_rewards(parameters, data_path, columns)
-    estimate = check_run_fits(model_path, parameters, data_path, columns)
+    estimate = check_run_fits(model_path, parameters, data_path, columns, ranks)
     if estimate is not None:
-        log(f"Memory: {estimate.describe()}.")
+        log(f"Memory{' per rank' if ranks > 1 else ''}: {estimate.describe()}.")
     _check_writable(locations.adapters_dir)
     if valid_fraction:
         _check_hold_out(data_path, report, valid_fraction)
