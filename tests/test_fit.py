@@ -253,3 +253,15 @@ def test_a_rank_of_several_is_estimated_for_its_share_and_not_refused(tiny_model
         fit.check_run_fits(tiny_model_dir, params, data)
     share = fit.check_run_fits(tiny_model_dir, params, data, ranks=2)
     assert share.batch.rows == 2
+
+
+def test_a_broken_tokenizer_is_one_sentence_before_anything_is_written(tiny_model_dir, tmp_path, isolated_home, capsys):
+    import shutil
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    (model / "tokenizer.json").write_text("{not json")
+    data = write_dataset(tmp_path / "data", arithmetic_rows(8))
+    assert main(["train", "--model", str(model), "--data", str(data), "--name", "new"]) == 1
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"lora-tui: {model}: cannot load the model's tokenizer (") and "\n" not in said
+    assert not (isolated_home.adapters_dir / "new").exists()

@@ -22,6 +22,7 @@ import numpy as np
 from lora_tui.core.data.masks import MaskedRecord, mask_record
 from lora_tui.core.data.records import Record
 from lora_tui.core.data.rendering import has_chat_template, render_text
+from lora_tui.core.errors import UserError
 from lora_tui.core.units import human_count
 
 PAIR_PARTS = ("prompt", "chosen", "rejected")
@@ -182,9 +183,14 @@ def pair_length(parts: tuple[int, int, int]) -> int:
 
 
 def load_token_counter(model_path: Path) -> TokenCounter:
+    """The counter for a model folder's tokenizer; a missing or broken tokenizer is a UserError."""
     from transformers import AutoTokenizer
 
-    hf = AutoTokenizer.from_pretrained(str(model_path))
+    try:
+        hf = AutoTokenizer.from_pretrained(str(model_path))
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise UserError(f"{model_path}: cannot load the model's tokenizer ({first}).") from None
     encoding = tiktoken_encoding(Path(model_path) / "tokenizer.json", hf)
     return TokenCounter(hf, encoding, turn_stops(Path(model_path), hf))
 
