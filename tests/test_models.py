@@ -137,6 +137,6 @@ def test_a_model_too_big_for_memory_in_float32_stays_as_it_is(tiny_model_dir, mo
     from lora_tui.core.models import store as models
 
     model = _half_precision_4bit(tiny_model_dir)
-    monkeypatch.setattr(models, "_physical_memory", lambda: 2 * models._float32_bytes(model) - 1)
+    monkeypatch.setattr(models, "physical_memory", lambda: 2 * models._float32_bytes(model) - 1)
     assert models.expand_for_cpu(model) is False
     assert any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())

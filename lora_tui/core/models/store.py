@@ -239,7 +239,7 @@ def expand_for_cpu(model) -> bool:
         return False
     quantized = is_quantized(model)
     half = any(w.dtype in (mx.float16, mx.bfloat16) for _, w in tree_flatten(model.parameters()))
-    if not (quantized or half) or _float32_bytes(model) > _physical_memory() // 2:
+    if not expands_on_cpu(quantized, half, _float32_bytes(model)):
         return False
     if quantized:
         _dequantize_layer_by_layer(model)
@@ -292,6 +292,12 @@ def _float32_twin(module, kinds: dict):
     return twin
 
 
+def expands_on_cpu(quantized: bool, half: bool, float32_bytes: int) -> bool:
+    """Whether expand_for_cpu turns such a model into float32: quantized or half-precision weights whose
+    float32 copy takes at most half this machine's memory."""
+    return (quantized or half) and float32_bytes <= physical_memory() // 2
+
+
 def _float32_bytes(model) -> int:
     """Bytes of the model's weights in float32 (quantized weights counted unpacked; their scales vanish)."""
     total = 0
@@ -303,7 +309,7 @@ def _float32_bytes(model) -> int:
     return total
 
 
-def _physical_memory() -> int:
+def physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

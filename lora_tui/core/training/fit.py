@@ -26,14 +26,13 @@ grows is not counted.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.models.store import safetensors_header
+from lora_tui.core.models.store import expands_on_cpu, safetensors_header
 from lora_tui.core.training.batching import PAD_MULTIPLE, pack_rows, padded_length
 from lora_tui.core.units import counted, human_bytes
 
@@ -214,7 +213,7 @@ class MemoryEstimate:
     logits: int
     loading: int  # the peak while the weights load (both copies when expanded)
     batch: LongestBatch
-    precision: str  # "float32", "bfloat16", "4-bit" ...
+    precision: str  # "float32", "16-bit" or "quantized": how training holds the weights
 
     @property
     def training(self) -> int:
@@ -249,7 +248,7 @@ class MemoryEstimate:
 def estimate_memory(shape: ModelShape, params, lengths: list[int], on_cpu: bool | None = None) -> MemoryEstimate:
     """The run's peak memory, predicted (see the module's docstring)."""
     on_cpu = _on_cpu() if on_cpu is None else on_cpu
-    expands = on_cpu and (shape.quantized or shape.half) and shape.float32_bytes <= physical_memory() // 2
+    expands = on_cpu and expands_on_cpu(shape.quantized, shape.half, shape.float32_bytes)
     if expands or not (shape.quantized or shape.half):
         weights, precision, element = shape.float32_bytes, "float32", 4
     else:
@@ -300,13 +299,6 @@ def _on_cpu() -> bool:
     return mx.default_device() == mx.cpu
 
 
-def physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 0
-
-
 @dataclass(frozen=True)
 class Budget:
     bytes: int
@@ -315,9 +307,11 @@ class Budget:
 
 def memory_budget() -> Budget | None:
     """What this machine can give MLX now: Metal's recommended working set on a Mac, available memory on
-    Linux; None where neither can be read."""
+    Linux's CPU backend; None where neither applies or can be read (another GPU backend: no check)."""
     import mlx.core as mx
 
+    if mx.default_device() != mx.cpu and not mx.metal.is_available():
+        return None
     if mx.metal.is_available():
         working_set = int(mx.device_info().get("max_recommended_working_set_size", 0))
         return Budget(working_set, "Metal's recommended working set") if working_set else None
