@@ -229,6 +229,13 @@ async def test_the_form_offers_the_changes_and_applies_the_one_chosen(
         for name, value in first.values.items():
             shown = "on" if value is True else str(value)
             assert form.query_one(f"#param-{name}", Input).value == shown
+        form.query_one("#param-batch_size", Input).value = "8"
+        await settle(pilot)
+        await pilot.click("#queue-run")  # Queue is checked the same way, and offers the same changes
+        await wait_until(lambda: isinstance(app.screen, FitDialog), "the fit dialog from Queue", timeout=60)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is form
     assert not (isolated_home.adapters_dir / "too-big").exists()
 
 

@@ -154,6 +154,7 @@ def dataset_key(path_text: str, columns: str) -> str:
 class Queued(Message):
     text: str
     failed: bool = False
+    fixes: tuple = ()  # a run that would not fit: the changes that make it fit (fit.Fix)
 
 
 @dataclass
@@ -459,6 +460,9 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         app = self.app
         try:
             jobs = queue_runs(app.locations, app.settings.extra_model_dirs(), model, data, runs, valid_fraction)
+        except DoesNotFit as exc:
+            self.post_message(Queued(str(exc), failed=True, fixes=tuple(exc.fixes)))
+            return
         except UserError as exc:
             self.post_message(Queued(str(exc), failed=True))
             return
@@ -468,6 +472,9 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     @on(Queued)
     def queued(self, message: Queued) -> None:
         self.refresh_start()
+        if message.fixes:
+            self.app.push_screen(FitDialog(message.text, list(message.fixes)), self.apply_fix)
+            return
         self.notify(message.text, severity="error" if message.failed else "information", timeout=10)
 
     def check_form_then(self, estimate_only: bool) -> None:
