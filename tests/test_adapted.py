@@ -34,7 +34,7 @@ def test_the_started_event_lists_each_adapted_projection_and_its_layers(tiny_mod
         ("mlp.down_proj", [1]),
     ]
     assert sum(a["parameters"] for a in started.adapted) == started.trainable_parameters
-    line = describe(started).splitlines()[-1]
+    line = next(line for line in describe(started).splitlines() if line.startswith("adapted: "))
     assert line.startswith("adapted: q_proj 1 layer (1) ") and ", down_proj 1 layer (1) " in line
     assert line.endswith(f"of 0.13M, {started.trainable_parameters / started.total_parameters:.1%}")
 

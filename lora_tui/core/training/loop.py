@@ -219,6 +219,7 @@ class _Run:
 
         self.memory_limits = apply_memory_limits(self.params.wired_limit, self.params.cache_limit)
         self.swap = SwapWatch()
+        mx.reset_peak_memory()  # the steps' peak is this run's, loading included, not the process's so far
         self.model, self.tokenizer = load_model(self.job.model_path)
         quantized = is_quantized(self.model)
         if expand_for_cpu(self.model) and quantized:
