@@ -2,7 +2,6 @@
 weight loads; a run that would not fit refused (CLI, queue, form) with the changes that make it fit; the
 trial of `train --estimate` starts on the longest batch, so its peak is the run's."""
 
-import json
 import threading
 
 import pytest
@@ -56,13 +55,17 @@ def test_the_shape_read_from_headers_is_the_loaded_model(family_models, family):
     assert shape.block_norms == (4 if family == "gemma3" else 2)
 
 
-def test_a_quantized_model_counts_its_unpacked_parameters(demo_model_dir):
-    from lora_tui.core.models.store import count_parameters
+def test_a_quantized_model_counts_the_parameters_it_has_dequantized(demo_model_dir):
+    from mlx.utils import tree_flatten
+
+    from lora_tui.core.models.store import expand_for_cpu, load_model
 
     shape = read_shape(demo_model_dir)
-    config = json.loads((demo_model_dir / "config.json").read_text())
-    assert shape.quantized and shape.parameters == count_parameters(demo_model_dir, config["quantization"])
-    assert shape.stored_bytes < shape.parameters  # about 4.5 bits a parameter
+    model, _ = load_model(demo_model_dir)
+    assert shape.quantized and shape.stored_bytes < shape.parameters  # about 4.5 bits a parameter
+    assert shape.largest_quantized == 49152 * 576  # the embedding
+    expand_for_cpu(model)
+    assert shape.float32_bytes == sum(v.nbytes for _, v in tree_flatten(model.parameters()))
     assert shape.projections["self_attn.k_proj"] == (576, 192)
 
 

@@ -164,8 +164,6 @@ class FitDialog(Dialog):
     """A run that would not fit in memory: what it needs, and one button (and number key) per change that
     makes it fit; dismisses with the chosen change's parameter values, or None."""
 
-    ok_label = "Back to the form"
-
     def __init__(self, problem: str, fixes: list) -> None:
         super().__init__()
         self.heading, self.fixes = problem, fixes

@@ -125,15 +125,24 @@ def safetensors_header(path: Path) -> dict:
         return json.loads(handle.read(length))
 
 
+def tensor_headers(path: Path) -> dict[str, dict]:
+    """Every tensor's dtype and shape in a model folder's safetensors shards (no tensor is read)."""
+    tensors: dict[str, dict] = {}
+    for shard in sorted(Path(path).glob("*.safetensors")):
+        tensors.update({k: v for k, v in safetensors_header(shard).items() if k != "__metadata__"})
+    return tensors
+
+
 def count_parameters(path: Path, quantization: dict | None) -> int:
+    return count_tensor_parameters(tensor_headers(path), quantization)
+
+
+def count_tensor_parameters(tensors: dict[str, dict], quantization: dict | None) -> int:
     """Parameters of the full-precision model, counted from safetensors headers.
 
     A quantized weight packs 32/bits values into each uint32; its scales and
     biases are quantization overhead, not parameters.
     """
-    tensors: dict[str, dict] = {}
-    for shard in path.glob("*.safetensors"):
-        tensors.update({k: v for k, v in safetensors_header(shard).items() if k != "__metadata__"})
     total = 0
     for key, info in tensors.items():
         count = 1
@@ -252,18 +261,17 @@ def expand_for_cpu(model) -> bool:
 
 def _dequantize_layer_by_layer(model) -> None:
     """Each quantized layer replaced by a float32 one, one at a time, so that the quantized copy goes as its
-    float32 twin comes: the peak stays under the two copies (dequantizing all at once held a third, measured
-    on Gemma 3 270M). Scales go to float32 first: dequantized straight to float32, 4x faster."""
+    float32 twin comes: the peak stays under the two copies (dequantizing all at once held a third copy of
+    some layers, measured on Gemma 3 270M). Scales go to float32 first: dequantized straight to float32, 4x faster."""
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_unflatten
     from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
 
     kinds = {nn.QuantizedLinear: nn.Linear, nn.QuantizedEmbedding: nn.Embedding, QuantizedSwitchLinear: SwitchLinear}
-    names = [name for name, module in model.named_modules() if type(module) in kinds]
-    modules = dict(model.named_modules())
-    for name in names:
-        twin = _float32_twin(modules.pop(name), kinds)
+    quantized = {name: module for name, module in model.named_modules() if type(module) in kinds}
+    for name in list(quantized):
+        twin = _float32_twin(quantized.pop(name), kinds)  # popped: the quantized layer is freed once replaced
         model.update_modules(tree_unflatten([(name, twin)]))
         mx.eval(twin.parameters())
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lora_tui.core.errors import UserError
-from lora_tui.core.models.store import expands_on_cpu, safetensors_header
+from lora_tui.core.models.store import count_tensor_parameters, expands_on_cpu, tensor_headers
 from lora_tui.core.training.batching import PAD_MULTIPLE, pack_rows, padded_length
 from lora_tui.core.units import counted, human_bytes
 
@@ -77,9 +77,7 @@ def read_shape(model_path: Path) -> ModelShape:
     except (OSError, ValueError) as exc:
         raise UserError(f"{model_path / 'config.json'}: cannot read the model's config ({exc}).") from None
     text = {**config, **config.get("text_config", {})}
-    tensors = {}
-    for shard in sorted(model_path.glob("*.safetensors")):
-        tensors.update({k: v for k, v in safetensors_header(shard).items() if k != "__metadata__"})
+    tensors = tensor_headers(model_path)
     bits = _quantized_bits(config)
     head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
     experts = text.get("num_experts_per_tok") or 1
@@ -97,7 +95,7 @@ def read_shape(model_path: Path) -> ModelShape:
         head_norms=head_norms,
         projections=_projections(tensors, bits),
         stored_bytes=sum(_tensor_bytes(info) for info in tensors.values()),
-        parameters=_parameters(tensors, bits),
+        parameters=count_tensor_parameters(tensors, _quantization(config)),
         quantized=any(_packed(name, tensors) for name in tensors),
         half=any(info["dtype"] in ("F16", "BF16") for info in tensors.values()),
         largest_quantized=max(
@@ -125,9 +123,13 @@ def _packed(name: str, tensors: dict) -> bool:
     return tensors[name]["dtype"] == "U32" and f"{name.removesuffix('.weight')}.scales" in tensors
 
 
+def _quantization(config: dict) -> dict:
+    return config.get("quantization") or config.get("quantization_config") or {}
+
+
 def _quantized_bits(config: dict):
     """weight name -> bits, for a quantized model's layers (the default for those not named)."""
-    quantization = config.get("quantization") or config.get("quantization_config") or {}
+    quantization = _quantization(config)
     default = quantization.get("bits", 4)
     return lambda name: (quantization.get(name.removesuffix(".weight")) or {}).get("bits", default)
 
@@ -158,15 +160,6 @@ def _projections(tensors: dict, bits) -> dict[str, tuple[int, int]]:
             outputs, inputs = _unpacked_shape(name, info, tensors, bits)
             found[matched["module"]] = (inputs, outputs)
     return found
-
-
-def _parameters(tensors: dict, bits) -> int:
-    total = 0
-    for name, info in tensors.items():
-        if name.endswith((".scales", ".biases")) and f"{name.rsplit('.', 1)[0]}.scales" in tensors:
-            continue
-        total += _count(_unpacked_shape(name, info, tensors, bits))
-    return total
 
 
 @dataclass(frozen=True)
@@ -381,30 +374,39 @@ def find_fixes(shape: ModelShape, params, lengths: list[int], budget: int, on_cp
     the largest max sequence length that fits."""
     from lora_tui.core.training.params import PARAMS_BY_NAME, build_params
 
-    most_accumulated = int(PARAMS_BY_NAME["grad_accumulation_steps"].high)
+    most_steps = int(PARAMS_BY_NAME["grad_accumulation_steps"].high)
 
     def needs(values: dict) -> int:
         return estimate_memory(shape, build_params({**params.to_json(), **values}), lengths, on_cpu).total
 
-    fixes = []
-    bases = [{}] if params.grad_checkpoint else [{}, {"grad_checkpoint": True}]
-    if not params.grad_checkpoint and needs(bases[1]) <= budget:
-        fixes.append(Fix(bases[1], needs(bases[1])))
-        bases = [{}]
+    def first_that_fits(candidates) -> Fix | None:
+        for values in candidates:
+            if (needed := needs(values)) <= budget:
+                return Fix(values, needed)
+        return None
+
+    checkpointing = {"grad_checkpoint": True}
+    if not params.grad_checkpoint and (alone := first_that_fits([checkpointing])):
+        bases, fixes = [{}], [alone]
+    else:
+        bases, fixes = [{}] if params.grad_checkpoint else [{}, checkpointing], []
+    longest = min(max(lengths, default=1), params.max_seq_length)
     for base in bases:
-        for batch_size in range(params.batch_size - 1, 0, -1):
-            accumulate = min(-(-params.batch_size * params.grad_accumulation_steps // batch_size), most_accumulated)
-            values = {**base, "batch_size": batch_size, "grad_accumulation_steps": accumulate}
-            if needs(values) <= budget:
-                fixes.append(Fix(values, needs(values)))
-                break
-        longest = min(max(lengths, default=1), params.max_seq_length)
-        for length in range((longest - 1) // 32 * 32, 31, -32):
-            values = {**base, "max_seq_length": length}
-            if needs(values) <= budget:
-                cut = sum(n > length for n in lengths)
-                fixes.append(Fix(values, needs(values), f"cuts {counted(cut, 'record')} to {length} tokens"))
-                break
+        records_per_step = params.batch_size * params.grad_accumulation_steps
+        smaller_batch = first_that_fits(
+            {**base, "batch_size": size, "grad_accumulation_steps": min(-(-records_per_step // size), most_steps)}
+            for size in range(params.batch_size - 1, 0, -1)
+        )
+        shorter = first_that_fits(
+            {**base, "max_seq_length": length}
+            for length in range((longest - 1) // PAD_MULTIPLE * PAD_MULTIPLE, PAD_MULTIPLE - 1, -PAD_MULTIPLE)
+        )
+        if shorter is not None:
+            length = shorter.values["max_seq_length"]
+            shorter = replace(
+                shorter, cost=f"cuts {counted(sum(n > length for n in lengths), 'record')} to {length} tokens"
+            )
+        fixes += [fix for fix in (smaller_batch, shorter) if fix is not None]
         if fixes:
             break
     return fixes
